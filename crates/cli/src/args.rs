@@ -1,0 +1,184 @@
+//! Command-line arguments.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use portgate_model::PortSpec;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What is reachable on the addresses you own, whether it should be, and what is behind it.
+#[derive(Debug, Parser)]
+#[command(name = "portgate", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Scan TCP ports of hosts, addresses and ranges.
+    ///
+    /// Exit status: 0 when the scan completed, 2 on a usage or input error, 3 when the scan
+    /// could not complete (a target did not resolve, or the deadline was reached).
+    Scan(ScanArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// Versioned JSON (schema portgate.scan.v1).
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ScanArgs {
+    /// Hostnames (every A and AAAA record is scanned), IPv4 or IPv6 addresses, CIDR ranges.
+    #[arg(value_name = "TARGET")]
+    pub(crate) targets: Vec<String>,
+
+    /// Read targets from FILE (also `-iL FILE`): one or more per line, `#` starts a comment.
+    #[arg(long = "input-list", value_name = "FILE")]
+    pub(crate) input_list: Vec<PathBuf>,
+
+    /// Ports: 22,80,443  8000-8100  1024-  -  all  top100  top1000  T:22,U:53.
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PORTS",
+        default_value = "top1000",
+        allow_hyphen_values = true
+    )]
+    pub(crate) ports: PortSpec,
+
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    pub(crate) format: Format,
+
+    /// Write the report to this file instead of standard output.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) output_file: Option<PathBuf>,
+
+    /// List only open ports (the others are still counted).
+    #[arg(long, conflicts_with = "all_ports")]
+    pub(crate) open: bool,
+
+    /// List every port; by default a state with more than 25 ports on a host is summarised.
+    #[arg(long)]
+    pub(crate) all_ports: bool,
+
+    /// Retries of an unanswered port (a host that shows loss gets at least 3).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub(crate) retries: u8,
+
+    /// Shortest wait for an answer, whatever the measured round trip.
+    #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "DURATION")]
+    pub(crate) min_rtt_timeout: Duration,
+
+    /// Longest wait for an answer.
+    #[arg(long, value_parser = parse_duration, default_value = "3s", value_name = "DURATION")]
+    pub(crate) max_rtt_timeout: Duration,
+
+    /// Wait before any round trip has been measured.
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    pub(crate) initial_rtt_timeout: Duration,
+
+    /// Ceiling of attempts in flight at once [default: 8192, less if the open-file limit is lower].
+    #[arg(long, value_name = "N")]
+    pub(crate) max_in_flight: Option<usize>,
+
+    /// Attempts in flight to one address at most [default: the in-flight ceiling].
+    #[arg(long, value_name = "N")]
+    pub(crate) host_concurrency: Option<usize>,
+
+    /// Probes per second across the scan [default: unlimited].
+    #[arg(long, value_name = "PER_SECOND")]
+    pub(crate) rate: Option<std::num::NonZeroU32>,
+
+    /// Stop after this long and report the scan as incomplete (exit 3), e.g. 30s, 5m.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    pub(crate) deadline: Option<Duration>,
+
+    /// Refuse scans covering more addresses than this.
+    #[arg(long, default_value_t = portgate_scan::DEFAULT_MAX_ADDRESSES, value_name = "N")]
+    pub(crate) max_hosts: u64,
+
+    /// Resolve names with this DNS server (IP or IP:PORT) instead of the system's.
+    #[arg(long, value_parser = parse_dns_server, value_name = "ADDR")]
+    pub(crate) dns_server: Option<SocketAddr>,
+
+    /// Seed of the random probe order, to repeat a scan's order exactly.
+    #[arg(long, value_name = "N")]
+    pub(crate) seed: Option<u64>,
+
+    /// Never draw a progress bar (it is drawn only when standard error is a terminal).
+    #[arg(long)]
+    pub(crate) no_progress: bool,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text)
+        .map_err(|e| format!("\"{text}\" is not a duration like 250ms, 2s or 5m: {e}"))
+}
+
+fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .map(|ip| SocketAddr::new(ip, 53))
+        .map_err(|_| format!("\"{text}\" is not an IP address or IP:PORT"))
+}
+
+/// nmap users type `-iL FILE`; clap has no two-letter short options, so `-iL` is read
+/// as `--input-list` before parsing.
+pub(crate) fn normalise(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    args.into_iter()
+        .map(|arg| {
+            if arg == "-iL" {
+                OsString::from("--input-list")
+            } else if let Some(rest) = arg.to_str().and_then(|s| s.strip_prefix("-iL"))
+                && !rest.is_empty()
+            {
+                OsString::from(format!("--input-list={rest}"))
+            } else {
+                arg
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn il_is_the_input_list() {
+        let got = normalise(["portgate", "scan", "-iL", "f.txt", "-iLg.txt"].map(OsString::from));
+        assert_eq!(got[2], OsString::from("--input-list"));
+        assert_eq!(got[4], OsString::from("--input-list=g.txt"));
+    }
+
+    #[test]
+    fn dns_server_takes_ip_or_socket_address() {
+        assert_eq!(
+            parse_dns_server("127.0.0.1"),
+            Ok("127.0.0.1:53".parse().unwrap_or_else(|_| unreachable!()))
+        );
+        assert_eq!(
+            parse_dns_server("127.0.0.1:5353").map(|a| a.port()),
+            Ok(5353)
+        );
+        assert!(parse_dns_server("nope").is_err());
+    }
+}

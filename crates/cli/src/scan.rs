@@ -1,0 +1,132 @@
+//! `portgate scan`.
+
+use crate::args::{Format, ScanArgs};
+use crate::{Failure, targets_file};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use portgate_model::ScanStatus;
+use portgate_report::RenderOptions;
+use portgate_scan::{ScanEvent, ScanSink, Scanner};
+use std::io::{IsTerminal, Write};
+
+/// Runs the scan and returns the exit code: 0 completed, 3 incomplete.
+pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
+    let targets = targets_file::collect(&args.targets, &args.input_list)?;
+    raise_open_file_limit();
+    let mut builder = Scanner::builder()
+        .ports(args.ports.clone())
+        .retries(args.retries)
+        .min_rtt_timeout(args.min_rtt_timeout)
+        .max_rtt_timeout(args.max_rtt_timeout)
+        .initial_rtt_timeout(args.initial_rtt_timeout)
+        .rate_limit(args.rate)
+        .deadline(args.deadline)
+        .max_addresses(args.max_hosts)
+        .dns_server(args.dns_server)
+        .seed(args.seed);
+    if let Some(n) = args.max_in_flight {
+        builder = builder.max_in_flight(n);
+    }
+    if let Some(n) = args.host_concurrency {
+        builder = builder.host_concurrency(n);
+    }
+    let scanner = builder.build().map_err(|e| Failure::usage(e.to_string()))?;
+    scanner
+        .check_targets(&targets)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::scan(format!("could not start the async runtime: {e}")))?;
+    let show_progress = !args.no_progress && std::io::stderr().is_terminal();
+    let mut sink = ProgressSink::new(show_progress);
+    let report = runtime
+        .block_on(scanner.run(&targets, &mut sink))
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    sink.finish();
+
+    let options = RenderOptions {
+        only_open: args.open,
+        all_ports: args.all_ports,
+    };
+    let text = match args.format {
+        Format::Table => portgate_report::table(&report, options),
+        Format::Json => portgate_report::json(&report, options),
+    };
+    match &args.output_file {
+        Some(path) => std::fs::write(path, text).map_err(|e| {
+            Failure::scan(format!(
+                "cannot write the report to {}: {e}",
+                path.display()
+            ))
+        })?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            // A closed pipe (e.g. `| head`) is not a scan failure.
+            let _ = stdout
+                .write_all(text.as_bytes())
+                .and_then(|()| stdout.flush());
+        }
+    }
+    Ok(match report.status {
+        ScanStatus::Completed => 0,
+        ScanStatus::Incomplete => {
+            for reason in &report.incomplete_reasons {
+                eprintln!("portgate: incomplete: {reason}");
+            }
+            3
+        }
+    })
+}
+
+/// Probes need one descriptor each: take the hard limit, which is often far above the
+/// soft one. Failing to raise it only means a smaller window.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
+        && soft < hard
+    {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    }
+}
+
+/// Draws a progress bar on standard error when it is a terminal; otherwise does nothing.
+struct ProgressSink {
+    bar: Option<ProgressBar>,
+}
+
+impl ProgressSink {
+    fn new(enabled: bool) -> Self {
+        let bar = enabled.then(|| {
+            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} ports  {msg}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        ProgressSink { bar }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl ScanSink for ProgressSink {
+    fn event(&mut self, event: ScanEvent<'_>) {
+        let Some(bar) = &self.bar else { return };
+        match event {
+            ScanEvent::Started { ports_total, .. } => bar.set_length(ports_total),
+            ScanEvent::Progress(p) => {
+                bar.set_position(p.done);
+                bar.set_message(format!("{} open, {} in flight", p.open, p.in_flight));
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The types that cross portgate's crates.
+//!
+//! Targets, port specifications (with the named port sets), port states and the
+//! [`ScanReport`] a scan produces. This crate is pure data and parsing: it performs
+//! no I/O, opens no socket and reads no file at run time.
+
+mod ports;
+mod report;
+mod state;
+mod target;
+
+pub use ports::{
+    PortSet, PortSetEntry, PortSetSource, PortSpec, PortSpecError, Protocol, port_sets,
+    service_name,
+};
+pub use report::{
+    HostReport, PortResult, ScanMethod, ScanReport, ScanStatus, Summary, TargetReport,
+};
+pub use state::{PortState, Reason};
+pub use target::{TargetSpec, TargetSpecError};

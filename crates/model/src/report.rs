@@ -1,0 +1,169 @@
+//! The result of a scan: per target how it resolved, per address every port's state.
+
+use crate::{PortState, Protocol, Reason};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// How ports were probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMethod {
+    /// Full TCP handshake through the operating system (unprivileged).
+    Connect,
+}
+
+impl ScanMethod {
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScanMethod::Connect => "connect",
+        }
+    }
+}
+
+/// Whether the scan covered everything it was asked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanStatus {
+    /// Every port of every resolvable address has a state.
+    Completed,
+    /// Something was left out: a target did not resolve, or the deadline cut the scan short.
+    Incomplete,
+}
+
+/// One target as given, and what it turned into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetReport {
+    /// The target as the user wrote it.
+    pub input: String,
+    /// `ip`, `cidr` or `hostname`.
+    pub kind: String,
+    /// The addresses scanned for it (for a CIDR range: how many, not each).
+    pub addresses: Vec<IpAddr>,
+    /// For a range, the number of addresses it expanded to.
+    pub address_count: u64,
+    /// For a hostname: each CNAME followed, in order, ending with the canonical name.
+    pub cname_chain: Vec<String>,
+    /// Why the target could not be scanned, if it could not.
+    pub error: Option<String>,
+}
+
+/// The result for one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortResult {
+    /// Port number.
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// The conclusion.
+    pub state: PortState,
+    /// The observation behind it.
+    pub reason: Reason,
+    /// Round-trip time of the answer, in microseconds (none when nothing answered).
+    pub rtt_us: Option<u32>,
+    /// Probes sent for this port.
+    pub attempts: u8,
+    /// When the state was settled, in milliseconds after the scan started.
+    pub at_ms: u32,
+}
+
+/// All results for one address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReport {
+    /// The target (as the user wrote it) this address came from.
+    pub target: String,
+    /// The name it was resolved from, if any.
+    pub hostname: Option<String>,
+    /// The address probed.
+    pub ip: IpAddr,
+    /// How many ports were to be probed.
+    pub ports_requested: u32,
+    /// Results, sorted by protocol then port; ports the scan did not reach are absent.
+    pub ports: Vec<PortResult>,
+}
+
+impl HostReport {
+    /// Number of ports in a state.
+    pub fn count(&self, state: PortState) -> usize {
+        self.ports.iter().filter(|p| p.state == state).count()
+    }
+}
+
+/// One scan, start to finish.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanReport {
+    /// How ports were probed.
+    pub method: ScanMethod,
+    /// When the scan started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// Whether it covered everything.
+    pub status: ScanStatus,
+    /// Why not, when it did not.
+    pub incomplete_reasons: Vec<String>,
+    /// Every target given, in order.
+    pub targets: Vec<TargetReport>,
+    /// Every address scanned, in target order.
+    pub hosts: Vec<HostReport>,
+}
+
+/// Counts over a whole report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Targets given.
+    pub targets: usize,
+    /// Targets that could not be scanned (e.g. did not resolve).
+    pub targets_failed: usize,
+    /// Addresses scanned.
+    pub hosts: usize,
+    /// (address, port) pairs requested.
+    pub ports_requested: u64,
+    /// Pairs with a state.
+    pub ports_scanned: u64,
+    /// Open ports.
+    pub open: u64,
+    /// Closed ports.
+    pub closed: u64,
+    /// Filtered ports.
+    pub filtered: u64,
+    /// Open|filtered ports (UDP).
+    pub open_filtered: u64,
+    /// Requested pairs the scan did not reach (deadline).
+    pub not_scanned: u64,
+}
+
+impl ScanReport {
+    /// Wall time of the scan.
+    pub fn duration(&self) -> Duration {
+        (self.finished_at - self.started_at)
+            .to_std()
+            .unwrap_or_default()
+    }
+
+    /// Counts of targets, hosts and port states.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary {
+            targets: self.targets.len(),
+            targets_failed: self.targets.iter().filter(|t| t.error.is_some()).count(),
+            hosts: self.hosts.len(),
+            ..Summary::default()
+        };
+        for host in &self.hosts {
+            s.ports_requested += u64::from(host.ports_requested);
+            s.ports_scanned += host.ports.len() as u64;
+            for port in &host.ports {
+                match port.state {
+                    PortState::Open => s.open += 1,
+                    PortState::Closed => s.closed += 1,
+                    PortState::Filtered => s.filtered += 1,
+                    PortState::OpenFiltered => s.open_filtered += 1,
+                }
+            }
+        }
+        s.not_scanned = s.ports_requested.saturating_sub(s.ports_scanned);
+        s
+    }
+}

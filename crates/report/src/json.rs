@@ -1,0 +1,285 @@
+//! The versioned JSON document (`-o json`). Its JSON Schema is generated from these
+//! types ([`json_schema`]) and kept in `docs/scan-report.schema.json`.
+
+use crate::{RenderOptions, visible_ports};
+use chrono::{DateTime, SecondsFormat, Utc};
+use portgate_model::{PortState, ScanReport, ScanStatus, service_name};
+use schemars::JsonSchema;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Names this document's format and version. A change that removes or redefines a field
+/// gets a new version; added fields do not.
+pub const JSON_SCHEMA_ID: &str = "portgate.scan.v1";
+
+/// A scan report as JSON.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(title = "portgate scan report", extend("$id" = JSON_SCHEMA_ID))]
+pub struct JsonReport {
+    /// Format and version of this document: `portgate.scan.v1`.
+    pub schema: String,
+    /// Version of portgate that wrote it.
+    pub portgate_version: String,
+    /// How ports were probed: `connect`.
+    pub method: String,
+    /// `completed`, or `incomplete` when a target failed or the deadline cut the scan short.
+    pub status: JsonStatus,
+    /// Why the scan is incomplete; empty when it completed.
+    pub incomplete_reasons: Vec<String>,
+    /// Start, RFC 3339 UTC with milliseconds.
+    pub started_at: String,
+    /// End, RFC 3339 UTC with milliseconds.
+    pub finished_at: String,
+    /// Wall time in milliseconds.
+    pub duration_ms: u64,
+    /// Every target given, in order, with what it resolved to.
+    pub targets: Vec<JsonTarget>,
+    /// Every address scanned.
+    pub hosts: Vec<JsonHost>,
+    /// Counts over the whole scan.
+    pub summary: JsonSummary,
+}
+
+/// Whether the scan covered everything.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum JsonStatus {
+    /// Every port of every resolvable address has a state.
+    Completed,
+    /// Something was left out.
+    Incomplete,
+}
+
+/// A port's state.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub enum JsonState {
+    /// The handshake completed.
+    #[serde(rename = "open")]
+    Open,
+    /// Refused (TCP reset).
+    #[serde(rename = "closed")]
+    Closed,
+    /// No answer after retries, or ICMP unreachable.
+    #[serde(rename = "filtered")]
+    Filtered,
+    /// UDP: no answer.
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
+}
+
+impl From<PortState> for JsonState {
+    fn from(state: PortState) -> Self {
+        match state {
+            PortState::Open => JsonState::Open,
+            PortState::Closed => JsonState::Closed,
+            PortState::Filtered => JsonState::Filtered,
+            PortState::OpenFiltered => JsonState::OpenFiltered,
+        }
+    }
+}
+
+/// One target as given.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonTarget {
+    /// As the user wrote it.
+    pub input: String,
+    /// `ip`, `cidr` or `hostname`.
+    pub kind: String,
+    /// Addresses scanned for it (empty for a CIDR range: see `address_count`).
+    pub addresses: Vec<String>,
+    /// Number of addresses it stood for.
+    pub address_count: u64,
+    /// For a hostname: the CNAMEs followed, in order (empty when none).
+    pub cname_chain: Vec<String>,
+    /// Why it could not be scanned, or null.
+    pub error: Option<String>,
+}
+
+/// One address and its ports.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonHost {
+    /// The target it came from.
+    pub target: String,
+    /// The name it was resolved from, or null.
+    pub hostname: Option<String>,
+    /// The address.
+    pub ip: String,
+    /// Ports that were to be probed.
+    pub ports_requested: u32,
+    /// Ports per state on this host, complete whatever is listed.
+    pub counts: JsonCounts,
+    /// States whose ports are not listed in `ports`, with their counts: a state with more
+    /// than 25 ports is summarised unless `--all-ports`; `--open` leaves out all but open.
+    pub not_shown: BTreeMap<String, usize>,
+    /// Listed ports, by protocol then number.
+    pub ports: Vec<JsonPort>,
+}
+
+/// Ports per state.
+#[derive(Debug, Clone, Copy, Default, Serialize, JsonSchema)]
+pub struct JsonCounts {
+    /// Open.
+    pub open: u64,
+    /// Closed.
+    pub closed: u64,
+    /// Filtered.
+    pub filtered: u64,
+    /// Open|filtered (UDP).
+    pub open_filtered: u64,
+    /// Requested but not reached (deadline).
+    pub not_scanned: u64,
+}
+
+/// One port.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonPort {
+    /// Number.
+    pub port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    /// The conclusion.
+    pub state: JsonState,
+    /// The observation behind it: `syn-ack`, `reset`, `host-unreach`, `net-unreach`,
+    /// `admin-prohibited`, `no-response` or `local-refusal`.
+    pub reason: String,
+    /// The usual service on this port number (a guess from the number, not detected).
+    pub service: Option<String>,
+    /// Round trip of the answer in milliseconds, or null when nothing answered.
+    pub rtt_ms: Option<f64>,
+    /// Probes sent.
+    pub attempts: u8,
+    /// When the state was settled, RFC 3339 UTC with milliseconds.
+    pub observed_at: String,
+}
+
+/// Counts over the whole scan.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub struct JsonSummary {
+    /// Targets given.
+    pub targets: usize,
+    /// Targets that could not be scanned.
+    pub targets_failed: usize,
+    /// Addresses scanned.
+    pub hosts: usize,
+    /// (address, port) pairs requested.
+    pub ports_requested: u64,
+    /// Pairs with a state.
+    pub ports_scanned: u64,
+    /// Open.
+    pub open: u64,
+    /// Closed.
+    pub closed: u64,
+    /// Filtered.
+    pub filtered: u64,
+    /// Open|filtered.
+    pub open_filtered: u64,
+    /// Requested pairs not reached.
+    pub not_scanned: u64,
+}
+
+fn timestamp(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl JsonReport {
+    /// Builds the document for a report.
+    pub fn new(report: &ScanReport, options: RenderOptions) -> Self {
+        let summary = report.summary();
+        let hosts = report
+            .hosts
+            .iter()
+            .map(|host| {
+                let (ports, hidden) = visible_ports(host, options);
+                let count = |state| host.count(state) as u64;
+                JsonHost {
+                    target: host.target.clone(),
+                    hostname: host.hostname.clone(),
+                    ip: host.ip.to_string(),
+                    ports_requested: host.ports_requested,
+                    counts: JsonCounts {
+                        open: count(PortState::Open),
+                        closed: count(PortState::Closed),
+                        filtered: count(PortState::Filtered),
+                        open_filtered: count(PortState::OpenFiltered),
+                        not_scanned: u64::from(host.ports_requested)
+                            .saturating_sub(host.ports.len() as u64),
+                    },
+                    not_shown: hidden
+                        .into_iter()
+                        .map(|(state, n)| (state.as_str().to_string(), n))
+                        .collect(),
+                    ports: ports
+                        .into_iter()
+                        .map(|p| JsonPort {
+                            port: p.port,
+                            protocol: p.protocol.as_str().to_string(),
+                            state: p.state.into(),
+                            reason: p.reason.as_str().to_string(),
+                            service: service_name(p.protocol, p.port).map(str::to_string),
+                            rtt_ms: p.rtt_us.map(|us| f64::from(us) / 1000.0),
+                            attempts: p.attempts,
+                            observed_at: timestamp(
+                                report.started_at
+                                    + chrono::Duration::milliseconds(i64::from(p.at_ms)),
+                            ),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        JsonReport {
+            schema: JSON_SCHEMA_ID.to_string(),
+            portgate_version: env!("CARGO_PKG_VERSION").to_string(),
+            method: report.method.as_str().to_string(),
+            status: match report.status {
+                ScanStatus::Completed => JsonStatus::Completed,
+                ScanStatus::Incomplete => JsonStatus::Incomplete,
+            },
+            incomplete_reasons: report.incomplete_reasons.clone(),
+            started_at: timestamp(report.started_at),
+            finished_at: timestamp(report.finished_at),
+            duration_ms: u64::try_from(report.duration().as_millis()).unwrap_or(u64::MAX),
+            targets: report
+                .targets
+                .iter()
+                .map(|t| JsonTarget {
+                    input: t.input.clone(),
+                    kind: t.kind.clone(),
+                    addresses: t.addresses.iter().map(ToString::to_string).collect(),
+                    address_count: t.address_count,
+                    cname_chain: t.cname_chain.clone(),
+                    error: t.error.clone(),
+                })
+                .collect(),
+            hosts,
+            summary: JsonSummary {
+                targets: summary.targets,
+                targets_failed: summary.targets_failed,
+                hosts: summary.hosts,
+                ports_requested: summary.ports_requested,
+                ports_scanned: summary.ports_scanned,
+                open: summary.open,
+                closed: summary.closed,
+                filtered: summary.filtered,
+                open_filtered: summary.open_filtered,
+                not_scanned: summary.not_scanned,
+            },
+        }
+    }
+}
+
+/// Renders the report as pretty-printed JSON (with a trailing newline).
+pub fn json(report: &ScanReport, options: RenderOptions) -> String {
+    let mut text = serde_json::to_string_pretty(&JsonReport::new(report, options))
+        .unwrap_or_else(|e| format!("{{\"error\": \"could not serialise the report: {e}\"}}"));
+    text.push('\n');
+    text
+}
+
+/// The JSON Schema of [`JsonReport`], pretty-printed.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(JsonReport);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,87 @@
+//! The human-readable table.
+
+use crate::{RenderOptions, visible_ports};
+use portgate_model::{ScanReport, ScanStatus, service_name};
+use std::fmt::Write;
+
+/// Renders the report as text for a terminal: per host a table of ports, then the
+/// targets that failed and a summary line.
+pub fn table(report: &ScanReport, options: RenderOptions) -> String {
+    let mut out = String::new();
+    let summary = report.summary();
+    let seconds = report.duration().as_secs_f64();
+    for host in &report.hosts {
+        let name = match &host.hostname {
+            Some(name) => format!("{name} ({})", host.ip),
+            None => host.ip.to_string(),
+        };
+        let _ = writeln!(out, "{name}");
+        let (ports, hidden) = visible_ports(host, options);
+        if !ports.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<10} {:<9} {:<16} {:<12} {:>9}",
+                "PORT", "STATE", "SERVICE", "REASON", "RTT"
+            );
+            for port in ports {
+                let rtt = port
+                    .rtt_us
+                    .map(|us| format!("{:.1} ms", f64::from(us) / 1000.0))
+                    .unwrap_or_else(|| "-".into());
+                let _ = writeln!(
+                    out,
+                    "{:<10} {:<9} {:<16} {:<12} {:>9}",
+                    format!("{}/{}", port.port, port.protocol),
+                    port.state.as_str(),
+                    service_name(port.protocol, port.port).unwrap_or("-"),
+                    port.reason.as_str(),
+                    rtt
+                );
+            }
+        }
+        if !hidden.is_empty() {
+            let parts: Vec<String> = hidden
+                .iter()
+                .map(|(state, count)| format!("{count} {state}"))
+                .collect();
+            let _ = writeln!(out, "Not shown: {}", parts.join(", "));
+        }
+        let missing = (host.ports_requested as usize).saturating_sub(host.ports.len());
+        if missing > 0 {
+            let _ = writeln!(out, "Not scanned: {missing} ports");
+        }
+        out.push('\n');
+    }
+    for target in &report.targets {
+        if let Some(error) = &target.error {
+            let _ = writeln!(out, "Could not scan {}: {error}", target.input);
+        }
+        if !target.cname_chain.is_empty() {
+            let _ = writeln!(
+                out,
+                "{} is an alias: {} -> {}",
+                target.input,
+                target.input,
+                target.cname_chain.join(" -> ")
+            );
+        }
+    }
+    let status = match report.status {
+        ScanStatus::Completed => "completed",
+        ScanStatus::Incomplete => "INCOMPLETE",
+    };
+    let _ = writeln!(
+        out,
+        "{} host{}, {} ports scanned: {} open, {} closed, {} filtered; {status} in {seconds:.2} s",
+        summary.hosts,
+        if summary.hosts == 1 { "" } else { "s" },
+        summary.ports_scanned,
+        summary.open,
+        summary.closed,
+        summary.filtered,
+    );
+    for reason in &report.incomplete_reasons {
+        let _ = writeln!(out, "Incomplete: {reason}");
+    }
+    out
+}

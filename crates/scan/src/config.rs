@@ -1,0 +1,300 @@
+//! Scanner configuration, assembled with a consuming builder.
+
+use crate::ScanError;
+use portgate_model::PortSpec;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// Default ceiling on attempts in flight at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 8192;
+/// Default cap on the addresses one scan may cover.
+pub const DEFAULT_MAX_ADDRESSES: u64 = 65_536;
+/// File descriptors left for everything that is not a probe.
+const FD_RESERVE: u64 = 128;
+
+/// Everything the engine needs to know; built by [`ScannerBuilder`].
+#[derive(Debug, Clone)]
+pub struct ScanConfig {
+    pub(crate) tcp_ports: Vec<u16>,
+    pub(crate) retries: u8,
+    pub(crate) min_rtt_timeout: Duration,
+    pub(crate) max_rtt_timeout: Duration,
+    pub(crate) initial_rtt_timeout: Duration,
+    pub(crate) initial_in_flight: usize,
+    pub(crate) max_in_flight: usize,
+    pub(crate) host_concurrency: usize,
+    pub(crate) rate: Option<NonZeroU32>,
+    pub(crate) deadline: Option<Duration>,
+    pub(crate) max_addresses: u64,
+    pub(crate) dns_server: Option<SocketAddr>,
+    pub(crate) dns_timeout: Duration,
+    pub(crate) seed: Option<u64>,
+}
+
+impl ScanConfig {
+    /// The TCP ports probed on each address.
+    pub fn tcp_ports(&self) -> &[u16] {
+        &self.tcp_ports
+    }
+
+    /// Retries of an unanswered port (before loss is seen on a host).
+    pub fn retries(&self) -> u8 {
+        self.retries
+    }
+
+    /// The ceiling on attempts in flight.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight
+    }
+}
+
+/// Builds a [`crate::Scanner`]. Every setter consumes and returns the builder.
+#[derive(Debug, Clone)]
+pub struct ScannerBuilder {
+    ports: PortSpec,
+    retries: u8,
+    min_rtt_timeout: Duration,
+    max_rtt_timeout: Duration,
+    initial_rtt_timeout: Duration,
+    initial_in_flight: usize,
+    max_in_flight: Option<usize>,
+    host_concurrency: Option<usize>,
+    rate: Option<NonZeroU32>,
+    deadline: Option<Duration>,
+    max_addresses: u64,
+    dns_server: Option<SocketAddr>,
+    dns_timeout: Duration,
+    seed: Option<u64>,
+}
+
+impl Default for ScannerBuilder {
+    fn default() -> Self {
+        ScannerBuilder {
+            ports: PortSpec::default(),
+            retries: 1,
+            min_rtt_timeout: Duration::from_millis(100),
+            max_rtt_timeout: Duration::from_secs(3),
+            initial_rtt_timeout: Duration::from_secs(1),
+            initial_in_flight: 1024,
+            max_in_flight: None,
+            host_concurrency: None,
+            rate: None,
+            deadline: None,
+            max_addresses: DEFAULT_MAX_ADDRESSES,
+            dns_server: None,
+            dns_timeout: Duration::from_secs(3),
+            seed: None,
+        }
+    }
+}
+
+impl ScannerBuilder {
+    /// Ports to probe on every address.
+    #[must_use]
+    pub fn ports(mut self, ports: PortSpec) -> Self {
+        self.ports = ports;
+        self
+    }
+
+    /// Retries of a port that did not answer (default 1). Once a host shows loss (a port
+    /// answers only on a retry) its ports get at least 3.
+    #[must_use]
+    pub fn retries(mut self, retries: u8) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Floor of the per-attempt timeout (default 100 ms).
+    #[must_use]
+    pub fn min_rtt_timeout(mut self, timeout: Duration) -> Self {
+        self.min_rtt_timeout = timeout;
+        self
+    }
+
+    /// Ceiling of the per-attempt timeout (default 3 s).
+    #[must_use]
+    pub fn max_rtt_timeout(mut self, timeout: Duration) -> Self {
+        self.max_rtt_timeout = timeout;
+        self
+    }
+
+    /// Timeout used before any round trip has been measured (default 1 s).
+    #[must_use]
+    pub fn initial_rtt_timeout(mut self, timeout: Duration) -> Self {
+        self.initial_rtt_timeout = timeout;
+        self
+    }
+
+    /// Window of in-flight attempts at the start (default 1024).
+    #[must_use]
+    pub fn initial_in_flight(mut self, n: usize) -> Self {
+        self.initial_in_flight = n;
+        self
+    }
+
+    /// Ceiling of the window (default: 8192, or fewer when the open-file limit is lower).
+    #[must_use]
+    pub fn max_in_flight(mut self, n: usize) -> Self {
+        self.max_in_flight = Some(n);
+        self
+    }
+
+    /// Attempts in flight to one address at most (default: the window's ceiling).
+    #[must_use]
+    pub fn host_concurrency(mut self, n: usize) -> Self {
+        self.host_concurrency = Some(n);
+        self
+    }
+
+    /// Probes per second across the whole scan (default: unlimited).
+    #[must_use]
+    pub fn rate_limit(mut self, per_second: Option<NonZeroU32>) -> Self {
+        self.rate = per_second;
+        self
+    }
+
+    /// Stop after this long, reporting the scan as incomplete (default: none).
+    #[must_use]
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// Most addresses one scan may cover (default 65,536).
+    #[must_use]
+    pub fn max_addresses(mut self, n: u64) -> Self {
+        self.max_addresses = n;
+        self
+    }
+
+    /// Resolve names with this DNS server instead of the system's configuration.
+    #[must_use]
+    pub fn dns_server(mut self, server: Option<SocketAddr>) -> Self {
+        self.dns_server = server;
+        self
+    }
+
+    /// How long one DNS query may take (default 3 s).
+    #[must_use]
+    pub fn dns_timeout(mut self, timeout: Duration) -> Self {
+        self.dns_timeout = timeout;
+        self
+    }
+
+    /// Seed of the random probe order (default: random).
+    #[must_use]
+    pub fn seed(mut self, seed: Option<u64>) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    /// Checks the settings and builds the scanner.
+    pub fn build(self) -> Result<crate::Scanner, ScanError> {
+        if !self.ports.udp_ports().is_empty() {
+            return Err(ScanError::UdpUnsupported {
+                count: self.ports.udp_ports().len(),
+            });
+        }
+        if self.ports.tcp_ports().is_empty() {
+            return Err(ScanError::NoPorts);
+        }
+        if self.min_rtt_timeout > self.max_rtt_timeout {
+            return Err(ScanError::TimeoutOrder {
+                min: self.min_rtt_timeout,
+                max: self.max_rtt_timeout,
+            });
+        }
+        for (what, value) in [
+            ("the initial window", Some(self.initial_in_flight)),
+            ("the maximum in flight", self.max_in_flight),
+            ("the per-host concurrency", self.host_concurrency),
+            ("the address limit", Some(self.max_addresses as usize)),
+        ] {
+            if value == Some(0) {
+                return Err(ScanError::ZeroLimit { what });
+            }
+        }
+        let max_in_flight = self
+            .max_in_flight
+            .unwrap_or_else(|| default_max_in_flight(open_file_limit()));
+        Ok(crate::Scanner {
+            config: ScanConfig {
+                tcp_ports: self.ports.tcp_ports().to_vec(),
+                retries: self.retries,
+                min_rtt_timeout: self.min_rtt_timeout,
+                max_rtt_timeout: self.max_rtt_timeout,
+                initial_rtt_timeout: self.initial_rtt_timeout,
+                initial_in_flight: self.initial_in_flight.min(max_in_flight),
+                max_in_flight,
+                host_concurrency: self.host_concurrency.unwrap_or(max_in_flight),
+                rate: self.rate,
+                deadline: self.deadline,
+                max_addresses: self.max_addresses,
+                dns_server: self.dns_server,
+                dns_timeout: self.dns_timeout,
+                seed: self.seed,
+            },
+        })
+    }
+}
+
+/// The soft limit on open files, if it can be read.
+fn open_file_limit() -> Option<u64> {
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .ok()
+        .map(|(soft, _hard)| soft)
+}
+
+fn default_max_in_flight(fd_limit: Option<u64>) -> usize {
+    match fd_limit {
+        Some(limit) => {
+            let usable = limit.saturating_sub(FD_RESERVE).max(16);
+            usize::try_from(usable)
+                .unwrap_or(DEFAULT_MAX_IN_FLIGHT)
+                .min(DEFAULT_MAX_IN_FLIGHT)
+        }
+        None => 1024,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_ceiling_follows_the_file_limit() {
+        assert_eq!(
+            default_max_in_flight(Some(1_048_576)),
+            DEFAULT_MAX_IN_FLIGHT
+        );
+        assert_eq!(default_max_in_flight(Some(1024)), 896);
+        assert_eq!(default_max_in_flight(Some(64)), 16);
+        assert_eq!(default_max_in_flight(None), 1024);
+    }
+
+    #[test]
+    fn rejects_contradictions() {
+        let ports: PortSpec = "80".parse().unwrap_or_default();
+        let err = |b: ScannerBuilder| b.build().err().map(|e| e.to_string());
+        assert_eq!(
+            err(ScannerBuilder::default()),
+            Some("no TCP port to scan".into())
+        );
+        assert!(
+            err(ScannerBuilder::default()
+                .ports(ports.clone())
+                .min_rtt_timeout(Duration::from_secs(5)))
+            .is_some_and(|e| e.contains("minimum RTT timeout 5s"))
+        );
+        assert!(
+            err(ScannerBuilder::default()
+                .ports(ports.clone())
+                .max_in_flight(0))
+            .is_some_and(|e| e.contains("maximum in flight must be at least 1"))
+        );
+        let udp: PortSpec = "U:53".parse().unwrap_or_default();
+        assert!(err(ScannerBuilder::default().ports(udp)).is_some_and(|e| e.contains("UDP")));
+        assert!(ScannerBuilder::default().ports(ports).build().is_ok());
+    }
+}

@@ -1,0 +1,128 @@
+//! portgate's scan engine.
+//!
+//! Expands and resolves targets, then probes ports with an adaptive TCP connect scan,
+//! reporting through typed [`ScanEvent`]s to a [`ScanSink`] and returning a
+//! [`ScanReport`]. This crate never prints, never exits the process, and turns whatever
+//! the network or the user can cause into a result or an error value, not a panic.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), portgate_scan::ScanError> {
+//! use portgate_scan::{NullSink, Scanner};
+//! let scanner = Scanner::builder().ports("22,80,443".parse().expect("valid")).build()?;
+//! let report = scanner.run(&["127.0.0.1".parse().expect("valid")], &mut NullSink).await?;
+//! println!("{} open", report.summary().open);
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod engine;
+mod error;
+mod event;
+mod permute;
+mod targets;
+mod timing;
+
+pub use config::{DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_IN_FLIGHT, ScanConfig, ScannerBuilder};
+pub use error::ScanError;
+pub use event::{NullSink, Progress, ScanEvent, ScanSink};
+pub use portgate_model::{ScanReport, TargetSpec};
+
+use chrono::Utc;
+use engine::HostState;
+use portgate_model::{HostReport, ScanMethod, ScanStatus};
+use tokio::time::Instant;
+
+/// A configured scanner; run it on targets with [`Scanner::run`].
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    config: ScanConfig,
+}
+
+impl Scanner {
+    /// Starts a configuration with the defaults.
+    pub fn builder() -> ScannerBuilder {
+        ScannerBuilder::default()
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &ScanConfig {
+        &self.config
+    }
+
+    /// Checks targets against the address limit without sending anything.
+    pub fn check_targets(&self, targets: &[TargetSpec]) -> Result<(), ScanError> {
+        targets::check_limits(targets, &self.config)
+    }
+
+    /// Resolves the targets and probes every configured port on every address.
+    ///
+    /// Targets that cannot be resolved are reported in the result (and make it
+    /// [`ScanStatus::Incomplete`]); the rest are scanned. Fails only for targets beyond
+    /// the address limit, before anything is sent.
+    pub async fn run(
+        &self,
+        targets: &[TargetSpec],
+        sink: &mut dyn ScanSink,
+    ) -> Result<ScanReport, ScanError> {
+        targets::check_limits(targets, &self.config)?;
+        let started_at = Utc::now();
+        let started = Instant::now();
+        let (target_reports, entries) = targets::resolve(targets, &self.config).await?;
+        for report in &target_reports {
+            sink.event(ScanEvent::TargetResolved(report));
+        }
+        let mut hosts: Vec<HostState> = entries.into_iter().map(HostState::new).collect();
+        let ports_per_host = self.config.tcp_ports.len() as u64;
+        sink.event(ScanEvent::Started {
+            hosts: hosts.len(),
+            ports_total: hosts.len() as u64 * ports_per_host,
+        });
+        let end = if hosts.is_empty() {
+            sink.event(ScanEvent::Finished);
+            engine::EngineEnd {
+                deadline_hit: false,
+            }
+        } else {
+            let seed = engine::order_seed(&self.config);
+            engine::run(&self.config, &mut hosts, started, seed, sink).await
+        };
+
+        let mut incomplete_reasons: Vec<String> = target_reports
+            .iter()
+            .filter_map(|t| t.error.as_ref().map(|e| format!("target {}: {e}", t.input)))
+            .collect();
+        let hosts: Vec<HostReport> = hosts
+            .into_iter()
+            .map(|h| HostReport {
+                target: h.entry.target,
+                hostname: h.entry.hostname,
+                ip: h.entry.ip,
+                ports_requested: u32::try_from(ports_per_host).unwrap_or(u32::MAX),
+                ports: h.results,
+            })
+            .collect();
+        let mut report = ScanReport {
+            method: ScanMethod::Connect,
+            started_at,
+            finished_at: Utc::now(),
+            status: ScanStatus::Completed,
+            incomplete_reasons: Vec::new(),
+            targets: target_reports,
+            hosts,
+        };
+        if end.deadline_hit {
+            let summary = report.summary();
+            incomplete_reasons.push(format!(
+                "the deadline of {:?} was reached with {} of {} ports not scanned",
+                self.config.deadline.unwrap_or_default(),
+                summary.not_scanned,
+                summary.ports_requested
+            ));
+        }
+        if !incomplete_reasons.is_empty() {
+            report.status = ScanStatus::Incomplete;
+            report.incomplete_reasons = incomplete_reasons;
+        }
+        Ok(report)
+    }
+}
