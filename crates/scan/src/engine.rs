@@ -34,8 +34,14 @@ const RESOURCE_PAUSE: Duration = Duration::from_millis(20);
 /// a host whose firewall drops everything else. The most common listeners: if the host
 /// has any service at all, one of these is likely to answer.
 const LEAD_PORTS: [u16; 8] = [80, 443, 22, 21, 25, 3389, 8080, 445];
-/// Retries once a host has shown loss (a port answered only on a retry).
-const RETRIES_ON_LOSS: u8 = 3;
+/// The window stops growing when answers queue for more than the timeout floor divided
+/// by this, so that a busy CPU never makes an answer late enough to be taken for silence.
+const QUEUE_TARGET_DIVISOR: u32 = 5;
+/// Most retries a port gets, however lossy its host.
+const MAX_RETRIES: u8 = 9;
+/// Once a host shows loss, each port gets enough attempts that the chance of any port of
+/// the host losing all of them stays under this.
+const MISS_BUDGET: f64 = 1e-3;
 
 /// One address and its bookkeeping.
 pub(crate) struct HostState {
@@ -43,6 +49,8 @@ pub(crate) struct HostState {
     pub(crate) results: Vec<PortResult>,
     rtt: RttEstimator,
     in_flight: usize,
+    /// Ports that answered, and how many of those answered only on a retry.
+    answered: u32,
     loss_events: u32,
     /// Launch time and attempt id, oldest first.
     pending: VecDeque<(Instant, u64)>,
@@ -57,6 +65,7 @@ impl HostState {
             results: Vec::new(),
             rtt: RttEstimator::default(),
             in_flight: 0,
+            answered: 0,
             loss_events: 0,
             pending: VecDeque::new(),
             deferred: VecDeque::new(),
@@ -148,7 +157,11 @@ pub(crate) async fn run(
         ready: VecDeque::new(),
         deferred_total: 0,
         active_hosts: Vec::new(),
-        window: Window::new(config.initial_in_flight, config.max_in_flight),
+        window: Window::new(
+            config.initial_in_flight,
+            config.max_in_flight,
+            config.min_rtt_timeout / QUEUE_TARGET_DIVISOR,
+        ),
         global_rtt: RttEstimator::default(),
         next_id: 0,
         done: 0,
@@ -169,9 +182,11 @@ pub(crate) async fn run(
     }
     let order = Permutation::new(total, seed);
     let mut next_fresh = 0u64;
-    let limiter = config
-        .rate
-        .map(|rate| RateLimiter::direct(Quota::per_second(rate)));
+    // Paced, not bursty: at most 20 ms worth of probes at once.
+    let limiter = config.rate.map(|rate| {
+        let burst = std::num::NonZeroU32::new(rate.get() / 50).unwrap_or(std::num::NonZeroU32::MIN);
+        RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+    });
     let clock = DefaultClock::default();
     let deadline = config.deadline.map(|d| started + d);
     let mut ticker = tokio::time::interval(TICK);
@@ -336,14 +351,19 @@ impl Engine<'_> {
         };
         let answered = completion.outcome != Outcome::LocalRefusal;
         if answered {
+            self.hosts[job.host as usize].answered += 1;
             self.hosts[job.host as usize].rtt.sample(rtt);
             self.global_rtt.sample(rtt);
+            self.window.on_answer(rtt, completion.finished.into_std());
             if job.attempt > 0 {
                 // An earlier attempt went unanswered, this one did not: loss.
                 let timeout = self.timeout_for(job.host);
                 self.hosts[job.host as usize].loss_events += 1;
                 self.window.on_loss(completion.finished.into_std(), timeout);
             }
+        }
+        if !answered {
+            self.window.on_silence();
         }
         self.settle(job, state, reason, answered.then_some(rtt));
     }
@@ -384,17 +404,19 @@ impl Engine<'_> {
 
     fn timed_out(&mut self, job: Job) {
         let host = &self.hosts[job.host as usize];
-        let allowed = if self.config.retries > 0 && host.loss_events > 0 {
-            self.config.retries.max(RETRIES_ON_LOSS)
-        } else {
-            self.config.retries
-        };
+        let allowed = retries_for(
+            self.config.retries,
+            host.answered,
+            host.loss_events,
+            self.config.tcp_ports.len(),
+        );
         if job.attempt < allowed {
             self.ready.push_back(Job {
                 attempt: job.attempt + 1,
                 ..job
             });
         } else {
+            self.window.on_silence();
             self.settle(job, PortState::Filtered, Reason::NoResponse, None);
         }
     }
@@ -411,7 +433,6 @@ impl Engine<'_> {
     }
 
     fn settle(&mut self, job: Job, state: PortState, reason: Reason, rtt: Option<Duration>) {
-        self.window.on_settled();
         self.done += 1;
         if state == PortState::Open {
             self.open += 1;
@@ -444,6 +465,21 @@ impl Engine<'_> {
             window: self.window.size(),
         }));
     }
+}
+
+/// Retries a port of a host gets. Before any loss is seen, the configured number. Once
+/// ports have answered only on a retry, the loss rate p is estimated from them and each
+/// port gets k attempts with p^k · ports ≤ [`MISS_BUDGET`]: at 2% loss over 65,535 ports,
+/// 5 attempts. Never fewer than configured, never more than [`MAX_RETRIES`]; a configured
+/// 0 stays 0 (the user asked for speed over certainty).
+fn retries_for(configured: u8, answered: u32, losses: u32, ports: usize) -> u8 {
+    if configured == 0 || losses == 0 {
+        return configured;
+    }
+    let p = (f64::from(losses) / f64::from(answered.max(1))).clamp(1e-4, 0.5);
+    let attempts = ((MISS_BUDGET / ports.max(1) as f64).ln() / p.ln()).ceil();
+    let retries = (attempts - 1.0).clamp(0.0, f64::from(MAX_RETRIES)) as u8;
+    retries.max(configured)
 }
 
 /// One TCP connection attempt.
@@ -498,6 +534,29 @@ pub(crate) fn order_seed(config: &ScanConfig) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_grow_with_measured_loss() {
+        assert_eq!(retries_for(1, 1000, 0, 65535), 1, "no loss seen");
+        assert_eq!(retries_for(0, 1000, 100, 65535), 0, "0 is respected");
+        assert_eq!(retries_for(1, 1000, 20, 65535), 4, "2% loss: 5 attempts");
+        assert_eq!(retries_for(1, 1000, 1, 65535), 2, "0.1% loss: 3 attempts");
+        assert_eq!(
+            retries_for(1, 10000, 1, 65535),
+            1,
+            "0.01% loss: 2 attempts do"
+        );
+        assert_eq!(
+            retries_for(1, 10, 9, 65535),
+            MAX_RETRIES,
+            "heavy loss is capped"
+        );
+        assert_eq!(
+            retries_for(6, 1000, 20, 65535),
+            6,
+            "never below the configured"
+        );
+    }
 
     #[test]
     fn errors_map_to_states() {

@@ -34,11 +34,18 @@ impl RttEstimator {
 
 /// How many attempts may be in flight at once.
 ///
-/// Grows by one for every attempt that settles a port (an answer, or a port that stayed
-/// silent through every retry: a firewall dropping probes is not congestion). Shrinks by a
-/// quarter when loss is proven — a port answered only on a retry — at most once per
-/// timeout interval, and drops to what the system could hold when it ran out of sockets
-/// or buffers, creeping back up from there.
+/// Delay-based growth: the window grows by one for each attempt that settles while the
+/// queueing delay (smoothed round trip minus the smallest seen) stays under a target, and
+/// shrinks by a tenth, at most once per round trip, when the delay climbs past twice the
+/// target. The round trip is measured from the moment the engine launches an attempt, so
+/// it includes the time the attempt waited for a CPU: on a fast network the window stops
+/// at what this machine can drive without making answers late, and timeouts stay honest.
+///
+/// A port that stays silent through every retry (a firewall dropping probes) is not
+/// congestion and counts like an answer. Proven loss — a port that answered only on a
+/// retry — shrinks the window by a quarter, at most once per timeout interval. Running
+/// out of sockets or buffers caps the window at what the system could hold, and the cap
+/// creeps back up from there.
 #[derive(Debug, Clone)]
 pub(crate) struct Window {
     size: f64,
@@ -47,10 +54,13 @@ pub(crate) struct Window {
     /// Upper bound learned from resource exhaustion (EMFILE, ENOBUFS, EADDRNOTAVAIL).
     resource_ceiling: f64,
     last_decrease: Option<Instant>,
+    queue_target: Duration,
+    base_rtt: Option<Duration>,
+    srtt: Option<Duration>,
 }
 
 impl Window {
-    pub(crate) fn new(initial: usize, max: usize) -> Self {
+    pub(crate) fn new(initial: usize, max: usize, queue_target: Duration) -> Self {
         let max = max.max(1) as f64;
         Window {
             size: (initial as f64).clamp(1.0, max),
@@ -58,6 +68,9 @@ impl Window {
             max,
             resource_ceiling: max,
             last_decrease: None,
+            queue_target,
+            base_rtt: None,
+            srtt: None,
         }
     }
 
@@ -65,11 +78,44 @@ impl Window {
         self.size.min(self.resource_ceiling).max(1.0) as usize
     }
 
-    pub(crate) fn on_settled(&mut self) {
+    fn queueing(&self) -> Duration {
+        match (self.srtt, self.base_rtt) {
+            (Some(srtt), Some(base)) => srtt.saturating_sub(base),
+            _ => Duration::ZERO,
+        }
+    }
+
+    fn grow(&mut self) {
         self.size = (self.size + 1.0).min(self.max);
         if self.resource_ceiling < self.max {
             // Try a little more room again, slowly.
             self.resource_ceiling = (self.resource_ceiling + 0.05).min(self.max);
+        }
+    }
+
+    /// An attempt was answered after `rtt` (measured from its launch).
+    pub(crate) fn on_answer(&mut self, rtt: Duration, now: Instant) {
+        self.base_rtt = Some(self.base_rtt.map_or(rtt, |base| base.min(rtt)));
+        self.srtt = Some(self.srtt.map_or(rtt, |srtt| (srtt * 7 + rtt) / 8));
+        let queueing = self.queueing();
+        if queueing < self.queue_target {
+            self.grow();
+        } else if queueing > self.queue_target * 2 {
+            let interval = self.srtt.unwrap_or_default().max(Duration::from_millis(5));
+            if self
+                .last_decrease
+                .is_none_or(|at| now.duration_since(at) >= interval)
+            {
+                self.last_decrease = Some(now);
+                self.size = (self.size * 0.9).max(self.min);
+            }
+        }
+    }
+
+    /// A port stayed silent through every retry.
+    pub(crate) fn on_silence(&mut self) {
+        if self.queueing() < self.queue_target {
+            self.grow();
         }
     }
 
@@ -114,37 +160,61 @@ mod tests {
     #[test]
     fn window_grows_shrinks_and_respects_resources() {
         let start = Instant::now();
-        let mut w = Window::new(100, 1000);
+        let ms = Duration::from_millis;
+        let mut w = Window::new(100, 1000, ms(20));
         for _ in 0..50 {
-            w.on_settled();
+            w.on_answer(ms(1), start);
         }
-        assert_eq!(w.size(), 150);
-        w.on_loss(start, Duration::from_millis(100));
-        assert_eq!(w.size(), 112);
+        assert_eq!(w.size(), 150, "grows while answers are prompt");
+        for _ in 0..10 {
+            w.on_silence();
+        }
+        assert_eq!(w.size(), 160, "silence is not congestion");
+        w.on_loss(start, ms(100));
+        assert_eq!(w.size(), 120);
         // A second loss within the same interval does not shrink again.
-        w.on_loss(
-            start + Duration::from_millis(10),
-            Duration::from_millis(100),
-        );
-        assert_eq!(w.size(), 112);
-        w.on_loss(
-            start + Duration::from_millis(200),
-            Duration::from_millis(100),
-        );
-        assert_eq!(w.size(), 84);
+        w.on_loss(start + ms(10), ms(100));
+        assert_eq!(w.size(), 120);
+        w.on_loss(start + ms(200), ms(100));
+        assert_eq!(w.size(), 90);
         w.on_resource_exhausted(40);
         assert_eq!(w.size(), 36);
         for _ in 0..2000 {
-            w.on_settled();
+            w.on_answer(ms(1), start);
         }
         assert!(
             w.size() > 36 && w.size() <= 1000,
             "recovers, got {}",
             w.size()
         );
-        let mut tiny = Window::new(5000, 10);
+        let mut tiny = Window::new(5000, 10, ms(20));
         assert_eq!(tiny.size(), 10);
         tiny.on_loss(start, Duration::ZERO);
         assert_eq!(tiny.size(), 8);
+    }
+
+    #[test]
+    fn window_backs_off_when_answers_queue() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = Window::new(1000, 8000, ms(20));
+        w.on_answer(ms(1), start);
+        let before = w.size();
+        // Answers now take 80 ms: the delay is ours, not the network's.
+        let mut now = start;
+        for _ in 0..200 {
+            now += ms(1);
+            w.on_answer(ms(80), now);
+        }
+        assert!(
+            w.size() < before,
+            "shrinks under queueing: {} vs {before}",
+            w.size()
+        );
+        let low = w.size();
+        for _ in 0..100 {
+            w.on_silence();
+        }
+        assert_eq!(w.size(), low, "no growth on silence while answers are late");
     }
 }

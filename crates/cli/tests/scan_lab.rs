@@ -1,0 +1,161 @@
+//! `portgate scan` against lab hosts in network namespaces whose every port's state is
+//! known: exact states on the `open`, `firewalled` and `lossy` profiles, IPv4 and IPv6.
+//! Needs root (namespaces, veth, iptables); skips with a printed reason without it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use portgate_lab::{LabConfig, LabHost, Profile, skip_reason};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+/// Full-range scans one at a time: two cores shared by parallel scans would measure
+/// the test harness, not the scanner.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lab(test: &str, profile: Profile) -> Option<LabHost> {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIP {test}: {reason}");
+        return None;
+    }
+    Some(LabHost::start(LabConfig::new(profile)).expect("lab host starts"))
+}
+
+/// Scans every port of `ip` and checks each state against the lab's ground truth.
+fn assert_exact_states(lab: &LabHost, ip: &str, run: usize) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (code, report, stderr) = scan_json(&[ip, "-p-"]);
+    let label = format!("{:?} {ip} run {run}", lab.truth().profile);
+    assert_eq!(code, 0, "{label}: {stderr}");
+    let host = host(&report, ip);
+    let truth = lab.truth();
+    let open = listed(host, "open");
+    // 100% recall, and nothing falsely open.
+    assert_eq!(open, truth.open, "{label}: open ports");
+    let counts = &host["counts"];
+    assert_eq!(counts["not_scanned"], 0, "{label}");
+    match truth.profile {
+        Profile::Open | Profile::Lossy => {
+            assert_eq!(
+                counts["closed"],
+                65535 - truth.open.len(),
+                "{label}: closed"
+            );
+            assert_eq!(counts["filtered"], 0, "{label}: nothing is filtered");
+        }
+        Profile::Firewalled => {
+            // 5 closed ports: few enough to be listed one by one.
+            assert_eq!(
+                listed(host, "closed"),
+                truth.reject,
+                "{label}: closed = rejected"
+            );
+            assert_eq!(
+                counts["filtered"],
+                65535 - truth.open.len() - truth.reject.len(),
+                "{label}: every other port filtered"
+            );
+        }
+    }
+    let ports_open: BTreeSet<u16> = open.clone();
+    for entry in host["ports"].as_array().unwrap() {
+        let port = entry["port"].as_u64().unwrap() as u16;
+        let want = truth.expected(port).to_string();
+        assert_eq!(entry["state"], want.as_str(), "{label}: port {port}");
+        if ports_open.contains(&port) {
+            assert_eq!(entry["reason"], "syn-ack");
+        }
+    }
+}
+
+#[test]
+fn open_host_all_ports_ipv4_and_ipv6() {
+    let Some(lab) = lab("open_host_all_ports_ipv4_and_ipv6", Profile::Open) else {
+        return;
+    };
+    assert_exact_states(&lab, &lab.ipv4().to_string(), 1);
+    assert_exact_states(&lab, &lab.ipv6().to_string(), 1);
+}
+
+#[test]
+fn firewalled_host_all_ports_ipv4_and_ipv6() {
+    let Some(lab) = lab(
+        "firewalled_host_all_ports_ipv4_and_ipv6",
+        Profile::Firewalled,
+    ) else {
+        return;
+    };
+    assert_exact_states(&lab, &lab.ipv4().to_string(), 1);
+    assert_exact_states(&lab, &lab.ipv6().to_string(), 1);
+}
+
+#[test]
+fn lossy_host_full_recall_in_every_run() {
+    let Some(lab) = lab("lossy_host_full_recall_in_every_run", Profile::Lossy) else {
+        return;
+    };
+    for run in 1..=3 {
+        assert_exact_states(&lab, &lab.ipv4().to_string(), run);
+    }
+    assert_exact_states(&lab, &lab.ipv6().to_string(), 1);
+}
+
+#[test]
+fn firewalled_host_table_names_the_filtered_ports() {
+    let Some(lab) = lab(
+        "firewalled_host_table_names_the_filtered_ports",
+        Profile::Firewalled,
+    ) else {
+        return;
+    };
+    let ip = lab.ipv4().to_string();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // 20 ports: 2 open, 1 rejected, 17 dropped, all listed.
+    let (code, stdout, _) = run(&["scan", &ip, "-p", "20-23,79-81,110-115,7000-7006"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("22/tcp     open      ssh"), "{stdout}");
+    assert!(stdout.contains("80/tcp     open      http"), "{stdout}");
+    assert!(stdout.contains("113/tcp    closed"), "{stdout}");
+    assert!(stdout.contains("7000/tcp   closed"), "{stdout}");
+    assert!(
+        stdout.contains("21/tcp     filtered  ftp              no-response"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 open, 2 closed, 16 filtered"), "{stdout}");
+}
+
+#[test]
+fn several_hosts_at_once() {
+    let Some(a) = lab("several_hosts_at_once", Profile::Open) else {
+        return;
+    };
+    let b = LabHost::start(LabConfig::new(Profile::Firewalled)).expect("second lab host");
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (code, report, stderr) = scan_json(&[
+        &a.ipv4().to_string(),
+        &a.ipv6().to_string(),
+        &b.ipv4().to_string(),
+        &b.ipv6().to_string(),
+        "-p",
+        "top1000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(report["summary"]["hosts"], 4);
+    assert_eq!(report["summary"]["ports_scanned"], 4000);
+    let top1000: BTreeSet<u16> = portgate_model::port_sets()
+        .top1000(portgate_model::Protocol::Tcp)
+        .iter()
+        .copied()
+        .collect();
+    for (lab, ip) in [
+        (&a, a.ipv4().to_string()),
+        (&a, a.ipv6().to_string()),
+        (&b, b.ipv4().to_string()),
+        (&b, b.ipv6().to_string()),
+    ] {
+        let want: BTreeSet<u16> = lab.truth().open.intersection(&top1000).copied().collect();
+        assert_eq!(listed(host(&report, &ip), "open"), want, "{ip}");
+    }
+}

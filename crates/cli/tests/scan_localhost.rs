@@ -1,0 +1,434 @@
+//! `portgate scan` against real sockets on 127.0.0.1 and a real DNS server; needs no root.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use std::collections::BTreeSet;
+
+#[test]
+fn finds_open_and_closed_ports_exactly() {
+    let listeners = Listeners::start(3);
+    let closed = closed_port();
+    let spec = format!(
+        "{},{},{},{closed}",
+        listeners.ports[0], listeners.ports[1], listeners.ports[2]
+    );
+    let (code, report, stderr) = scan_json(&["127.0.0.1", "-p", &spec]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, "", "nothing on stderr when it is not a terminal");
+    let host = host(&report, "127.0.0.1");
+    let open: BTreeSet<u16> = listeners.ports.iter().copied().collect();
+    assert_eq!(listed(host, "open"), open);
+    assert_eq!(listed(host, "closed"), BTreeSet::from([closed]));
+    assert_eq!(host["counts"]["filtered"], 0);
+    let closed_entry = host["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == closed)
+        .unwrap();
+    assert_eq!(closed_entry["reason"], "reset");
+    assert_eq!(report["summary"]["open"], 3);
+    assert_eq!(report["summary"]["ports_scanned"], 4);
+    assert_eq!(report["status"], "completed");
+}
+
+#[test]
+fn json_report_carries_the_documented_fields() {
+    let listeners = Listeners::start(1);
+    let port = listeners.ports[0].to_string();
+    let (code, report, _) = scan_json(&["127.0.0.1", "-p", &port]);
+    assert_eq!(code, 0);
+    assert_eq!(report["schema"], "portgate.scan.v1");
+    assert_eq!(report["method"], "connect");
+    for key in ["started_at", "finished_at"] {
+        let text = report[key].as_str().unwrap();
+        assert!(text.ends_with('Z') && text.contains('T'), "{key}: {text}");
+    }
+    assert!(report["duration_ms"].is_u64());
+    let target = &report["targets"][0];
+    assert_eq!(target["input"], "127.0.0.1");
+    assert_eq!(target["kind"], "ip");
+    assert_eq!(target["error"], serde_json::Value::Null);
+    let entry = &report["hosts"][0]["ports"][0];
+    assert_eq!(entry["port"], listeners.ports[0]);
+    assert_eq!(entry["protocol"], "tcp");
+    assert_eq!(entry["state"], "open");
+    assert_eq!(entry["reason"], "syn-ack");
+    assert!(entry["rtt_ms"].as_f64().unwrap() >= 0.0);
+    assert_eq!(entry["attempts"], 1);
+    assert!(entry["observed_at"].as_str().unwrap().ends_with('Z'));
+    for key in [
+        "targets",
+        "targets_failed",
+        "hosts",
+        "ports_requested",
+        "ports_scanned",
+        "open",
+        "closed",
+        "filtered",
+        "not_scanned",
+    ] {
+        assert!(report["summary"][key].is_u64(), "summary.{key}");
+    }
+}
+
+#[test]
+fn table_output_lists_open_ports_and_summarises_the_rest() {
+    let listeners = Listeners::start(1);
+    let port = listeners.ports[0];
+    // 40 closed ports around the open one: more than 25, so summarised.
+    let spec = format!(
+        "{}-{}",
+        port.saturating_sub(20).max(1),
+        port.saturating_add(20)
+    );
+    let (code, stdout, _) = run(&["scan", "127.0.0.1", "-p", &spec, "--seed", "7"]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("PORT"), "{stdout}");
+    assert!(stdout.contains(&format!("{port}/tcp")), "{stdout}");
+    assert!(stdout.contains(" open "), "{stdout}");
+    assert!(stdout.contains("Not shown: 40 closed"), "{stdout}");
+    assert!(
+        stdout.contains("1 host, 41 ports scanned: 1 open, 40 closed, 0 filtered; completed"),
+        "{stdout}"
+    );
+    // --all-ports lists every closed port too.
+    let (_, all, _) = run(&["scan", "127.0.0.1", "-p", &spec, "--all-ports"]);
+    assert_eq!(all.matches(" closed ").count(), 40, "{all}");
+}
+
+#[test]
+fn output_file_receives_the_report() {
+    let listeners = Listeners::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("report.json");
+    let port = listeners.ports[0].to_string();
+    let (code, stdout, _) = run(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "-o",
+        "json",
+        "--output-file",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, "");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["summary"]["open"], 1);
+}
+
+#[test]
+fn bad_port_specs_are_usage_errors_naming_the_token() {
+    let cases = [
+        ("0", "port 0 in \"0\" is out of range"),
+        ("65536", "port 65536 in \"65536\" is out of range"),
+        ("90-80", "range \"90-80\" is reversed"),
+        ("abc", "\"abc\" is not a port"),
+        ("22,abc", "\"abc\" is not a port"),
+        ("", "the port specification is empty"),
+        ("22,,80", "empty item at position 2"),
+    ];
+    for (spec, want) in cases {
+        let (code, stdout, stderr) = run(&["scan", "127.0.0.1", "-p", spec]);
+        assert_eq!(code, 2, "-p {spec:?}: {stderr}");
+        assert!(stderr.contains(want), "-p {spec:?}: {stderr}");
+        assert_eq!(stdout, "", "-p {spec:?}");
+    }
+}
+
+#[test]
+fn bad_targets_and_arguments_are_usage_errors() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["scan", "-p", "80"], "no target given"),
+        (
+            &["scan", "bad host!", "-p", "80"],
+            "is not an IP address, a CIDR range or a hostname",
+        ),
+        (
+            &["scan", "198.18.0.0/33", "-p", "80"],
+            "prefix /33 is longer than /32",
+        ),
+        (
+            &["scan", "127.0.0.0/8", "-p", "80"],
+            "covers 16777216 addresses, more than the limit of 65536",
+        ),
+        (
+            &["scan", "2001:db8::/64", "-p", "80"],
+            "more than the limit",
+        ),
+        (
+            &["scan", "127.0.0.0/29", "-p", "80", "--max-hosts", "4"],
+            "covers 8 addresses, more than the limit of 4",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "U:53"],
+            "UDP scanning is not supported yet",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "80", "--min-rtt-timeout", "5s"],
+            "minimum RTT timeout 5s is greater than the maximum 3s",
+        ),
+        (
+            &["scan", "127.0.0.1", "-p", "80", "--deadline", "soon"],
+            "\"soon\" is not a duration",
+        ),
+        (
+            &[
+                "scan",
+                "127.0.0.1",
+                "-p",
+                "80",
+                "-iL",
+                "/nonexistent/targets.txt",
+            ],
+            "cannot read targets file /nonexistent/targets.txt",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, _, stderr) = run(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn targets_file_is_read_and_its_errors_cite_the_line() {
+    let listeners = Listeners::start(1);
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.txt");
+    std::fs::write(
+        &good,
+        "# owned addresses\n127.0.0.1   # loopback\n\n127.0.0.2, 127.0.0.3\n",
+    )
+    .unwrap();
+    let port = listeners.ports[0].to_string();
+    let (code, report, _) = scan_json(&["-iL", good.to_str().unwrap(), "-p", &port]);
+    assert_eq!(code, 0);
+    assert_eq!(report["summary"]["hosts"], 3);
+    assert_eq!(listed(host(&report, "127.0.0.1"), "open").len(), 1);
+    // The listener is bound to 127.0.0.1 only.
+    assert_eq!(listed(host(&report, "127.0.0.2"), "closed").len(), 1);
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "127.0.0.1\n\n  127.0.0.2 300.1.1.1\n").unwrap();
+    let (code, _, stderr) = run(&["scan", "-iL", bad.to_str().unwrap(), "-p", "80"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(&format!("{}:3:13: target \"300.1.1.1\"", bad.display())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn cidr_ranges_expand_to_their_hosts() {
+    let listeners = Listeners::start(1);
+    let port = listeners.ports[0].to_string();
+    let (code, report, _) = scan_json(&["127.0.0.0/30", "-p", &port]);
+    assert_eq!(code, 0);
+    // /30: the two usable addresses, not the network or broadcast address.
+    let ips: Vec<&str> = report["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["ip"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips.len(), 2);
+    assert!(
+        ips.contains(&"127.0.0.1") && ips.contains(&"127.0.0.2"),
+        "{ips:?}"
+    );
+    assert_eq!(report["targets"][0]["kind"], "cidr");
+    assert_eq!(report["targets"][0]["address_count"], 2);
+    let (code, report, _) = scan_json(&["::1/128", "-p", &port]);
+    assert_eq!(code, 0);
+    assert_eq!(report["hosts"][0]["ip"], "::1");
+}
+
+#[test]
+fn ipv6_loopback_is_scanned() {
+    let listener = std::net::TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            drop(s)
+        }
+    });
+    let closed = {
+        let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let (code, report, _) = scan_json(&["::1", "-p", &format!("{port},{closed}")]);
+    assert_eq!(code, 0);
+    let host = host(&report, "::1");
+    assert_eq!(listed(host, "open"), BTreeSet::from([port]));
+    assert_eq!(listed(host, "closed"), BTreeSet::from([closed]));
+}
+
+#[test]
+fn hostnames_resolve_to_every_address_with_the_cname_chain() {
+    let Some(dns) = Dnsmasq::start("hostnames_resolve_to_every_address_with_the_cname_chain")
+    else {
+        return;
+    };
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = v4.local_addr().unwrap().port();
+    let server = dns.addr.to_string();
+    let (code, report, stderr) = scan_json(&[
+        "www.pg.test",
+        "-p",
+        &port.to_string(),
+        "--dns-server",
+        &server,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let target = &report["targets"][0];
+    assert_eq!(target["kind"], "hostname");
+    assert_eq!(
+        target["cname_chain"],
+        serde_json::json!(["web.pg.test", "app.pg.test"])
+    );
+    let addresses: BTreeSet<&str> = target["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(addresses, BTreeSet::from(["127.0.0.1", "::1"]));
+    // Both addresses scanned, each labelled with the name.
+    assert_eq!(report["hosts"].as_array().unwrap().len(), 2);
+    assert_eq!(host(&report, "127.0.0.1")["hostname"], "www.pg.test");
+    assert_eq!(
+        listed(host(&report, "127.0.0.1"), "open"),
+        BTreeSet::from([port])
+    );
+    assert_eq!(host(&report, "::1")["counts"]["open"], 0);
+    drop(v4);
+}
+
+#[test]
+fn an_unresolvable_name_fails_that_target_only() {
+    let Some(dns) = Dnsmasq::start("an_unresolvable_name_fails_that_target_only") else {
+        return;
+    };
+    let listeners = Listeners::start(1);
+    let port = listeners.ports[0].to_string();
+    let server = dns.addr.to_string();
+    let (code, report, stderr) = scan_json(&[
+        "nosuch.pg.test",
+        "127.0.0.1",
+        "-p",
+        &port,
+        "--dns-server",
+        &server,
+    ]);
+    assert_eq!(code, 3, "an inconclusive scan is not a pass");
+    assert!(stderr.contains("nosuch.pg.test"), "{stderr}");
+    assert_eq!(report["status"], "incomplete");
+    let failed = &report["targets"][0];
+    assert_eq!(failed["input"], "nosuch.pg.test");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("does not exist (NXDOMAIN)"),
+        "{failed}"
+    );
+    assert_eq!(report["summary"]["targets_failed"], 1);
+    // The other target was scanned all the same.
+    assert_eq!(listed(host(&report, "127.0.0.1"), "open").len(), 1);
+    assert!(
+        report["incomplete_reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("nosuch.pg.test")
+    );
+}
+
+#[test]
+fn localhost_resolves_from_the_hosts_file() {
+    let listeners = Listeners::start(1);
+    let (code, report, stderr) = scan_json(&["localhost", "-p", &listeners.ports[0].to_string()]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(listed(host(&report, "127.0.0.1"), "open").len(), 1);
+    assert_eq!(host(&report, "127.0.0.1")["hostname"], "localhost");
+}
+
+#[test]
+fn the_deadline_stops_the_scan_and_says_so() {
+    let (code, report, stderr) = scan_json(&[
+        "127.0.0.1",
+        "::1",
+        "-p-",
+        "--deadline",
+        "150ms",
+        "--max-in-flight",
+        "64",
+    ]);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(report["status"], "incomplete");
+    assert!(report["summary"]["not_scanned"].as_u64().unwrap() > 0);
+    assert!(
+        report["incomplete_reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("deadline of 150ms"),
+        "{report}"
+    );
+    assert!(stderr.contains("deadline"), "{stderr}");
+}
+
+#[test]
+fn running_out_of_file_descriptors_loses_no_port() {
+    // 48 descriptors but a window of 2000 attempts: socket() fails with EMFILE over and
+    // over; the engine must shrink its window and still settle every port correctly.
+    if !std::path::Path::new("/usr/bin/prlimit").exists() {
+        eprintln!(
+            "SKIP running_out_of_file_descriptors_loses_no_port: prlimit (util-linux) missing"
+        );
+        return;
+    }
+    let listeners = Listeners::start(5);
+    let extra: Vec<String> = listeners.ports.iter().map(u16::to_string).collect();
+    let spec = format!("1-3000,{}", extra.join(","));
+    let out = std::process::Command::new("/usr/bin/prlimit")
+        .args(["--nofile=48:48", "--"])
+        .arg(env!("CARGO_BIN_EXE_portgate"))
+        .args([
+            "scan",
+            "127.0.0.1",
+            "-p",
+            &spec,
+            "-o",
+            "json",
+            "--max-in-flight",
+            "2000",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let starved: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let starved_host = host(&starved, "127.0.0.1");
+    assert_eq!(
+        starved_host["counts"]["filtered"], 0,
+        "no port given up for lack of sockets"
+    );
+    assert_eq!(
+        starved["summary"]["ports_scanned"],
+        starved["summary"]["ports_requested"]
+    );
+    // The same open ports as a scan with descriptors to spare.
+    let (code, normal, _) = scan_json(&["127.0.0.1", "-p", &spec]);
+    assert_eq!(code, 0);
+    let open = listed(starved_host, "open");
+    assert_eq!(open, listed(host(&normal, "127.0.0.1"), "open"));
+    for port in &listeners.ports {
+        assert!(open.contains(port), "{port} missing from {open:?}");
+    }
+}
