@@ -216,11 +216,11 @@ fn targets_file_is_read_and_its_errors_cite_the_line() {
     assert_eq!(listed(host(&report, "127.0.0.2"), "closed").len(), 1);
 
     let bad = dir.path().join("bad.txt");
-    std::fs::write(&bad, "127.0.0.1\n\n  127.0.0.2 300.1.1.1\n").unwrap();
+    std::fs::write(&bad, "127.0.0.1\n\n  127.0.0.2 127.0.0.300\n").unwrap();
     let (code, _, stderr) = run(&["scan", "-iL", bad.to_str().unwrap(), "-p", "80"]);
     assert_eq!(code, 2);
     assert!(
-        stderr.contains(&format!("{}:3:13: target \"300.1.1.1\"", bad.display())),
+        stderr.contains(&format!("{}:3:13: target \"127.0.0.300\"", bad.display())),
         "{stderr}"
     );
 }

@@ -53,9 +53,6 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
         out.push('\n');
     }
     for target in &report.targets {
-        if let Some(error) = &target.error {
-            let _ = writeln!(out, "Could not scan {}: {error}", target.input);
-        }
         if !target.cname_chain.is_empty() {
             let _ = writeln!(
                 out,
