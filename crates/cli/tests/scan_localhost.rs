@@ -432,3 +432,30 @@ fn running_out_of_file_descriptors_loses_no_port() {
         assert!(open.contains(port), "{port} missing from {open:?}");
     }
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal() {
+    // `script` gives the command a pseudo-terminal, as a person at a shell would have.
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIP progress_bar_only_on_a_terminal: script (bsdutils) missing");
+        return;
+    }
+    let binary = env!("CARGO_BIN_EXE_portgate");
+    let on_tty = |extra: &str| {
+        let command = format!("{binary} scan 127.0.0.1 -p- --max-in-flight 128 {extra}");
+        let out = std::process::Command::new("/usr/bin/script")
+            .args(["-qec", &command, "/dev/null"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty("");
+    assert!(
+        shown.contains("/65535 ports"),
+        "no progress bar on a terminal: {shown}"
+    );
+    assert!(shown.contains("65535 ports scanned"), "{shown}");
+    let hidden = on_tty("--no-progress");
+    assert!(!hidden.contains("/65535 ports"), "{hidden}");
+    assert!(hidden.contains("65535 ports scanned"), "{hidden}");
+}
