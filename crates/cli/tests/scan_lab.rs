@@ -159,3 +159,32 @@ fn several_hosts_at_once() {
         assert_eq!(listed(host(&report, &ip), "open"), want, "{ip}");
     }
 }
+
+/// Regression: with both cores busy, an answer can sit unnoticed past the timeout floor.
+/// It is an answer all the same: port 113's reset once came out "filtered" under load.
+#[test]
+fn exact_states_while_the_cpu_is_saturated() {
+    let Some(lab) = lab(
+        "exact_states_while_the_cpu_is_saturated",
+        Profile::Firewalled,
+    ) else {
+        return;
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hogs: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut x = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                }
+            })
+        })
+        .collect();
+    assert_exact_states(&lab, &lab.ipv4().to_string(), 1);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for hog in hogs {
+        hog.join().unwrap();
+    }
+}

@@ -2,10 +2,15 @@
 //!
 //! Jobs (address, port) come in a random order from a keyed permutation. Each attempt is
 //! its own task, so both cores carry the socket work; the driver keeps the bookkeeping in
-//! one place. Timeouts are not fixed when an attempt starts: every tick, each host's
-//! oldest attempts are compared with the host's *current* timeout, so a scan that starts
-//! without a round-trip measurement stops waiting the initial second as soon as a first
-//! answer arrives.
+//! one place and never touches a socket.
+//!
+//! An attempt owns its timeout, counted from the moment it actually starts (not from when
+//! it was queued), and before giving up it asks the kernel for the socket's state
+//! (`SO_ERROR`, `getpeername`): an answer that arrived while this machine was too busy to
+//! notice is still an answer. The timeout itself is read from shared per-host values that
+//! the driver updates as round trips are measured, and re-read at least once per timeout
+//! floor, so attempts started before the first answer stop waiting the initial second as
+//! soon as one arrives.
 
 use crate::ScanConfig;
 use crate::event::{Progress, ScanEvent, ScanSink};
@@ -15,17 +20,17 @@ use crate::timing::{RttEstimator, Window};
 use governor::clock::{Clock, DefaultClock};
 use governor::{Quota, RateLimiter};
 use portgate_model::{PortResult, PortState, Protocol, Reason};
-use std::collections::{HashMap, VecDeque};
+use socket2::{Domain, Socket, Type};
+use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio::net::TcpSocket;
-use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-/// How often timeouts are checked.
-const TICK: Duration = Duration::from_millis(5);
 /// How often progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// Pause before trying again when the system had no socket to give and nothing is in flight.
@@ -52,10 +57,7 @@ pub(crate) struct HostState {
     /// Ports that answered, and how many of those answered only on a retry.
     answered: u32,
     loss_events: u32,
-    /// Launch time and attempt id, oldest first.
-    pending: VecDeque<(Instant, u64)>,
     deferred: VecDeque<Job>,
-    active: bool,
 }
 
 impl HostState {
@@ -67,9 +69,7 @@ impl HostState {
             in_flight: 0,
             answered: 0,
             loss_events: 0,
-            pending: VecDeque::new(),
             deferred: VecDeque::new(),
-            active: false,
         }
     }
 }
@@ -79,12 +79,6 @@ struct Job {
     host: u32,
     port: u16,
     attempt: u8,
-}
-
-struct Flight {
-    job: Job,
-    launched: Instant,
-    abort: AbortHandle,
 }
 
 /// What one connection attempt observed.
@@ -97,12 +91,43 @@ enum Outcome {
     /// The local system ran out of something (descriptors, buffers, local ports):
     /// says nothing about the port.
     Exhausted,
+    /// Nothing came back within the host's timeout.
+    TimedOut,
 }
 
 struct Completion {
-    id: u64,
+    job: Job,
     outcome: Outcome,
+    /// When the driver queued the attempt, when it started, when it ended.
+    launched: Instant,
+    started: Instant,
     finished: Instant,
+}
+
+/// Per-host timeouts in microseconds, written by the driver, read by the attempts.
+/// 0 for a host means "no measurement of its own yet: use the scan-wide value".
+struct SharedTimeouts {
+    global: AtomicU32,
+    hosts: Vec<AtomicU32>,
+}
+
+impl SharedTimeouts {
+    fn get(&self, host: u32) -> Duration {
+        let own = self
+            .hosts
+            .get(host as usize)
+            .map_or(0, |t| t.load(Ordering::Relaxed));
+        let micros = if own == 0 {
+            self.global.load(Ordering::Relaxed)
+        } else {
+            own
+        };
+        Duration::from_micros(u64::from(micros))
+    }
+}
+
+fn micros(d: Duration) -> u32 {
+    u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1)
 }
 
 /// How the engine's run ended.
@@ -114,20 +139,18 @@ struct Engine<'a> {
     config: &'a ScanConfig,
     sink: &'a mut dyn ScanSink,
     hosts: &'a mut [HostState],
-    lead_ports: Vec<u16>,
     started: Instant,
-    flights: HashMap<u64, Flight>,
+    tasks: JoinSet<Completion>,
     ready: VecDeque<Job>,
     deferred_total: usize,
-    active_hosts: Vec<u32>,
     window: Window,
     global_rtt: RttEstimator,
-    next_id: u64,
+    timeouts: Arc<SharedTimeouts>,
     done: u64,
     open: u64,
     total: u64,
+    lost_tasks: u64,
     pause_until: Option<Instant>,
-    tx: mpsc::UnboundedSender<Completion>,
 }
 
 /// Probes every configured TCP port on every host; results land in `hosts[i].results`.
@@ -138,7 +161,6 @@ pub(crate) async fn run(
     seed: u64,
     sink: &mut dyn ScanSink,
 ) -> EngineEnd {
-    let (tx, mut rx) = mpsc::unbounded_channel();
     let ports = &config.tcp_ports;
     let lead_ports: Vec<u16> = LEAD_PORTS
         .iter()
@@ -147,31 +169,36 @@ pub(crate) async fn run(
         .collect();
     let host_count = hosts.len() as u64;
     let total = host_count * ports.len() as u64;
+    let initial_timeout = config
+        .initial_rtt_timeout
+        .clamp(config.min_rtt_timeout, config.max_rtt_timeout);
+    let timeouts = Arc::new(SharedTimeouts {
+        global: AtomicU32::new(micros(initial_timeout)),
+        hosts: hosts.iter().map(|_| AtomicU32::new(0)).collect(),
+    });
     let mut engine = Engine {
         config,
         sink,
         hosts,
-        lead_ports,
         started,
-        flights: HashMap::with_capacity(config.max_in_flight),
+        tasks: JoinSet::new(),
         ready: VecDeque::new(),
         deferred_total: 0,
-        active_hosts: Vec::new(),
         window: Window::new(
             config.initial_in_flight,
             config.max_in_flight,
             config.min_rtt_timeout / QUEUE_TARGET_DIVISOR,
         ),
         global_rtt: RttEstimator::default(),
-        next_id: 0,
+        timeouts,
         done: 0,
         open: 0,
         total,
+        lost_tasks: 0,
         pause_until: None,
-        tx,
     };
     // Lead ports first, host by host; then everything else in random order.
-    for port in engine.lead_ports.clone() {
+    for &port in &lead_ports {
         for host in 0..host_count {
             engine.ready.push_back(Job {
                 host: host as u32,
@@ -189,16 +216,21 @@ pub(crate) async fn run(
     });
     let clock = DefaultClock::default();
     let deadline = config.deadline.map(|d| started + d);
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last_progress = Instant::now();
+    let mut next_progress = Instant::now() + PROGRESS_EVERY;
 
     let deadline_hit = loop {
-        // Fill the window.
         let now = Instant::now();
+        if deadline.is_some_and(|at| now >= at) {
+            break true;
+        }
+        if now >= next_progress {
+            next_progress = now + PROGRESS_EVERY;
+            engine.progress();
+        }
+        // Fill the window.
         if engine.pause_until.is_none_or(|until| now >= until) {
             engine.pause_until = None;
-            while engine.flights.len() < engine.window.size() {
+            while engine.tasks.len() < engine.window.size() {
                 let job = if let Some(job) = engine.ready.pop_front() {
                     job
                 } else if next_fresh < order.len()
@@ -207,7 +239,7 @@ pub(crate) async fn run(
                     let index = order.at(next_fresh);
                     next_fresh += 1;
                     let port = ports[(index / host_count) as usize];
-                    if engine.lead_ports.contains(&port) {
+                    if lead_ports.contains(&port) {
                         continue;
                     }
                     Job {
@@ -234,38 +266,31 @@ pub(crate) async fn run(
                 engine.launch(job, now);
             }
         }
-        if engine.flights.is_empty()
+        if engine.tasks.is_empty()
             && engine.ready.is_empty()
             && engine.deferred_total == 0
             && next_fresh >= order.len()
         {
             break false;
         }
-        let pause = engine.pause_until;
+        let mut wake = next_progress;
+        for at in [engine.pause_until, deadline].into_iter().flatten() {
+            wake = wake.min(at);
+        }
         tokio::select! {
             biased;
-            Some(completion) = rx.recv() => {
-                engine.complete(completion);
-                // Take everything already queued before going round the loop.
-                while let Ok(completion) = rx.try_recv() {
-                    engine.complete(completion);
+            Some(joined) = engine.tasks.join_next() => {
+                engine.joined(joined);
+                // Take everything already finished before going round the loop.
+                while let Some(joined) = engine.tasks.try_join_next() {
+                    engine.joined(joined);
                 }
             }
-            _ = ticker.tick() => {
-                engine.expire(Instant::now());
-                if last_progress.elapsed() >= PROGRESS_EVERY {
-                    last_progress = Instant::now();
-                    engine.progress();
-                }
-            }
-            _ = sleep_until_opt(pause), if pause.is_some() => {}
-            _ = sleep_until_opt(deadline), if deadline.is_some() => break true,
+            () = tokio::time::sleep_until(wake) => {}
         }
     };
     if deadline_hit {
-        for (_, flight) in engine.flights.drain() {
-            flight.abort.abort();
-        }
+        engine.tasks.abort_all();
     }
     engine.progress();
     for host in engine.hosts.iter_mut() {
@@ -275,42 +300,32 @@ pub(crate) async fn run(
     EngineEnd { deadline_hit }
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
-}
-
 impl Engine<'_> {
     fn launch(&mut self, job: Job, now: Instant) {
-        let id = self.next_id;
-        self.next_id += 1;
         let host = &mut self.hosts[job.host as usize];
-        let addr = SocketAddr::new(host.entry.ip, job.port);
-        let tx = self.tx.clone();
-        let handle = tokio::spawn(async move {
-            let outcome = connect_once(addr).await;
-            // The receiver is gone only when the scan is over; nothing to do then.
-            let _ = tx.send(Completion {
-                id,
-                outcome,
-                finished: Instant::now(),
-            });
-        });
-        self.flights.insert(
-            id,
-            Flight {
-                job,
-                launched: now,
-                abort: handle.abort_handle(),
-            },
-        );
         host.in_flight += 1;
-        host.pending.push_back((now, id));
-        if !host.active {
-            host.active = true;
-            self.active_hosts.push(job.host);
+        let addr = SocketAddr::new(host.entry.ip, job.port);
+        let timeouts = Arc::clone(&self.timeouts);
+        let recheck = self.config.min_rtt_timeout;
+        self.tasks.spawn(async move {
+            let started = Instant::now();
+            let outcome = connect_once(addr, started, &timeouts, job.host, recheck).await;
+            Completion {
+                job,
+                outcome,
+                launched: now,
+                started,
+                finished: Instant::now(),
+            }
+        });
+    }
+
+    fn joined(&mut self, joined: Result<Completion, tokio::task::JoinError>) {
+        match joined {
+            Ok(completion) => self.complete(completion),
+            // Attempts do not panic and are cancelled only at the deadline; should one
+            // be lost anyway, its port is reported as not scanned rather than guessed.
+            Err(_) => self.lost_tasks += 1,
         }
     }
 
@@ -325,80 +340,75 @@ impl Engine<'_> {
     }
 
     fn complete(&mut self, completion: Completion) {
-        // Absent: the attempt already timed out and was retried or settled.
-        let Some(flight) = self.flights.remove(&completion.id) else {
-            return;
-        };
-        let job = flight.job;
+        let job = completion.job;
         self.release(job.host);
-        let rtt = completion
-            .finished
-            .saturating_duration_since(flight.launched);
+        let now = completion.finished.into_std();
+        let queued = completion
+            .started
+            .saturating_duration_since(completion.launched);
+        self.window.on_start_delay(queued, now);
         let (state, reason) = match completion.outcome {
             Outcome::Exhausted => {
                 // Not an answer: try the same attempt again once the window has room.
-                self.window.on_resource_exhausted(self.flights.len());
+                self.window.on_resource_exhausted(self.tasks.len());
                 self.ready.push_front(job);
-                if self.flights.is_empty() {
+                if self.tasks.is_empty() {
                     self.pause_until = Some(Instant::now() + RESOURCE_PAUSE);
                 }
+                return;
+            }
+            Outcome::TimedOut => {
+                self.timed_out(job);
                 return;
             }
             Outcome::Open => (PortState::Open, Reason::SynAck),
             Outcome::Closed => (PortState::Closed, Reason::Reset),
             Outcome::Unreachable(reason) => (PortState::Filtered, reason),
-            Outcome::LocalRefusal => (PortState::Filtered, Reason::LocalRefusal),
-        };
-        let answered = completion.outcome != Outcome::LocalRefusal;
-        if answered {
-            self.hosts[job.host as usize].answered += 1;
-            self.hosts[job.host as usize].rtt.sample(rtt);
-            self.global_rtt.sample(rtt);
-            self.window.on_answer(rtt, completion.finished.into_std());
-            if job.attempt > 0 {
-                // An earlier attempt went unanswered, this one did not: loss.
-                let timeout = self.timeout_for(job.host);
-                self.hosts[job.host as usize].loss_events += 1;
-                self.window.on_loss(completion.finished.into_std(), timeout);
+            Outcome::LocalRefusal => {
+                self.window.on_silence();
+                self.settle(job, PortState::Filtered, Reason::LocalRefusal, None);
+                return;
             }
+        };
+        // An answer. The round trip for timeouts is counted from the attempt's start
+        // (that is where its timeout counts from); the window looks at the whole delay
+        // from launch, queueing included.
+        let rtt = completion
+            .finished
+            .saturating_duration_since(completion.started);
+        let host = &mut self.hosts[job.host as usize];
+        host.answered += 1;
+        host.rtt.sample(rtt);
+        self.global_rtt.sample(rtt);
+        self.publish_timeouts(job.host);
+        self.window.on_answer(
+            completion
+                .finished
+                .saturating_duration_since(completion.launched),
+            now,
+        );
+        if job.attempt > 0 {
+            // An earlier attempt went unanswered, this one did not: loss.
+            let timeout = self.timeouts.get(job.host);
+            self.hosts[job.host as usize].loss_events += 1;
+            self.window.on_loss(now, timeout);
         }
-        if !answered {
-            self.window.on_silence();
-        }
-        self.settle(job, state, reason, answered.then_some(rtt));
+        self.settle(job, state, reason, Some(rtt));
     }
 
-    fn expire(&mut self, now: Instant) {
-        let mut index = 0;
-        while index < self.active_hosts.len() {
-            let host_index = self.active_hosts[index];
-            let timeout = self.timeout_for(host_index);
-            loop {
-                let host = &mut self.hosts[host_index as usize];
-                let Some(&(launched, id)) = host.pending.front() else {
-                    break;
-                };
-                if !self.flights.contains_key(&id) {
-                    host.pending.pop_front();
-                    continue;
-                }
-                if now.saturating_duration_since(launched) < timeout {
-                    break;
-                }
-                host.pending.pop_front();
-                if let Some(flight) = self.flights.remove(&id) {
-                    flight.abort.abort();
-                    self.release(host_index);
-                    self.timed_out(flight.job);
-                }
-            }
-            let host = &mut self.hosts[host_index as usize];
-            if host.pending.is_empty() {
-                host.active = false;
-                self.active_hosts.swap_remove(index);
-            } else {
-                index += 1;
-            }
+    /// Publishes the host's and the scan's current timeouts to the attempts:
+    /// srtt + 4·rttvar, within the floor and the ceiling.
+    fn publish_timeouts(&self, host_index: u32) {
+        let clamp = |d: Duration| d.clamp(self.config.min_rtt_timeout, self.config.max_rtt_timeout);
+        if let Some(t) = self.hosts[host_index as usize].rtt.timeout()
+            && let Some(slot) = self.timeouts.hosts.get(host_index as usize)
+        {
+            slot.store(micros(clamp(t)), Ordering::Relaxed);
+        }
+        if let Some(t) = self.global_rtt.timeout() {
+            self.timeouts
+                .global
+                .store(micros(clamp(t)), Ordering::Relaxed);
         }
     }
 
@@ -419,17 +429,6 @@ impl Engine<'_> {
             self.window.on_silence();
             self.settle(job, PortState::Filtered, Reason::NoResponse, None);
         }
-    }
-
-    /// The host's current timeout: its own RTT estimate, else the scan's, else the
-    /// initial timeout; always within the floor and ceiling.
-    fn timeout_for(&self, host_index: u32) -> Duration {
-        let host = &self.hosts[host_index as usize];
-        host.rtt
-            .timeout()
-            .or_else(|| self.global_rtt.timeout())
-            .unwrap_or(self.config.initial_rtt_timeout)
-            .clamp(self.config.min_rtt_timeout, self.config.max_rtt_timeout)
     }
 
     fn settle(&mut self, job: Job, state: PortState, reason: Reason, rtt: Option<Duration>) {
@@ -461,7 +460,7 @@ impl Engine<'_> {
             done: self.done,
             total: self.total,
             open: self.open,
-            in_flight: self.flights.len(),
+            in_flight: self.tasks.len(),
             window: self.window.size(),
         }));
     }
@@ -482,29 +481,70 @@ fn retries_for(configured: u8, answered: u32, losses: u32, ports: usize) -> u8 {
     retries.max(configured)
 }
 
-/// One TCP connection attempt.
-async fn connect_once(addr: SocketAddr) -> Outcome {
-    let socket = match addr.ip() {
-        IpAddr::V4(_) => TcpSocket::new_v4(),
-        IpAddr::V6(_) => TcpSocket::new_v6(),
-    };
-    let socket = match socket {
+/// One TCP connection attempt, started at `started`.
+///
+/// Waits for the socket to become writable (connected or refused), for at most the host's
+/// current timeout, re-reading it at least every `recheck`. Before reporting a timeout it
+/// asks the kernel directly, so a late wake-up never turns an answer into silence.
+async fn connect_once(
+    addr: SocketAddr,
+    started: Instant,
+    timeouts: &SharedTimeouts,
+    host: u32,
+    recheck: Duration,
+) -> Outcome {
+    let socket = match Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking(),
+        Some(socket2::Protocol::TCP),
+    ) {
         Ok(socket) => socket,
         Err(error) => return classify(&error),
     };
     // Close with a reset: no TIME_WAIT left behind to use up local ports.
-    let _ = socket.set_zero_linger();
-    match socket.connect(addr).await {
-        Ok(stream) => {
-            // Connecting to a local port in the ephemeral range can, rarely, pick that
-            // same port as the source and connect the socket to itself. Nothing listens.
-            if stream.local_addr().ok() == Some(addr) {
-                Outcome::Closed
-            } else {
-                Outcome::Open
-            }
+    let _ = socket.set_linger(Some(Duration::ZERO));
+    match socket.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(error) => return classify(&error),
+    }
+    let stream = match TcpStream::from_std(std::net::TcpStream::from(socket)) {
+        Ok(stream) => stream,
+        Err(error) => return classify(&error),
+    };
+    loop {
+        if let Some(outcome) = settled(&stream, addr) {
+            return outcome;
         }
-        Err(error) => classify(&error),
+        let now = Instant::now();
+        let deadline = started + timeouts.get(host);
+        if now >= deadline {
+            return Outcome::TimedOut;
+        }
+        let wake = deadline.min(now + recheck);
+        if let Ok(Ok(())) = tokio::time::timeout_at(wake, stream.writable()).await
+            && settled(&stream, addr).is_none()
+        {
+            // Writable yet not connected: a spurious wake-up. Wait out the interval
+            // rather than spin on a readiness flag that stays set.
+            tokio::time::sleep_until(wake).await;
+        }
+    }
+}
+
+/// The kernel's verdict on a connecting socket, if it has one yet.
+fn settled(stream: &TcpStream, addr: SocketAddr) -> Option<Outcome> {
+    match stream.take_error() {
+        Ok(Some(error)) | Err(error) => return Some(classify(&error)),
+        Ok(None) => {}
+    }
+    match stream.peer_addr() {
+        // Connecting to a local port in the ephemeral range can, rarely, pick that same
+        // port as the source and connect the socket to itself. Nothing listens there.
+        Ok(_) if stream.local_addr().ok() == Some(addr) => Some(Outcome::Closed),
+        Ok(_) => Some(Outcome::Open),
+        // ENOTCONN: still waiting for an answer.
+        Err(_) => None,
     }
 }
 
@@ -518,6 +558,7 @@ fn classify(error: &io::Error) -> Outcome {
             | libc::ENFILE
             | libc::ENOBUFS
             | libc::ENOMEM
+            | libc::ENOSPC
             | libc::EADDRNOTAVAIL
             | libc::EAGAIN
             | libc::EADDRINUSE,

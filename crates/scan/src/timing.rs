@@ -57,6 +57,8 @@ pub(crate) struct Window {
     queue_target: Duration,
     base_rtt: Option<Duration>,
     srtt: Option<Duration>,
+    /// Smoothed wait between queueing an attempt and its start.
+    start_delay: Option<Duration>,
 }
 
 impl Window {
@@ -71,6 +73,7 @@ impl Window {
             queue_target,
             base_rtt: None,
             srtt: None,
+            start_delay: None,
         }
     }
 
@@ -101,20 +104,39 @@ impl Window {
         if queueing < self.queue_target {
             self.grow();
         } else if queueing > self.queue_target * 2 {
-            let interval = self.srtt.unwrap_or_default().max(Duration::from_millis(5));
-            if self
-                .last_decrease
-                .is_none_or(|at| now.duration_since(at) >= interval)
-            {
-                self.last_decrease = Some(now);
-                self.size = (self.size * 0.9).max(self.min);
-            }
+            self.decrease(now, 0.9);
+        }
+    }
+
+    /// An attempt waited `delay` between being queued and starting: time spent waiting
+    /// for a CPU, which no answer would show on a host that answers nothing.
+    pub(crate) fn on_start_delay(&mut self, delay: Duration, now: Instant) {
+        self.start_delay = Some(self.start_delay.map_or(delay, |d| (d * 7 + delay) / 8));
+        if delay > self.queue_target * 2 {
+            self.decrease(now, 0.9);
+        }
+    }
+
+    fn decrease(&mut self, now: Instant, factor: f64) {
+        let interval = self
+            .srtt
+            .unwrap_or_default()
+            .max(self.queue_target)
+            .max(Duration::from_millis(5));
+        if self
+            .last_decrease
+            .is_none_or(|at| now.duration_since(at) >= interval)
+        {
+            self.last_decrease = Some(now);
+            self.size = (self.size * factor).max(self.min);
         }
     }
 
     /// A port stayed silent through every retry.
     pub(crate) fn on_silence(&mut self) {
-        if self.queueing() < self.queue_target {
+        if self.queueing() < self.queue_target
+            && self.start_delay.unwrap_or_default() < self.queue_target
+        {
             self.grow();
         }
     }
