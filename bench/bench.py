@@ -185,15 +185,18 @@ def start_lab(lab_exe: str, profile: str, workdir: Path) -> tuple[subprocess.Pop
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=errlog, text=True)
     LAB_PROCS.append(proc)
-    ready, _, _ = select.select([proc.stdout], [], [], 60)
-    line = proc.stdout.readline() if ready else ""
-    if not line:
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"portgate-lab up --profile {profile} printed nothing "
+                               f"(see {errlog.name}: {Path(errlog.name).read_text()[-500:]})")
+        lab = json.loads(line)
+        assert_lab_v4(lab["ipv4"])
+        assert_lab_v4(lab["host_ipv4"], "lab host-side address")
+    except BaseException:
         stop_lab(proc)
-        raise RuntimeError(f"portgate-lab up --profile {profile} printed nothing "
-                           f"(see {errlog.name})")
-    lab = json.loads(line)
-    assert_lab_v4(lab["ipv4"])
-    assert_lab_v4(lab["host_ipv4"], "lab host-side address")
+        raise
     return proc, lab
 
 
@@ -257,8 +260,18 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None, truth: set[int],
         stdout, stderr = proc.communicate()
         wall = time.monotonic() - start
         status = "timeout"
+    except BaseException:
+        # interrupted: end this run's process group (ours) before unwinding
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+        raise
     finally:
         TOOL_PROC.remove(proc)
+    (workdir / f"{tag}.stdout").write_text(stdout)
+    (workdir / f"{tag}.stderr").write_text(stderr)
     rec.update(status=status, returncode=proc.returncode, wall_s=round(wall, 3))
     try:
         rec["peak_rss_kb"] = int(rssfile.read_text().strip().splitlines()[-1])
@@ -415,7 +428,7 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
         f"- machine: nproc {info['nproc']}, {info['cpu']}, {info['memory_gib']} GiB, "
         f"kernel {info['kernel']}, load average at start {info['loadavg_start']}, "
         f"at end {info.get('loadavg_end', '?')}",
-        f"- portgate {v['portgate']} (commit {info['portgate_commit']}); {v['nmap']}; "
+        f"- {v['portgate']} (commit {info['portgate_commit']}); {v['nmap']}; "
         f"{v['masscan']}; {v['rustscan']}",
         "- command: `" + " ".join(["bench/run", *args.raw_argv]) + "`",
         "",
@@ -430,6 +443,10 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
             f"{r['ratio']} | {r['found']} | {r['false_open']} | {r['walls']} | "
             f"{'–' if r['rss_mb'] is None else format(r['rss_mb'], '.1f')} |")
     out.append("")
+    for sc in results:
+        if sc.get("error"):
+            out.append(f"**{SCENARIO_TITLES[sc['scenario']]}: {sc['error']}**")
+            out.append("")
     pg = [r for r in rows if r["tool"] == "portgate" and r["rss_mb"] is not None]
     if pg:
         out.append("portgate peak RSS (median of runs, `/usr/bin/time -f %M`): " + ", ".join(

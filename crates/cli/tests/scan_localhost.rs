@@ -167,10 +167,6 @@ fn bad_targets_and_arguments_are_usage_errors() {
             "covers 8 addresses, more than the limit of 4",
         ),
         (
-            &["scan", "127.0.0.1", "-p", "U:53"],
-            "UDP scanning is not supported yet",
-        ),
-        (
             &["scan", "127.0.0.1", "-p", "80", "--min-rtt-timeout", "5s"],
             "minimum RTT timeout 5s is greater than the maximum 3s",
         ),
@@ -458,4 +454,44 @@ fn progress_bar_only_on_a_terminal() {
     let hidden = on_tty("--no-progress");
     assert!(!hidden.contains("/65535 ports"), "{hidden}");
     assert!(hidden.contains("65535 ports scanned"), "{hidden}");
+}
+
+#[test]
+fn udp_ports_answering_and_refusing() {
+    // A UDP service that answers every datagram, and a port where nothing listens.
+    let service = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let open = service.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        while let Ok((_, from)) = service.recv_from(&mut buf) {
+            let _ = service.send_to(b"pong", from);
+        }
+    });
+    let closed = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listeners = Listeners::start(1);
+    let spec = format!("T:{},U:{open},{closed}", listeners.ports[0]);
+    let (code, report, stderr) = scan_json(&["127.0.0.1", "-p", &spec]);
+    assert_eq!(code, 0, "{stderr}");
+    let host = host(&report, "127.0.0.1");
+    let find = |port: u16, protocol: &str| {
+        host["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port && p["protocol"] == protocol)
+            .unwrap_or_else(|| panic!("{port}/{protocol} missing: {host}"))
+            .clone()
+    };
+    let udp_open = find(open, "udp");
+    assert_eq!(udp_open["state"], "open");
+    assert_eq!(udp_open["reason"], "udp-response");
+    let udp_closed = find(closed, "udp");
+    assert_eq!(udp_closed["state"], "closed");
+    assert_eq!(udp_closed["reason"], "port-unreach");
+    assert_eq!(find(listeners.ports[0], "tcp")["state"], "open");
+    assert_eq!(report["summary"]["ports_scanned"], 3);
 }

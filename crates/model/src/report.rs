@@ -12,6 +12,8 @@ use std::time::Duration;
 pub enum ScanMethod {
     /// Full TCP handshake through the operating system (unprivileged).
     Connect,
+    /// Half-open: a raw SYN, the answer read from a raw socket (root or CAP_NET_RAW).
+    Syn,
 }
 
 impl ScanMethod {
@@ -19,6 +21,7 @@ impl ScanMethod {
     pub fn as_str(self) -> &'static str {
         match self {
             ScanMethod::Connect => "connect",
+            ScanMethod::Syn => "syn",
         }
     }
 }

@@ -61,6 +61,12 @@ pub enum Reason {
     NoResponse,
     /// The local system refused to send (e.g. a local firewall rule).
     LocalRefusal,
+    /// A UDP datagram came back.
+    UdpResponse,
+    /// An ICMP port-unreachable came back (UDP: nothing listens).
+    PortUnreachable,
+    /// The host answers SYN-ACK on nearly every port: a tarpit, not a service.
+    Tarpit,
 }
 
 impl Reason {
@@ -74,6 +80,9 @@ impl Reason {
             Reason::AdminProhibited => "admin-prohibited",
             Reason::NoResponse => "no-response",
             Reason::LocalRefusal => "local-refusal",
+            Reason::UdpResponse => "udp-response",
+            Reason::PortUnreachable => "port-unreach",
+            Reason::Tarpit => "tarpit",
         }
     }
 }

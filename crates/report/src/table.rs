@@ -67,9 +67,14 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
         ScanStatus::Completed => "completed",
         ScanStatus::Incomplete => "INCOMPLETE",
     };
+    let open_filtered = if summary.open_filtered > 0 {
+        format!(", {} open|filtered", summary.open_filtered)
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "{} host{}, {} ports scanned: {} open, {} closed, {} filtered; {status} in {seconds:.2} s",
+        "{} host{}, {} ports scanned: {} open, {} closed, {} filtered{open_filtered}; {status} in {seconds:.2} s",
         summary.hosts,
         if summary.hosts == 1 { "" } else { "s" },
         summary.ports_scanned,

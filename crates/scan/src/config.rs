@@ -13,10 +13,25 @@ pub const DEFAULT_MAX_ADDRESSES: u64 = 65_536;
 /// File descriptors left for everything that is not a probe.
 const FD_RESERVE: u64 = 128;
 
+/// How TCP ports are probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TcpMethod {
+    /// A raw SYN when raw sockets are permitted (root or CAP_NET_RAW), else a connect.
+    #[default]
+    Auto,
+    /// A full handshake through the operating system; needs no privilege.
+    Connect,
+    /// A raw SYN; falls back to connect when raw sockets are not permitted.
+    Syn,
+}
+
 /// Everything the engine needs to know; built by [`ScannerBuilder`].
 #[derive(Debug, Clone)]
 pub struct ScanConfig {
     pub(crate) tcp_ports: Vec<u16>,
+    pub(crate) udp_ports: Vec<u16>,
+    pub(crate) tcp_method: TcpMethod,
+    pub(crate) verify: bool,
     pub(crate) retries: u8,
     pub(crate) min_rtt_timeout: Duration,
     pub(crate) max_rtt_timeout: Duration,
@@ -38,6 +53,21 @@ impl ScanConfig {
         &self.tcp_ports
     }
 
+    /// How TCP ports are to be probed.
+    pub fn tcp_method(&self) -> TcpMethod {
+        self.tcp_method
+    }
+
+    /// Whether open ports found by SYN are confirmed by a full connect.
+    pub fn verify(&self) -> bool {
+        self.verify
+    }
+
+    /// The UDP ports probed on each address.
+    pub fn udp_ports(&self) -> &[u16] {
+        &self.udp_ports
+    }
+
     /// Retries of an unanswered port (before loss is seen on a host).
     pub fn retries(&self) -> u8 {
         self.retries
@@ -53,6 +83,8 @@ impl ScanConfig {
 #[derive(Debug, Clone)]
 pub struct ScannerBuilder {
     ports: PortSpec,
+    tcp_method: TcpMethod,
+    verify: bool,
     retries: u8,
     min_rtt_timeout: Duration,
     max_rtt_timeout: Duration,
@@ -72,6 +104,8 @@ impl Default for ScannerBuilder {
     fn default() -> Self {
         ScannerBuilder {
             ports: PortSpec::default(),
+            tcp_method: TcpMethod::Auto,
+            verify: false,
             retries: 1,
             min_rtt_timeout: Duration::from_millis(100),
             max_rtt_timeout: Duration::from_secs(3),
@@ -94,6 +128,20 @@ impl ScannerBuilder {
     #[must_use]
     pub fn ports(mut self, ports: PortSpec) -> Self {
         self.ports = ports;
+        self
+    }
+
+    /// How TCP ports are probed (default: SYN when permitted, else connect).
+    #[must_use]
+    pub fn tcp_method(mut self, method: TcpMethod) -> Self {
+        self.tcp_method = method;
+        self
+    }
+
+    /// Confirm each port found open with a full connect before reporting it (SYN scans).
+    #[must_use]
+    pub fn verify(mut self, verify: bool) -> Self {
+        self.verify = verify;
         self
     }
 
@@ -191,12 +239,7 @@ impl ScannerBuilder {
 
     /// Checks the settings and builds the scanner.
     pub fn build(self) -> Result<crate::Scanner, ScanError> {
-        if !self.ports.udp_ports().is_empty() {
-            return Err(ScanError::UdpUnsupported {
-                count: self.ports.udp_ports().len(),
-            });
-        }
-        if self.ports.tcp_ports().is_empty() {
+        if self.ports.is_empty() {
             return Err(ScanError::NoPorts);
         }
         if self.min_rtt_timeout > self.max_rtt_timeout {
@@ -221,6 +264,9 @@ impl ScannerBuilder {
         Ok(crate::Scanner {
             config: ScanConfig {
                 tcp_ports: self.ports.tcp_ports().to_vec(),
+                udp_ports: self.ports.udp_ports().to_vec(),
+                tcp_method: self.tcp_method,
+                verify: self.verify,
                 retries: self.retries,
                 min_rtt_timeout: self.min_rtt_timeout,
                 max_rtt_timeout: self.max_rtt_timeout,
@@ -279,7 +325,7 @@ mod tests {
         let err = |b: ScannerBuilder| b.build().err().map(|e| e.to_string());
         assert_eq!(
             err(ScannerBuilder::default()),
-            Some("no TCP port to scan".into())
+            Some("no port to scan".into())
         );
         assert!(
             err(ScannerBuilder::default()
@@ -294,7 +340,7 @@ mod tests {
             .is_some_and(|e| e.contains("maximum in flight must be at least 1"))
         );
         let udp: PortSpec = "U:53".parse().unwrap_or_default();
-        assert!(err(ScannerBuilder::default().ports(udp)).is_some_and(|e| e.contains("UDP")));
+        assert!(ScannerBuilder::default().ports(udp).build().is_ok());
         assert!(ScannerBuilder::default().ports(ports).build().is_ok());
     }
 }

@@ -1,33 +1,22 @@
-//! The connect-scan engine: a sliding window of in-flight connection attempts.
+//! The scan driver: a sliding window of in-flight attempts over every (address, port).
 //!
-//! Jobs (address, port) come in a random order from a keyed permutation. Each attempt is
-//! its own task, so both cores carry the socket work; the driver keeps the bookkeeping in
-//! one place and never touches a socket.
-//!
-//! An attempt owns its timeout, counted from the moment it actually starts (not from when
-//! it was queued), and before giving up it asks the kernel for the socket's state
-//! (`SO_ERROR`, `getpeername`): an answer that arrived while this machine was too busy to
-//! notice is still an answer. The timeout itself is read from shared per-host values that
-//! the driver updates as round trips are measured, and re-read at least once per timeout
-//! floor, so attempts started before the first answer stop waiting the initial second as
-//! soon as one arrives.
+//! Jobs come in a random order from a keyed permutation. Each attempt is its own task
+//! ([`crate::probe`]), so both cores carry the socket work; the driver keeps the
+//! bookkeeping in one place, never touches a socket, and reads outcomes as attempts end.
 
 use crate::ScanConfig;
 use crate::event::{Progress, ScanEvent, ScanSink};
 use crate::permute::Permutation;
+use crate::probe::{self, Clock, Outcome, SharedTimeouts};
 use crate::targets::HostEntry;
 use crate::timing::{RttEstimator, Window};
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::{Clock as _, DefaultClock};
 use governor::{Quota, RateLimiter};
 use portgate_model::{PortResult, PortState, Protocol, Reason};
-use socket2::{Domain, Socket, Type};
 use std::collections::VecDeque;
-use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
@@ -47,6 +36,12 @@ const MAX_RETRIES: u8 = 9;
 /// Once a host shows loss, each port gets enough attempts that the chance of any port of
 /// the host losing all of them stays under this.
 const MISS_BUDGET: f64 = 1e-3;
+/// Linux sends at most one ICMP error per second to a peer after a burst of a few (its
+/// `icmp_ratelimit`); most systems have some such limit. Once a host shows it, UDP probes
+/// to that host go out no faster than this, so a closed port is not taken for open|filtered.
+const ICMP_LIMITED_GAP: Duration = Duration::from_millis(1000);
+/// UDP retries on a host that rate-limits its ICMP errors.
+const ICMP_LIMITED_RETRIES: u8 = 6;
 
 /// One address and its bookkeeping.
 pub(crate) struct HostState {
@@ -57,6 +52,10 @@ pub(crate) struct HostState {
     /// Ports that answered, and how many of those answered only on a retry.
     answered: u32,
     loss_events: u32,
+    /// UDP: the host answered a retry with an ICMP error it had not sent for the first
+    /// probe: it rate-limits ICMP, and its UDP probes are paced.
+    icmp_limited: bool,
+    udp_next: Option<Instant>,
     deferred: VecDeque<Job>,
 }
 
@@ -69,30 +68,19 @@ impl HostState {
             in_flight: 0,
             answered: 0,
             loss_events: 0,
+            icmp_limited: false,
+            udp_next: None,
             deferred: VecDeque::new(),
         }
     }
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Job {
+pub(crate) struct Job {
     host: u32,
     port: u16,
+    protocol: Protocol,
     attempt: u8,
-}
-
-/// What one connection attempt observed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Open,
-    Closed,
-    Unreachable(Reason),
-    LocalRefusal,
-    /// The local system ran out of something (descriptors, buffers, local ports):
-    /// says nothing about the port.
-    Exhausted,
-    /// Nothing came back within the host's timeout.
-    TimedOut,
 }
 
 struct Completion {
@@ -104,30 +92,18 @@ struct Completion {
     finished: Instant,
 }
 
-/// Per-host timeouts in microseconds, written by the driver, read by the attempts.
-/// 0 for a host means "no measurement of its own yet: use the scan-wide value".
-struct SharedTimeouts {
-    global: AtomicU32,
-    hosts: Vec<AtomicU32>,
+/// How TCP ports are probed in this run.
+#[derive(Clone, Copy)]
+pub(crate) enum TcpProber {
+    /// Full handshakes through the kernel.
+    Connect,
 }
 
-impl SharedTimeouts {
-    fn get(&self, host: u32) -> Duration {
-        let own = self
-            .hosts
-            .get(host as usize)
-            .map_or(0, |t| t.load(Ordering::Relaxed));
-        let micros = if own == 0 {
-            self.global.load(Ordering::Relaxed)
-        } else {
-            own
-        };
-        Duration::from_micros(u64::from(micros))
-    }
-}
-
-fn micros(d: Duration) -> u32 {
-    u32::try_from(d.as_micros()).unwrap_or(u32::MAX).max(1)
+/// What the driver needs besides the configuration.
+pub(crate) struct Probers {
+    pub(crate) tcp: TcpProber,
+    /// Payloads per UDP port (empty: an empty datagram).
+    pub(crate) udp_payloads: Arc<dyn Fn(u16) -> Vec<Vec<u8>> + Send + Sync>,
 }
 
 /// How the engine's run ended.
@@ -139,62 +115,69 @@ struct Engine<'a> {
     config: &'a ScanConfig,
     sink: &'a mut dyn ScanSink,
     hosts: &'a mut [HostState],
+    probers: &'a Probers,
     started: Instant,
     tasks: JoinSet<Completion>,
     ready: VecDeque<Job>,
     deferred_total: usize,
+    /// UDP jobs held back by their host's ICMP pacing, and when the next may go.
+    paced: VecDeque<Job>,
     window: Window,
     global_rtt: RttEstimator,
     timeouts: Arc<SharedTimeouts>,
+    ports_per_host: usize,
     done: u64,
     open: u64,
     total: u64,
-    lost_tasks: u64,
     pause_until: Option<Instant>,
 }
 
-/// Probes every configured TCP port on every host; results land in `hosts[i].results`.
+/// Probes every configured port on every host; results land in `hosts[i].results`.
 pub(crate) async fn run(
     config: &ScanConfig,
+    probers: &Probers,
     hosts: &mut [HostState],
     started: Instant,
     seed: u64,
     sink: &mut dyn ScanSink,
 ) -> EngineEnd {
-    let ports = &config.tcp_ports;
+    let probes: Vec<(Protocol, u16)> = config
+        .tcp_ports
+        .iter()
+        .map(|&p| (Protocol::Tcp, p))
+        .chain(config.udp_ports.iter().map(|&p| (Protocol::Udp, p)))
+        .collect();
     let lead_ports: Vec<u16> = LEAD_PORTS
         .iter()
         .copied()
-        .filter(|p| ports.binary_search(p).is_ok())
+        .filter(|p| config.tcp_ports.binary_search(p).is_ok())
         .collect();
     let host_count = hosts.len() as u64;
-    let total = host_count * ports.len() as u64;
+    let total = host_count * probes.len() as u64;
     let initial_timeout = config
         .initial_rtt_timeout
         .clamp(config.min_rtt_timeout, config.max_rtt_timeout);
-    let timeouts = Arc::new(SharedTimeouts {
-        global: AtomicU32::new(micros(initial_timeout)),
-        hosts: hosts.iter().map(|_| AtomicU32::new(0)).collect(),
-    });
     let mut engine = Engine {
         config,
         sink,
+        timeouts: Arc::new(SharedTimeouts::new(initial_timeout, hosts.len())),
         hosts,
+        probers,
         started,
         tasks: JoinSet::new(),
         ready: VecDeque::new(),
         deferred_total: 0,
+        paced: VecDeque::new(),
         window: Window::new(
             config.initial_in_flight,
             config.max_in_flight,
             config.min_rtt_timeout / QUEUE_TARGET_DIVISOR,
         ),
         global_rtt: RttEstimator::default(),
-        timeouts,
+        ports_per_host: probes.len(),
         done: 0,
         open: 0,
         total,
-        lost_tasks: 0,
         pause_until: None,
     };
     // Lead ports first, host by host; then everything else in random order.
@@ -203,6 +186,7 @@ pub(crate) async fn run(
             engine.ready.push_back(Job {
                 host: host as u32,
                 port,
+                protocol: Protocol::Tcp,
                 attempt: 0,
             });
         }
@@ -227,6 +211,7 @@ pub(crate) async fn run(
             next_progress = now + PROGRESS_EVERY;
             engine.progress();
         }
+        engine.release_paced(now);
         // Fill the window.
         if engine.pause_until.is_none_or(|until| now >= until) {
             engine.pause_until = None;
@@ -238,13 +223,14 @@ pub(crate) async fn run(
                 {
                     let index = order.at(next_fresh);
                     next_fresh += 1;
-                    let port = ports[(index / host_count) as usize];
-                    if lead_ports.contains(&port) {
+                    let (protocol, port) = probes[(index / host_count) as usize];
+                    if protocol == Protocol::Tcp && lead_ports.contains(&port) {
                         continue;
                     }
                     Job {
                         host: (index % host_count) as u32,
                         port,
+                        protocol,
                         attempt: 0,
                     }
                 } else {
@@ -255,6 +241,13 @@ pub(crate) async fn run(
                     host.deferred.push_back(job);
                     engine.deferred_total += 1;
                     continue;
+                }
+                if job.protocol == Protocol::Udp && host.icmp_limited {
+                    if host.udp_next.is_some_and(|at| now < at) {
+                        engine.paced.push_back(job);
+                        continue;
+                    }
+                    host.udp_next = Some(now + ICMP_LIMITED_GAP);
                 }
                 if let Some(limiter) = &limiter
                     && let Err(not_until) = limiter.check()
@@ -268,13 +261,17 @@ pub(crate) async fn run(
         }
         if engine.tasks.is_empty()
             && engine.ready.is_empty()
+            && engine.paced.is_empty()
             && engine.deferred_total == 0
             && next_fresh >= order.len()
         {
             break false;
         }
         let mut wake = next_progress;
-        for at in [engine.pause_until, deadline].into_iter().flatten() {
+        for at in [engine.pause_until, deadline, engine.next_paced()]
+            .into_iter()
+            .flatten()
+        {
             wake = wake.min(at);
         }
         tokio::select! {
@@ -307,9 +304,25 @@ impl Engine<'_> {
         let addr = SocketAddr::new(host.entry.ip, job.port);
         let timeouts = Arc::clone(&self.timeouts);
         let recheck = self.config.min_rtt_timeout;
+        let tcp = self.probers.tcp;
+        let udp_payloads = match job.protocol {
+            Protocol::Udp => (self.probers.udp_payloads)(job.port),
+            Protocol::Tcp => Vec::new(),
+        };
         self.tasks.spawn(async move {
             let started = Instant::now();
-            let outcome = connect_once(addr, started, &timeouts, job.host, recheck).await;
+            let clock = Clock {
+                started,
+                timeouts: &timeouts,
+                host: job.host,
+                recheck,
+            };
+            let outcome = match job.protocol {
+                Protocol::Tcp => match tcp {
+                    TcpProber::Connect => probe::connect_once(addr, clock).await,
+                },
+                Protocol::Udp => probe::udp_once(addr, &udp_payloads, clock).await,
+            };
             Completion {
                 job,
                 outcome,
@@ -320,12 +333,34 @@ impl Engine<'_> {
         });
     }
 
+    /// UDP jobs whose host pacing now allows them go back to the front of the queue.
+    fn release_paced(&mut self, now: Instant) {
+        let mut index = 0;
+        while index < self.paced.len() {
+            let job = self.paced[index];
+            let host = &self.hosts[job.host as usize];
+            if host.udp_next.is_none_or(|at| now >= at) {
+                self.paced.remove(index);
+                self.ready.push_front(job);
+                // One per host per gap: the next waits for the gap after this one.
+                break;
+            }
+            index += 1;
+        }
+    }
+
+    fn next_paced(&self) -> Option<Instant> {
+        self.paced
+            .iter()
+            .filter_map(|job| self.hosts[job.host as usize].udp_next)
+            .min()
+    }
+
     fn joined(&mut self, joined: Result<Completion, tokio::task::JoinError>) {
-        match joined {
-            Ok(completion) => self.complete(completion),
-            // Attempts do not panic and are cancelled only at the deadline; should one
-            // be lost anyway, its port is reported as not scanned rather than guessed.
-            Err(_) => self.lost_tasks += 1,
+        // Attempts do not panic and are cancelled only at the deadline; should one be
+        // lost anyway, its port is reported as not scanned rather than guessed.
+        if let Ok(completion) = joined {
+            self.complete(completion);
         }
     }
 
@@ -347,6 +382,7 @@ impl Engine<'_> {
             .started
             .saturating_duration_since(completion.launched);
         self.window.on_start_delay(queued, now);
+        let udp = job.protocol == Protocol::Udp;
         let (state, reason) = match completion.outcome {
             Outcome::Exhausted => {
                 // Not an answer: try the same attempt again once the window has room.
@@ -361,14 +397,16 @@ impl Engine<'_> {
                 self.timed_out(job);
                 return;
             }
-            Outcome::Open => (PortState::Open, Reason::SynAck),
-            Outcome::Closed => (PortState::Closed, Reason::Reset),
-            Outcome::Unreachable(reason) => (PortState::Filtered, reason),
             Outcome::LocalRefusal => {
                 self.window.on_silence();
                 self.settle(job, PortState::Filtered, Reason::LocalRefusal, None);
                 return;
             }
+            Outcome::Open if udp => (PortState::Open, Reason::UdpResponse),
+            Outcome::Open => (PortState::Open, Reason::SynAck),
+            Outcome::Closed if udp => (PortState::Closed, Reason::PortUnreachable),
+            Outcome::Closed => (PortState::Closed, Reason::Reset),
+            Outcome::Unreachable(reason) => (PortState::Filtered, reason),
         };
         // An answer. The round trip for timeouts is counted from the attempt's start
         // (that is where its timeout counts from); the window looks at the whole delay
@@ -388,10 +426,16 @@ impl Engine<'_> {
             now,
         );
         if job.attempt > 0 {
-            // An earlier attempt went unanswered, this one did not: loss.
-            let timeout = self.timeouts.get(job.host);
-            self.hosts[job.host as usize].loss_events += 1;
-            self.window.on_loss(now, timeout);
+            // An earlier attempt went unanswered, this one did not.
+            let host = &mut self.hosts[job.host as usize];
+            if udp && state == PortState::Closed {
+                // The ICMP error withheld the first time: rate limiting, not loss.
+                host.icmp_limited = true;
+            } else {
+                host.loss_events += 1;
+                let timeout = self.timeouts.get(job.host);
+                self.window.on_loss(now, timeout);
+            }
         }
         self.settle(job, state, reason, Some(rtt));
     }
@@ -400,26 +444,25 @@ impl Engine<'_> {
     /// srtt + 4·rttvar, within the floor and the ceiling.
     fn publish_timeouts(&self, host_index: u32) {
         let clamp = |d: Duration| d.clamp(self.config.min_rtt_timeout, self.config.max_rtt_timeout);
-        if let Some(t) = self.hosts[host_index as usize].rtt.timeout()
-            && let Some(slot) = self.timeouts.hosts.get(host_index as usize)
-        {
-            slot.store(micros(clamp(t)), Ordering::Relaxed);
+        if let Some(t) = self.hosts[host_index as usize].rtt.timeout() {
+            self.timeouts.set_host(host_index, clamp(t));
         }
         if let Some(t) = self.global_rtt.timeout() {
-            self.timeouts
-                .global
-                .store(micros(clamp(t)), Ordering::Relaxed);
+            self.timeouts.set_global(clamp(t));
         }
     }
 
     fn timed_out(&mut self, job: Job) {
         let host = &self.hosts[job.host as usize];
-        let allowed = retries_for(
+        let mut allowed = retries_for(
             self.config.retries,
             host.answered,
             host.loss_events,
-            self.config.tcp_ports.len(),
+            self.ports_per_host,
         );
+        if job.protocol == Protocol::Udp && host.icmp_limited && self.config.retries > 0 {
+            allowed = allowed.max(ICMP_LIMITED_RETRIES);
+        }
         if job.attempt < allowed {
             self.ready.push_back(Job {
                 attempt: job.attempt + 1,
@@ -427,7 +470,13 @@ impl Engine<'_> {
             });
         } else {
             self.window.on_silence();
-            self.settle(job, PortState::Filtered, Reason::NoResponse, None);
+            let state = match job.protocol {
+                Protocol::Tcp => PortState::Filtered,
+                // No answer from UDP: an open service that ignored the probe looks the
+                // same as a filter.
+                Protocol::Udp => PortState::OpenFiltered,
+            };
+            self.settle(job, state, Reason::NoResponse, None);
         }
     }
 
@@ -439,7 +488,7 @@ impl Engine<'_> {
         let at_ms = u32::try_from(self.started.elapsed().as_millis()).unwrap_or(u32::MAX);
         let result = PortResult {
             port: job.port,
-            protocol: Protocol::Tcp,
+            protocol: job.protocol,
             state,
             reason,
             rtt_us: rtt.map(|d| u32::try_from(d.as_micros()).unwrap_or(u32::MAX)),
@@ -481,92 +530,6 @@ fn retries_for(configured: u8, answered: u32, losses: u32, ports: usize) -> u8 {
     retries.max(configured)
 }
 
-/// One TCP connection attempt, started at `started`.
-///
-/// Waits for the socket to become writable (connected or refused), for at most the host's
-/// current timeout, re-reading it at least every `recheck`. Before reporting a timeout it
-/// asks the kernel directly, so a late wake-up never turns an answer into silence.
-async fn connect_once(
-    addr: SocketAddr,
-    started: Instant,
-    timeouts: &SharedTimeouts,
-    host: u32,
-    recheck: Duration,
-) -> Outcome {
-    let socket = match Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking(),
-        Some(socket2::Protocol::TCP),
-    ) {
-        Ok(socket) => socket,
-        Err(error) => return classify(&error),
-    };
-    // Close with a reset: no TIME_WAIT left behind to use up local ports.
-    let _ = socket.set_linger(Some(Duration::ZERO));
-    match socket.connect(&addr.into()) {
-        Ok(()) => {}
-        Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
-        Err(error) => return classify(&error),
-    }
-    let stream = match TcpStream::from_std(std::net::TcpStream::from(socket)) {
-        Ok(stream) => stream,
-        Err(error) => return classify(&error),
-    };
-    loop {
-        if let Some(outcome) = settled(&stream, addr) {
-            return outcome;
-        }
-        let now = Instant::now();
-        let deadline = started + timeouts.get(host);
-        if now >= deadline {
-            return Outcome::TimedOut;
-        }
-        let wake = deadline.min(now + recheck);
-        if let Ok(Ok(())) = tokio::time::timeout_at(wake, stream.writable()).await
-            && settled(&stream, addr).is_none()
-        {
-            // Writable yet not connected: a spurious wake-up. Wait out the interval
-            // rather than spin on a readiness flag that stays set.
-            tokio::time::sleep_until(wake).await;
-        }
-    }
-}
-
-/// The kernel's verdict on a connecting socket, if it has one yet.
-fn settled(stream: &TcpStream, addr: SocketAddr) -> Option<Outcome> {
-    match stream.take_error() {
-        Ok(Some(error)) | Err(error) => return Some(classify(&error)),
-        Ok(None) => {}
-    }
-    match stream.peer_addr() {
-        // Connecting to a local port in the ephemeral range can, rarely, pick that same
-        // port as the source and connect the socket to itself. Nothing listens there.
-        Ok(_) if stream.local_addr().ok() == Some(addr) => Some(Outcome::Closed),
-        Ok(_) => Some(Outcome::Open),
-        // ENOTCONN: still waiting for an answer.
-        Err(_) => None,
-    }
-}
-
-fn classify(error: &io::Error) -> Outcome {
-    match error.raw_os_error() {
-        Some(libc::ECONNREFUSED | libc::ECONNRESET) => Outcome::Closed,
-        Some(libc::EHOSTUNREACH | libc::EHOSTDOWN) => Outcome::Unreachable(Reason::HostUnreachable),
-        Some(libc::ENETUNREACH | libc::ENETDOWN) => Outcome::Unreachable(Reason::NetUnreachable),
-        Some(
-            libc::EMFILE
-            | libc::ENFILE
-            | libc::ENOBUFS
-            | libc::ENOMEM
-            | libc::ENOSPC
-            | libc::EADDRNOTAVAIL
-            | libc::EAGAIN
-            | libc::EADDRINUSE,
-        ) => Outcome::Exhausted,
-        _ => Outcome::LocalRefusal,
-    }
-}
-
 /// The seed for the probe order: the configured one, or a random one.
 pub(crate) fn order_seed(config: &ScanConfig) -> u64 {
     config.seed.unwrap_or_else(rand::random)
@@ -597,31 +560,5 @@ mod tests {
             6,
             "never below the configured"
         );
-    }
-
-    #[test]
-    fn errors_map_to_states() {
-        let cases = [
-            (libc::ECONNREFUSED, Outcome::Closed),
-            (
-                libc::EHOSTUNREACH,
-                Outcome::Unreachable(Reason::HostUnreachable),
-            ),
-            (
-                libc::ENETUNREACH,
-                Outcome::Unreachable(Reason::NetUnreachable),
-            ),
-            (libc::EMFILE, Outcome::Exhausted),
-            (libc::ENOBUFS, Outcome::Exhausted),
-            (libc::EADDRNOTAVAIL, Outcome::Exhausted),
-            (libc::EPERM, Outcome::LocalRefusal),
-        ];
-        for (errno, want) in cases {
-            assert_eq!(
-                classify(&io::Error::from_raw_os_error(errno)),
-                want,
-                "{errno}"
-            );
-        }
     }
 }

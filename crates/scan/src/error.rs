@@ -7,14 +7,8 @@ use std::time::Duration;
 #[non_exhaustive]
 pub enum ScanError {
     /// No port to scan.
-    #[error("no TCP port to scan")]
+    #[error("no port to scan")]
     NoPorts,
-    /// UDP ports were asked for; this build scans TCP only.
-    #[error("UDP scanning is not supported yet ({count} UDP port(s) requested with U:)")]
-    UdpUnsupported {
-        /// UDP ports requested.
-        count: usize,
-    },
     /// No target given.
     #[error("no target to scan")]
     NoTargets,

@@ -19,10 +19,15 @@ mod engine;
 mod error;
 mod event;
 mod permute;
+mod probe;
 mod targets;
 mod timing;
+#[allow(dead_code)]
+mod udp_payloads;
 
-pub use config::{DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_IN_FLIGHT, ScanConfig, ScannerBuilder};
+pub use config::{
+    DEFAULT_MAX_ADDRESSES, DEFAULT_MAX_IN_FLIGHT, ScanConfig, ScannerBuilder, TcpMethod,
+};
 pub use error::ScanError;
 pub use event::{NullSink, Progress, ScanEvent, ScanSink};
 pub use portgate_model::{ScanReport, TargetSpec};
@@ -72,7 +77,7 @@ impl Scanner {
             sink.event(ScanEvent::TargetResolved(report));
         }
         let mut hosts: Vec<HostState> = entries.into_iter().map(HostState::new).collect();
-        let ports_per_host = self.config.tcp_ports.len() as u64;
+        let ports_per_host = (self.config.tcp_ports.len() + self.config.udp_ports.len()) as u64;
         sink.event(ScanEvent::Started {
             hosts: hosts.len(),
             ports_total: hosts.len() as u64 * ports_per_host,
@@ -84,7 +89,11 @@ impl Scanner {
             }
         } else {
             let seed = engine::order_seed(&self.config);
-            engine::run(&self.config, &mut hosts, started, seed, sink).await
+            let probers = engine::Probers {
+                tcp: engine::TcpProber::Connect,
+                udp_payloads: std::sync::Arc::new(|_port| Vec::new()),
+            };
+            engine::run(&self.config, &probers, &mut hosts, started, seed, sink).await
         };
 
         let mut incomplete_reasons: Vec<String> = target_reports
