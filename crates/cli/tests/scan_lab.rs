@@ -188,3 +188,49 @@ fn exact_states_while_the_cpu_is_saturated() {
         hog.join().unwrap();
     }
 }
+
+/// A host that accepts a connection on every port is a tarpit, not 1,000 services.
+#[test]
+fn a_host_answering_every_port_is_flagged_as_a_tarpit() {
+    let Some(lab) = lab(
+        "a_host_answering_every_port_is_flagged_as_a_tarpit",
+        Profile::Open,
+    ) else {
+        return;
+    };
+    // Every TCP port of the lab host now reaches its listener on 22.
+    for table in ["iptables", "ip6tables"] {
+        let status = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                lab.namespace(),
+                table,
+                "-t",
+                "nat",
+                "-A",
+                "PREROUTING",
+            ])
+            .args(["-p", "tcp", "-j", "REDIRECT", "--to-ports", "22"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{table} REDIRECT rule");
+    }
+    let ip = lab.ipv4().to_string();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (code, report, stderr) = scan_json(&[&ip, "-p", "1-1000"]);
+    assert_eq!(code, 0, "{stderr}");
+    let host = host(&report, &ip);
+    assert_eq!(host["counts"]["open"], 0, "no port reported open: {host}");
+    let tarpit = &host["tarpit"];
+    assert_eq!(tarpit["answered"], 1000, "{host}");
+    assert_eq!(tarpit["probed"], 1000);
+    assert_eq!(tarpit["sampled"], 8);
+    assert_eq!(tarpit["handshakes"], 8);
+    assert_eq!(host["not_shown"]["filtered"], 1000);
+    let (_, table, _) = run(&["scan", &ip, "-p", "1-1000"]);
+    assert!(
+        table.contains("Tarpit: 1000 of 1000 TCP ports answered as open"),
+        "{table}"
+    );
+}

@@ -15,6 +15,7 @@ pub use ports::{
 };
 pub use report::{
     HostReport, PortResult, ScanMethod, ScanReport, ScanStatus, Summary, TargetReport,
+    TarpitEvidence,
 };
 pub use state::{PortState, Reason};
 pub use target::{TargetSpec, TargetSpecError};

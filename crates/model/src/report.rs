@@ -85,6 +85,23 @@ pub struct HostReport {
     pub ports_requested: u32,
     /// Results, sorted by protocol then port; ports the scan did not reach are absent.
     pub ports: Vec<PortResult>,
+    /// Set when the host answered on nearly every TCP port: such answers are a tarpit's,
+    /// not services, and those ports are reported filtered with reason `tarpit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tarpit: Option<TarpitEvidence>,
+}
+
+/// Why a host was taken for a tarpit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TarpitEvidence {
+    /// TCP ports that answered as if open.
+    pub answered: u32,
+    /// TCP ports probed.
+    pub probed: u32,
+    /// Ports of a random sample checked with a full connect.
+    pub sampled: u32,
+    /// Of those, how many completed the handshake.
+    pub handshakes: u32,
 }
 
 impl HostReport {

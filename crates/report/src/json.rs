@@ -20,7 +20,7 @@ pub struct JsonReport {
     pub schema: String,
     /// Version of portgate that wrote it.
     pub portgate_version: String,
-    /// How ports were probed: `connect`.
+    /// How TCP ports were probed: `connect` or `syn`.
     pub method: String,
     /// `completed`, or `incomplete` when a target failed or the deadline cut the scan short.
     pub status: JsonStatus,
@@ -59,7 +59,7 @@ pub enum JsonState {
     /// Refused (TCP reset).
     #[serde(rename = "closed")]
     Closed,
-    /// No answer after retries, or ICMP unreachable.
+    /// No answer after retries, an ICMP unreachable, or a tarpit's answer.
     #[serde(rename = "filtered")]
     Filtered,
     /// UDP: no answer.
@@ -113,6 +113,22 @@ pub struct JsonHost {
     pub not_shown: BTreeMap<String, usize>,
     /// Listed ports, by protocol then number.
     pub ports: Vec<JsonPort>,
+    /// Set when the host answered on nearly every TCP port (a tarpit): those ports are
+    /// reported `filtered` with reason `tarpit`. Null otherwise.
+    pub tarpit: Option<JsonTarpit>,
+}
+
+/// Evidence that a host is a tarpit.
+#[derive(Debug, Clone, Copy, Serialize, JsonSchema)]
+pub struct JsonTarpit {
+    /// TCP ports that answered as if open.
+    pub answered: u32,
+    /// TCP ports probed.
+    pub probed: u32,
+    /// Ports of a random sample checked with a full connect.
+    pub sampled: u32,
+    /// Of those, how many completed the handshake.
+    pub handshakes: u32,
 }
 
 /// Ports per state.
@@ -139,8 +155,9 @@ pub struct JsonPort {
     pub protocol: String,
     /// The conclusion.
     pub state: JsonState,
-    /// The observation behind it: `syn-ack`, `reset`, `host-unreach`, `net-unreach`,
-    /// `admin-prohibited`, `no-response` or `local-refusal`.
+    /// The observation behind it: `syn-ack`, `reset`, `udp-response`, `port-unreach`,
+    /// `host-unreach`, `net-unreach`, `admin-prohibited`, `no-response`, `local-refusal`
+    /// or `tarpit`.
     pub reason: String,
     /// The usual service on this port number (a guess from the number, not detected).
     pub service: Option<String>,
@@ -224,6 +241,12 @@ impl JsonReport {
                             ),
                         })
                         .collect(),
+                    tarpit: host.tarpit.map(|t| JsonTarpit {
+                        answered: t.answered,
+                        probed: t.probed,
+                        sampled: t.sampled,
+                        handshakes: t.handshakes,
+                    }),
                 }
             })
             .collect();

@@ -6,7 +6,7 @@
 mod json;
 mod table;
 
-pub use json::{JSON_SCHEMA_ID, JsonReport, json, json_schema};
+pub use json::{JSON_SCHEMA_ID, JsonReport, JsonTarpit, json, json_schema};
 pub use table::table;
 
 use portgate_model::{HostReport, PortResult, PortState};

@@ -46,6 +46,13 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
                 .collect();
             let _ = writeln!(out, "Not shown: {}", parts.join(", "));
         }
+        if let Some(tarpit) = host.tarpit {
+            let _ = writeln!(
+                out,
+                "Tarpit: {} of {} TCP ports answered as open ({} of {} sampled completed a handshake); reported as filtered (tarpit)",
+                tarpit.answered, tarpit.probed, tarpit.handshakes, tarpit.sampled
+            );
+        }
         let missing = (host.ports_requested as usize).saturating_sub(host.ports.len());
         if missing > 0 {
             let _ = writeln!(out, "Not scanned: {missing} ports");

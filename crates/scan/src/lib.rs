@@ -15,11 +15,14 @@
 //! ```
 
 mod config;
+mod confirm;
 mod engine;
 mod error;
 mod event;
 mod permute;
 mod probe;
+#[allow(dead_code)]
+pub(crate) mod raw;
 mod targets;
 mod timing;
 #[allow(dead_code)]
@@ -108,8 +111,13 @@ impl Scanner {
                 ip: h.entry.ip,
                 ports_requested: u32::try_from(ports_per_host).unwrap_or(u32::MAX),
                 ports: h.results,
+                tarpit: None,
             })
             .collect();
+        let mut hosts = hosts;
+        if !end.deadline_hit {
+            confirm::confirm(&mut hosts, self.config.verify).await;
+        }
         let mut report = ScanReport {
             method: ScanMethod::Connect,
             started_at,

@@ -15,11 +15,15 @@ pub(crate) mod cookie;
 pub(crate) mod packet;
 pub(crate) mod socket;
 
+// The module's façade for the engine; not every item is used by every caller.
+#[allow(unused_imports)]
 pub(crate) use cookie::CookieKey;
+#[allow(unused_imports)]
 pub(crate) use packet::{
     FamilyMismatch, PROTO_TCP, PROTO_UDP, Reply, UnreachableKind, build_syn, internet_checksum,
     parse_icmp_v4, parse_icmp_v6, parse_tcp_v4, parse_tcp_v6,
 };
+#[allow(unused_imports)]
 pub(crate) use socket::{
     RawError, RawReceiver, RawSender, RawSocketKind, raw_capability, source_for,
 };

@@ -194,12 +194,7 @@ pub(crate) fn pseudo_header_sum_v4(src: Ipv4Addr, dst: Ipv4Addr, protocol: u8, l
 
 /// The unfolded sum of the IPv6 pseudo-header (RFC 8200 §8.1): source, destination,
 /// 32-bit upper-layer length, three zero bytes, next header.
-pub(crate) fn pseudo_header_sum_v6(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    next_header: u8,
-    len: u32,
-) -> u64 {
+pub(crate) fn pseudo_header_sum_v6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: u32) -> u64 {
     let mut sum = sum_words(0, &src.octets());
     sum = sum_words(sum, &dst.octets());
     sum + u64::from(len >> 16) + u64::from(len & 0xffff) + u64::from(next_header)
@@ -593,28 +588,88 @@ mod tests {
         );
     }
 
-    /// A SYN from 198.18.0.1:40000 to 198.18.0.2:22 written by this module and
-    /// checked by `tcpdump -vv` ("cksum 0x.... (correct)") on the lab's veth.
+    /// Endpoints of the captured packets below (a lab host and its peer).
+    const CAP_HOST: Ipv4Addr = Ipv4Addr::new(198, 19, 195, 181);
+    const CAP_LAB: Ipv4Addr = Ipv4Addr::new(198, 19, 195, 182);
+
+    /// Our SYN 198.19.195.181:40000 -> 198.19.195.182:22, seq 0x01020304, as
+    /// captured with `tcpdump -i any -vv -xx` on a lab veth (link header removed).
+    /// tcpdump verified the TCP checksum: "cksum 0xc030 (correct)".
+    const CAPTURED_SYN_V4: &str = "4500 0034 0fdc 4000 4006 1755 c613 c3b5 c613 c3b6
+                                   9c40 0016 0102 0304 0000 0000 8002 faf0 c030 0000
+                                   0204 05b4 0103 0307 0101 0402";
+
+    /// The lab kernel's SYN-ACK to it. Its TCP checksum was captured before veth
+    /// checksum offload filled it in (0x13ba); it is replaced here by the value
+    /// tcpdump computed ("incorrect -> 0xc5a9").
+    const CAPTURED_SYN_ACK_V4: &str = "4500 0034 0000 4000 4006 2731 c613 c3b6 c613 c3b5
+                                       0016 9c40 0fcd eaa5 0102 0305 8012 faf0 c5a9 0000
+                                       0204 05b4 0101 0402 0103 030a";
+
+    /// The root namespace kernel's RST to that SYN-ACK (it had no socket for it);
+    /// tcpdump: "cksum 0xfbef (correct)".
+    const CAPTURED_RST_V4: &str = "4500 0028 0000 4000 4006 273d c613 c3b5 c613 c3b6
+                                   9c40 0016 0102 0305 0000 0000 5004 0000 fbef 0000";
+
     #[test]
-    fn syn_checksum_matches_tcpdump_capture() {
+    fn syn_matches_tcpdump_capture() {
+        let captured = hex(CAPTURED_SYN_V4);
         let mut buf = Vec::new();
         build_syn(
-            IpAddr::V4(SRC4),
-            IpAddr::V4(DST4),
+            IpAddr::V4(CAP_HOST),
+            IpAddr::V4(CAP_LAB),
             40000,
             22,
             0x0102_0304,
             &mut buf,
         )
         .expect("same family");
-        let expected = hex("9c40 0016 0102 0304 0000 0000 8002 faf0 0000 0000
-                            0204 05b4 0103 0307 0101 0402");
-        assert_eq!(buf[..16], expected[..16]);
-        assert_eq!(buf[18..], expected[18..]);
-        // Hand-computed: pseudo 18c4d + segment words.
-        let segment_sum = sum_words(0, &expected);
-        let checksum = !fold(0x18c4d + segment_sum);
-        assert_eq!(u16::from_be_bytes([buf[16], buf[17]]), checksum);
+        assert_eq!(buf, captured[20..], "{buf:02x?}");
+        assert_eq!(&buf[16..18], &[0xc0, 0x30]);
+        // The kernel-written IP header checksum verifies too.
+        assert_eq!(internet_checksum(&captured[..20]), 0);
+    }
+
+    #[test]
+    fn captured_checksums_verify() {
+        for (name, text, src, dst) in [
+            ("SYN", CAPTURED_SYN_V4, CAP_HOST, CAP_LAB),
+            ("SYN-ACK", CAPTURED_SYN_ACK_V4, CAP_LAB, CAP_HOST),
+            ("RST", CAPTURED_RST_V4, CAP_HOST, CAP_LAB),
+        ] {
+            let packet = hex(text);
+            assert_eq!(internet_checksum(&packet[..20]), 0, "{name} IP header");
+            assert_eq!(
+                transport_checksum(IpAddr::V4(src), IpAddr::V4(dst), PROTO_TCP, &packet[20..]),
+                Ok(0),
+                "{name} TCP"
+            );
+        }
+    }
+
+    #[test]
+    fn parse_captured_packets() {
+        assert_eq!(
+            parse_tcp_v4(&hex(CAPTURED_SYN_ACK_V4)),
+            Some(Reply::SynAck {
+                src: IpAddr::V4(CAP_LAB),
+                src_port: 22,
+                dst_port: 40000,
+                ack: 0x0102_0305,
+            })
+        );
+        assert_eq!(
+            parse_tcp_v4(&hex(CAPTURED_RST_V4)),
+            Some(Reply::Rst {
+                src: IpAddr::V4(CAP_HOST),
+                src_port: 40000,
+                dst_port: 22,
+                ack: 0,
+                ack_flag: false,
+            })
+        );
+        // Our own SYN, seen by a receiver on loopback, is not a reply.
+        assert_eq!(parse_tcp_v4(&hex(CAPTURED_SYN_V4)), None);
     }
 
     // --- building --------------------------------------------------------
@@ -780,35 +835,6 @@ mod tests {
         // Data offset past the end.
         with_options[12] = 0x70;
         assert_eq!(parse_tcp_v6(DST6, &with_options), None);
-    }
-
-    /// A SYN-ACK captured with `tcpdump -xx` on a lab veth (IPv4 header + TCP with
-    /// the kernel's usual options), answering the SYN of
-    /// `syn_checksum_matches_tcpdump_capture`.
-    #[test]
-    fn parse_captured_syn_ack() {
-        let packet = hex(CAPTURED_SYN_ACK_V4);
-        assert_eq!(
-            parse_tcp_v4(&packet),
-            Some(Reply::SynAck {
-                src: IpAddr::V4(DST4),
-                src_port: 22,
-                dst_port: 40000,
-                ack: 0x0102_0305,
-            })
-        );
-        // tcpdump reported the TCP checksum correct: verify it ourselves too.
-        let ip_header_len = usize::from(packet[0] & 0x0f) * 4;
-        assert_eq!(
-            transport_checksum(
-                IpAddr::V4(DST4),
-                IpAddr::V4(SRC4),
-                PROTO_TCP,
-                &packet[ip_header_len..]
-            ),
-            Ok(0)
-        );
-        assert_eq!(internet_checksum(&packet[..ip_header_len]), 0);
     }
 
     // --- ICMP ------------------------------------------------------------
@@ -1013,7 +1039,10 @@ mod tests {
         later[fragment_offset_at + 1] = 0x08;
         assert_eq!(parse_icmp_v6(router, &icmp_v6(1, &later)), None);
         // A chain cut inside an extension header.
-        assert_eq!(parse_icmp_v6(router, &icmp_v6(1, &quoted[..40 + 8 + 3])), None);
+        assert_eq!(
+            parse_icmp_v6(router, &icmp_v6(1, &quoted[..40 + 8 + 3])),
+            None
+        );
         // A quoted ICMPv6 datagram is not ours.
         let mut ping = ipv6_header(SRC6, DST6, PROTO_ICMPV6, 8);
         ping.extend_from_slice(&[128, 0, 0, 0, 0, 1, 0, 1]);
