@@ -17,7 +17,7 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Scan TCP ports of hosts, addresses and ranges.
+    /// Scan TCP and UDP ports of hosts, addresses and ranges.
     ///
     /// Exit status: 0 when the scan completed, 2 on a usage or input error, 3 when the scan
     /// could not complete (a target did not resolve, or the deadline was reached).
@@ -69,7 +69,20 @@ pub(crate) struct ScanArgs {
     #[arg(long)]
     pub(crate) all_ports: bool,
 
-    /// Retries of an unanswered port (a host that shows loss gets at least 3).
+    /// Probe TCP with raw SYNs (the default when raw sockets are permitted: root or
+    /// CAP_NET_RAW). Without the privilege, falls back to --connect with a notice.
+    #[arg(long, conflicts_with = "connect")]
+    pub(crate) syn: bool,
+
+    /// Probe TCP with full handshakes through the operating system (needs no privilege).
+    #[arg(long)]
+    pub(crate) connect: bool,
+
+    /// Confirm every port a SYN scan finds open with a full handshake before reporting it.
+    #[arg(long)]
+    pub(crate) verify: bool,
+
+    /// Retries of an unanswered port (a host that shows loss gets more).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) retries: u8,
 

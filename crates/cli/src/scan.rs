@@ -5,15 +5,24 @@ use crate::{Failure, targets_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use portgate_model::ScanStatus;
 use portgate_report::RenderOptions;
-use portgate_scan::{ScanEvent, ScanSink, Scanner};
+use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
 use std::io::{IsTerminal, Write};
 
 /// Runs the scan and returns the exit code: 0 completed, 3 incomplete.
 pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     let targets = targets_file::collect(&args.targets, &args.input_list)?;
     raise_open_file_limit();
+    let method = if args.connect {
+        TcpMethod::Connect
+    } else if args.syn {
+        TcpMethod::Syn
+    } else {
+        TcpMethod::Auto
+    };
     let mut builder = Scanner::builder()
         .ports(args.ports.clone())
+        .tcp_method(method)
+        .verify(args.verify)
         .retries(args.retries)
         .min_rtt_timeout(args.min_rtt_timeout)
         .max_rtt_timeout(args.max_rtt_timeout)
@@ -119,6 +128,13 @@ impl ProgressSink {
 
 impl ScanSink for ProgressSink {
     fn event(&mut self, event: ScanEvent<'_>) {
+        if let ScanEvent::Notice(notice) = event {
+            match &self.bar {
+                Some(bar) => bar.suspend(|| eprintln!("portgate: {notice}")),
+                None => eprintln!("portgate: {notice}"),
+            }
+            return;
+        }
         let Some(bar) = &self.bar else { return };
         match event {
             ScanEvent::Started { ports_total, .. } => bar.set_length(ports_total),

@@ -23,12 +23,16 @@ fn lab(test: &str, profile: Profile) -> Option<LabHost> {
     Some(LabHost::start(LabConfig::new(profile)).expect("lab host starts"))
 }
 
+/// Both ways of probing TCP: full handshakes, and raw SYNs (root is given here).
+const METHODS: [&str; 2] = ["--connect", "--syn"];
+
 /// Scans every port of `ip` and checks each state against the lab's ground truth.
-fn assert_exact_states(lab: &LabHost, ip: &str, run: usize) {
+fn assert_exact_states(lab: &LabHost, ip: &str, method: &str, run: usize) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let (code, report, stderr) = scan_json(&[ip, "-p-"]);
-    let label = format!("{:?} {ip} run {run}", lab.truth().profile);
+    let (code, report, stderr) = scan_json(&[ip, "-p-", method]);
+    let label = format!("{:?} {ip} {method} run {run}", lab.truth().profile);
     assert_eq!(code, 0, "{label}: {stderr}");
+    assert_eq!(report["method"], method.trim_start_matches("--"), "{label}");
     let host = host(&report, ip);
     let truth = lab.truth();
     let open = listed(host, "open");
@@ -75,8 +79,10 @@ fn open_host_all_ports_ipv4_and_ipv6() {
     let Some(lab) = lab("open_host_all_ports_ipv4_and_ipv6", Profile::Open) else {
         return;
     };
-    assert_exact_states(&lab, &lab.ipv4().to_string(), 1);
-    assert_exact_states(&lab, &lab.ipv6().to_string(), 1);
+    for method in METHODS {
+        assert_exact_states(&lab, &lab.ipv4().to_string(), method, 1);
+        assert_exact_states(&lab, &lab.ipv6().to_string(), method, 1);
+    }
 }
 
 #[test]
@@ -87,8 +93,10 @@ fn firewalled_host_all_ports_ipv4_and_ipv6() {
     ) else {
         return;
     };
-    assert_exact_states(&lab, &lab.ipv4().to_string(), 1);
-    assert_exact_states(&lab, &lab.ipv6().to_string(), 1);
+    for method in METHODS {
+        assert_exact_states(&lab, &lab.ipv4().to_string(), method, 1);
+        assert_exact_states(&lab, &lab.ipv6().to_string(), method, 1);
+    }
 }
 
 #[test]
@@ -96,10 +104,12 @@ fn lossy_host_full_recall_in_every_run() {
     let Some(lab) = lab("lossy_host_full_recall_in_every_run", Profile::Lossy) else {
         return;
     };
-    for run in 1..=3 {
-        assert_exact_states(&lab, &lab.ipv4().to_string(), run);
+    for method in METHODS {
+        for run in 1..=3 {
+            assert_exact_states(&lab, &lab.ipv4().to_string(), method, run);
+        }
+        assert_exact_states(&lab, &lab.ipv6().to_string(), method, 1);
     }
-    assert_exact_states(&lab, &lab.ipv6().to_string(), 1);
 }
 
 #[test]
@@ -182,7 +192,9 @@ fn exact_states_while_the_cpu_is_saturated() {
             })
         })
         .collect();
-    assert_exact_states(&lab, &lab.ipv4().to_string(), 1);
+    for method in METHODS {
+        assert_exact_states(&lab, &lab.ipv4().to_string(), method, 1);
+    }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for hog in hogs {
         hog.join().unwrap();
@@ -233,4 +245,68 @@ fn a_host_answering_every_port_is_flagged_as_a_tarpit() {
         table.contains("Tarpit: 1000 of 1000 TCP ports answered as open"),
         "{table}"
     );
+}
+
+/// `--verify` re-checks SYN findings with a full handshake. The lab host here refuses
+/// handshakes to 8080 from the kernel's ephemeral ports while answering the SYN scanner's
+/// source ports: SYN alone says open, the handshake says closed, and --verify reports that.
+#[test]
+fn verify_confirms_syn_findings_with_a_handshake() {
+    let Some(lab) = lab(
+        "verify_confirms_syn_findings_with_a_handshake",
+        Profile::Open,
+    ) else {
+        return;
+    };
+    let status = std::process::Command::new("ip")
+        .args(["netns", "exec", lab.namespace(), "iptables", "-I", "INPUT"])
+        .args(["-p", "tcp", "--dport", "8080", "--sport", "32768:60999"])
+        .args(["-j", "REJECT", "--reject-with", "tcp-reset"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let ip = lab.ipv4().to_string();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (code, plain, _) = scan_json(&[&ip, "-p", "22,80,8080", "--syn"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        listed(host(&plain, &ip), "open"),
+        BTreeSet::from([22, 80, 8080])
+    );
+    let (code, verified, _) = scan_json(&[&ip, "-p", "22,80,8080", "--syn", "--verify"]);
+    assert_eq!(code, 0);
+    let host = host(&verified, &ip);
+    assert_eq!(listed(host, "open"), BTreeSet::from([22, 80]));
+    assert_eq!(listed(host, "closed"), BTreeSet::from([8080]));
+}
+
+/// Without raw-socket privilege, a SYN scan falls back to connect with a one-line notice.
+#[test]
+fn unprivileged_syn_falls_back_to_connect_with_a_notice() {
+    if let Some(reason) = skip_reason() {
+        eprintln!("SKIP unprivileged_syn_falls_back_to_connect_with_a_notice: {reason}");
+        return;
+    }
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    // Drop root: run the binary as nobody, without capabilities.
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(env!("CARGO_BIN_EXE_portgate"))
+        .args(["scan", "127.0.0.1", "-p", &port, "-o", "json", "--syn"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("raw sockets are not permitted"), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["method"], "connect");
+    assert_eq!(report["summary"]["open"], 1);
+    drop(listener);
 }

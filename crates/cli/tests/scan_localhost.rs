@@ -15,7 +15,7 @@ fn finds_open_and_closed_ports_exactly() {
         "{},{},{},{closed}",
         listeners.ports[0], listeners.ports[1], listeners.ports[2]
     );
-    let (code, report, stderr) = scan_json(&["127.0.0.1", "-p", &spec]);
+    let (code, report, stderr) = scan_json(&["127.0.0.1", "-p", &spec, "--connect"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr, "", "nothing on stderr when it is not a terminal");
     let host = host(&report, "127.0.0.1");

@@ -3,26 +3,31 @@
 //! A [`LabHost`] is a Linux network namespace (`pglab-<pid>-<n>`) connected to
 //! the root namespace by a veth pair, with TCP listeners on its open ports and
 //! an iptables profile ([`Profile`]) that makes the remaining ports closed
-//! (RST), filtered (silently dropped) or lossy. [`GroundTruth`] says what a
-//! correct scanner must report for every port. Integration tests use the
-//! library; the benchmark script uses the `portgate-lab` binary.
+//! (RST), filtered (silently dropped) or lossy. Optionally
+//! ([`LabConfig::udp_services`]) it runs real UDP services: dnsmasq (DNS, 53),
+//! chronyd (NTP, 123) and snmpd (SNMP, 161). [`GroundTruth`] says what a
+//! correct scanner must report for every TCP and UDP port. Integration tests
+//! use the library; the benchmark script uses the `portgate-lab` binary.
 //!
 //! # What this crate must not do
 //!
 //! It must never send packets to, or configure, any address outside
 //! 198.18.0.0/15 (RFC 2544 benchmarking range) and 2001:db8::/32 (RFC 3849
 //! documentation range): every address it derives lies in those ranges (see
-//! [`in_lab_range`]), and the only traffic it generates itself is a readiness
-//! probe to the lab host's own address. It only creates and deletes
+//! [`in_lab_range`]), and the only traffic it generates itself is readiness
+//! probes to the lab host's own addresses. It only creates and deletes
 //! namespaces named `pglab-*` and veth interfaces named `pgh*`/`pgn*`, never
 //! touches the root namespace's firewall, routes (other than the veth's own
-//! connected routes) or other interfaces, and never kills processes.
-//! Creating a lab needs root (CAP_NET_ADMIN); see [`skip_reason`].
+//! connected routes), sysctls or other interfaces, and never kills a process
+//! other than the UDP service daemons it started itself (by their pid).
+//! Creating a lab needs root (CAP_NET_ADMIN); see [`skip_reason`] and
+//! [`udp_services_skip_reason`].
 
 mod addr;
 mod cmd;
 mod firewall;
 mod listener;
+mod services;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -38,6 +43,7 @@ use serde::{Deserialize, Serialize};
 pub use addr::in_lab_range;
 use addr::{SUBNET_COUNT, Subnet, candidate_index};
 use listener::ListenerHandle;
+use services::Services;
 
 /// The 17 ports that are open by default.
 pub const DEFAULT_OPEN_PORTS: [u16; 17] = [
@@ -47,6 +53,21 @@ pub const DEFAULT_OPEN_PORTS: [u16; 17] = [
 
 /// The ports that answer with a TCP reset by default under [`Profile::Firewalled`].
 pub const DEFAULT_REJECT_PORTS: [u16; 5] = [113, 2000, 7000, 12345, 54321];
+
+/// The UDP ports served by real daemons when [`LabConfig::udp_services`] is on:
+/// DNS (dnsmasq), NTP (chronyd), SNMP (snmpd).
+pub const UDP_SERVICE_PORTS: [u16; 3] =
+    [services::DNS_PORT, services::NTP_PORT, services::SNMP_PORT];
+
+/// The UDP ports that answer ICMP port unreachable by default under
+/// [`Profile::Firewalled`].
+pub const DEFAULT_UDP_REJECT_PORTS: [u16; 2] = [1000, 1001];
+
+/// The `sysDescr.0` value the lab's SNMP agent reports.
+pub const SNMP_SYS_DESCR: &str = services::SNMP_SYS_DESCR;
+
+/// The name the lab's DNS server resolves to the lab host's own addresses.
+pub const DNS_HOST_RECORD: &str = services::DNS_HOST_RECORD;
 
 /// Default probability that [`Profile::Lossy`] drops an incoming SYN.
 pub const DEFAULT_LOSS_PROBABILITY: f64 = 0.02;
@@ -138,6 +159,30 @@ impl fmt::Display for ExpectedState {
     }
 }
 
+/// The state a correct scanner must report for a UDP port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ExpectedUdpState {
+    /// A service answers the right request.
+    #[serde(rename = "open")]
+    Open,
+    /// The host answers ICMP port unreachable.
+    #[serde(rename = "closed")]
+    Closed,
+    /// Nothing answers: the port may be open (silent service) or filtered.
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
+}
+
+impl fmt::Display for ExpectedUdpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ExpectedUdpState::Open => "open",
+            ExpectedUdpState::Closed => "closed",
+            ExpectedUdpState::OpenFiltered => "open|filtered",
+        })
+    }
+}
+
 /// What to build. Start from [`LabConfig::new`] and adjust with the setters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabConfig {
@@ -154,18 +199,32 @@ pub struct LabConfig {
     /// Bytes an open port sends right after accepting, before closing
     /// (banner services). Ports without an entry close at once.
     pub greetings: BTreeMap<u16, Vec<u8>>,
+    /// Run dnsmasq, chronyd and snmpd on [`UDP_SERVICE_PORTS`] (off by default).
+    /// TCP port 53, where dnsmasq also listens, keeps the state every other
+    /// non-open TCP port has, and must then not be an open port.
+    pub udp_services: bool,
+    /// UDP ports that answer ICMP port unreachable under
+    /// [`Profile::Firewalled`]; ignored otherwise (every UDP port without a
+    /// service is closed there anyway).
+    pub udp_reject_ports: Vec<u16>,
+    /// ICMP error rate limit inside the namespace, in milliseconds
+    /// (`net.ipv4.icmp_ratelimit` and `net.ipv6.icmp.ratelimit`; 0 disables
+    /// it). `None` keeps the kernel default (1000 ms, with a small burst).
+    pub icmp_ratelimit_ms: Option<u32>,
 }
 
 impl LabConfig {
     /// The defaults for `profile`: [`DEFAULT_OPEN_PORTS`] open;
-    /// [`DEFAULT_REJECT_PORTS`] rejecting (firewalled only, empty otherwise);
-    /// loss probability [`DEFAULT_LOSS_PROBABILITY`] (lossy only, 0 otherwise);
-    /// no greetings.
+    /// [`DEFAULT_REJECT_PORTS`] rejecting and [`DEFAULT_UDP_REJECT_PORTS`]
+    /// rejecting UDP (firewalled only, empty otherwise); loss probability
+    /// [`DEFAULT_LOSS_PROBABILITY`] (lossy only, 0 otherwise); no greetings;
+    /// no UDP services; the kernel's ICMP rate limit.
     pub fn new(profile: Profile) -> Self {
+        let firewalled = profile == Profile::Firewalled;
         Self {
             profile,
             open_ports: DEFAULT_OPEN_PORTS.to_vec(),
-            reject_ports: if profile == Profile::Firewalled {
+            reject_ports: if firewalled {
                 DEFAULT_REJECT_PORTS.to_vec()
             } else {
                 Vec::new()
@@ -176,6 +235,13 @@ impl LabConfig {
                 0.0
             },
             greetings: BTreeMap::new(),
+            udp_services: false,
+            udp_reject_ports: if firewalled {
+                DEFAULT_UDP_REJECT_PORTS.to_vec()
+            } else {
+                Vec::new()
+            },
+            icmp_ratelimit_ms: None,
         }
     }
 
@@ -207,6 +273,30 @@ impl LabConfig {
         self
     }
 
+    /// Runs (or not) the real UDP services on [`UDP_SERVICE_PORTS`]: dnsmasq,
+    /// chronyd and snmpd inside the namespace, bound to the lab host's IPv4
+    /// and IPv6 address. Needs those programs installed.
+    #[must_use]
+    pub fn udp_services(mut self, on: bool) -> Self {
+        self.udp_services = on;
+        self
+    }
+
+    /// Replaces the UDP reject ports (firewalled profile).
+    #[must_use]
+    pub fn udp_reject_ports(mut self, ports: impl IntoIterator<Item = u16>) -> Self {
+        self.udp_reject_ports = ports.into_iter().collect();
+        self
+    }
+
+    /// Sets the namespace's ICMP error rate limit (`net.ipv4.icmp_ratelimit`
+    /// and `net.ipv6.icmp.ratelimit`) to `ms` milliseconds; 0 disables it.
+    #[must_use]
+    pub fn icmp_ratelimit_ms(mut self, ms: u32) -> Self {
+        self.icmp_ratelimit_ms = Some(ms);
+        self
+    }
+
     /// Checks the configuration and computes the ground truth.
     fn validate(&self) -> Result<GroundTruth, LabError> {
         let open: BTreeSet<u16> = self.open_ports.iter().copied().collect();
@@ -234,11 +324,55 @@ impl LabConfig {
                 "greeting configured for port {port}, which is not open"
             )));
         }
+        let udp_open: BTreeSet<u16> = if self.udp_services {
+            UDP_SERVICE_PORTS.into_iter().collect()
+        } else {
+            BTreeSet::new()
+        };
+        let udp_reject: BTreeSet<u16> = if self.profile == Profile::Firewalled {
+            self.udp_reject_ports.iter().copied().collect()
+        } else {
+            BTreeSet::new()
+        };
+        if udp_reject.contains(&0) {
+            return Err(LabError::InvalidConfig(
+                "UDP port 0 cannot be used".to_owned(),
+            ));
+        }
+        if let Some(port) = udp_open.intersection(&udp_reject).next() {
+            return Err(LabError::InvalidConfig(format!(
+                "UDP port {port} has a service and cannot be rejecting"
+            )));
+        }
+        if let Some(port) = self.hidden_tcp_ports().intersection(&open).next() {
+            return Err(LabError::InvalidConfig(format!(
+                "TCP port {port} is taken by the DNS service of udp_services and cannot be open"
+            )));
+        }
+        if let Some(ms) = self.icmp_ratelimit_ms
+            && i32::try_from(ms).is_err()
+        {
+            return Err(LabError::InvalidConfig(format!(
+                "ICMP rate limit {ms} ms is too large"
+            )));
+        }
         Ok(GroundTruth {
             profile: self.profile,
             open,
             reject,
+            udp_open,
+            udp_reject,
         })
+    }
+
+    /// TCP ports a UDP service's daemon listens on as well (dnsmasq: 53),
+    /// which the firewall makes look like every other non-open port.
+    fn hidden_tcp_ports(&self) -> BTreeSet<u16> {
+        if self.udp_services {
+            BTreeSet::from([services::DNS_PORT])
+        } else {
+            BTreeSet::new()
+        }
     }
 
     fn effective_loss(&self) -> f64 {
@@ -265,6 +399,14 @@ pub struct GroundTruth {
     pub open: BTreeSet<u16>,
     /// Ports that answer RST through a firewall rule (firewalled profile only).
     pub reject: BTreeSet<u16>,
+    /// UDP ports with a real service ([`UDP_SERVICE_PORTS`] when
+    /// [`LabConfig::udp_services`] is on, else empty).
+    #[serde(default)]
+    pub udp_open: BTreeSet<u16>,
+    /// UDP ports that answer ICMP port unreachable through a firewall rule
+    /// (firewalled profile only).
+    #[serde(default)]
+    pub udp_reject: BTreeSet<u16>,
 }
 
 impl GroundTruth {
@@ -280,6 +422,23 @@ impl GroundTruth {
             Profile::Open | Profile::Lossy => ExpectedState::Closed,
             Profile::Firewalled if self.reject.contains(&port) => ExpectedState::Closed,
             Profile::Firewalled => ExpectedState::Filtered,
+        }
+    }
+
+    /// What a correct UDP scanner reports for `port`.
+    ///
+    /// Service ports are open. Open and lossy profiles: every other port is
+    /// closed (the kernel answers ICMP port unreachable, subject to the ICMP
+    /// rate limit). Firewalled: UDP reject ports are closed, all others
+    /// open|filtered (dropped without an answer).
+    pub fn expected_udp(&self, port: u16) -> ExpectedUdpState {
+        if self.udp_open.contains(&port) {
+            return ExpectedUdpState::Open;
+        }
+        match self.profile {
+            Profile::Open | Profile::Lossy => ExpectedUdpState::Closed,
+            Profile::Firewalled if self.udp_reject.contains(&port) => ExpectedUdpState::Closed,
+            Profile::Firewalled => ExpectedUdpState::OpenFiltered,
         }
     }
 }
@@ -354,6 +513,14 @@ pub enum LabError {
         /// The last connect error.
         last_error: String,
     },
+    /// A UDP service daemon exited or did not answer in time.
+    #[error("UDP service {service}: {reason}")]
+    Service {
+        /// The daemon (`dnsmasq`, `chronyd`, `snmpd`).
+        service: String,
+        /// What went wrong, with the end of its log.
+        reason: String,
+    },
     /// A command printed something this crate could not understand.
     #[error("unexpected output from `{command}`: {detail}")]
     UnexpectedOutput {
@@ -379,21 +546,38 @@ pub fn skip_reason() -> Option<String> {
         .map(|tool| format!("required tool `{tool}` not found in PATH"))
 }
 
+/// Like [`skip_reason`], for labs with [`LabConfig::udp_services`]: also
+/// `Some(reason)` when dnsmasq, chronyd or snmpd is not installed (Debian
+/// packages `dnsmasq-base`, `chrony`, `snmpd`).
+pub fn udp_services_skip_reason() -> Option<String> {
+    skip_reason().or_else(|| {
+        services::TOOLS
+            .iter()
+            .find(|tool| !cmd::tool_available(tool))
+            .map(|tool| format!("UDP service program `{tool}` not found in PATH"))
+    })
+}
+
 /// Everything that has to be undone, in creation order. Dropping it undoes it.
 #[derive(Debug, Default)]
 struct Resources {
     namespace: Option<String>,
     host_if: Option<String>,
     listener: Option<ListenerHandle>,
+    services: Option<Services>,
 }
 
 impl Resources {
-    /// Stops the listeners, deletes the veth and the namespace. Idempotent;
-    /// never panics.
+    /// Stops the listeners and the UDP service daemons, deletes the veth and
+    /// the namespace. Idempotent; never panics.
     fn teardown(&mut self) {
-        // The listener thread is inside the namespace and keeps it alive.
+        // The listener thread and the daemons are inside the namespace and
+        // keep it alive.
         if let Some(mut listener) = self.listener.take() {
             listener.stop();
+        }
+        if let Some(mut services) = self.services.take() {
+            services.stop();
         }
         // Deleting one end deletes both; doing it explicitly makes the
         // host-side address disappear at once instead of asynchronously.
@@ -414,10 +598,11 @@ impl Drop for Resources {
     }
 }
 
-/// A lab host: a network namespace with listeners and a firewall profile.
+/// A lab host: a network namespace with listeners, optional UDP services and
+/// a firewall profile.
 ///
-/// Dropping it stops the listeners and deletes the namespace (the veth pair
-/// goes with it).
+/// Dropping it stops the listeners and the service daemons and deletes the
+/// namespace (the veth pair goes with it).
 #[derive(Debug)]
 pub struct LabHost {
     resources: Resources,
@@ -429,11 +614,13 @@ pub struct LabHost {
     truth: GroundTruth,
     loss_probability: f64,
     greetings: BTreeMap<u16, Vec<u8>>,
+    icmp_ratelimit_ms: Option<u32>,
 }
 
 impl LabHost {
-    /// Creates the namespace, veth pair, addresses, listeners and firewall
-    /// rules; returns once listeners accept and the rules are in place.
+    /// Creates the namespace, veth pair, addresses, listeners, UDP services
+    /// and firewall rules; returns once listeners accept, every UDP service
+    /// answers its query on both addresses, and the rules are in place.
     ///
     /// On failure everything created so far is removed again.
     pub fn start(config: LabConfig) -> Result<LabHost, LabError> {
@@ -441,7 +628,22 @@ impl LabHost {
         if !nix::unistd::geteuid().is_root() {
             return Err(LabError::NotRoot);
         }
-        if let Some(tool) = REQUIRED_TOOLS.iter().find(|t| !cmd::tool_available(t)) {
+        let service_tools: &[&str] = if config.udp_services {
+            &services::TOOLS
+        } else {
+            &[]
+        };
+        let sysctl_tool: &[&str] = if config.icmp_ratelimit_ms.is_some() {
+            &["sysctl"]
+        } else {
+            &[]
+        };
+        if let Some(tool) = REQUIRED_TOOLS
+            .iter()
+            .chain(service_tools)
+            .chain(sysctl_tool)
+            .find(|t| !cmd::tool_available(t))
+        {
             return Err(LabError::ToolMissing {
                 tool: (*tool).to_owned(),
             });
@@ -457,6 +659,9 @@ impl LabHost {
 
         configure_link(&namespace, subnet)?;
         let target_mac = read_mac(&namespace, &ns_if)?;
+        if let Some(ms) = config.icmp_ratelimit_ms {
+            set_icmp_ratelimit(&namespace, ms)?;
+        }
 
         let ports: Vec<u16> = truth.open.iter().copied().collect();
         resources.listener = Some(listener::spawn(
@@ -471,11 +676,26 @@ impl LabHost {
         wait_reachable(IpAddr::V4(subnet.ns_v4()), probe_port)?;
         wait_reachable(IpAddr::V6(subnet.ns_v6()), probe_port)?;
 
+        if config.udp_services {
+            let services = resources.services.insert(Services::start(
+                &namespace,
+                subnet.ns_v4(),
+                subnet.ns_v6(),
+            )?);
+            services.wait_ready(subnet.ns_v4(), subnet.ns_v6(), READY_TIMEOUT)?;
+        }
+
+        let hidden_tcp = config.hidden_tcp_ports();
         firewall::apply(
             &namespace,
             truth.profile,
-            &truth.open,
-            &truth.reject,
+            firewall::Ports {
+                open: &truth.open,
+                reject: &truth.reject,
+                udp_open: &truth.udp_open,
+                udp_reject: &truth.udp_reject,
+                tcp_hidden: &hidden_tcp,
+            },
             config.effective_loss(),
         )?;
 
@@ -489,6 +709,7 @@ impl LabHost {
             truth,
             loss_probability: config.effective_loss(),
             greetings: config.greetings,
+            icmp_ratelimit_ms: config.icmp_ratelimit_ms,
         })
     }
 
@@ -545,6 +766,23 @@ impl LabHost {
     /// The greetings sent by open ports.
     pub fn greetings(&self) -> &BTreeMap<u16, Vec<u8>> {
         &self.greetings
+    }
+
+    /// The ICMP rate limit set in the namespace, in milliseconds (`None`:
+    /// the kernel default).
+    pub fn icmp_ratelimit_ms(&self) -> Option<u32> {
+        self.icmp_ratelimit_ms
+    }
+
+    /// `(program, pid)` of each UDP service daemon; empty without
+    /// [`LabConfig::udp_services`]. The daemons are gone once the host is
+    /// dropped.
+    pub fn udp_service_pids(&self) -> Vec<(&'static str, u32)> {
+        self.resources
+            .services
+            .as_ref()
+            .map(Services::pids)
+            .unwrap_or_default()
     }
 }
 
@@ -632,6 +870,15 @@ fn configure_link(namespace: &str, subnet: Subnet) -> Result<(), LabError> {
     ];
     for step in steps {
         cmd::run(step)?;
+    }
+    Ok(())
+}
+
+/// Sets the ICMP error rate limit of both address families inside `namespace`.
+fn set_icmp_ratelimit(namespace: &str, ms: u32) -> Result<(), LabError> {
+    for key in ["net.ipv4.icmp_ratelimit", "net.ipv6.icmp.ratelimit"] {
+        let setting = format!("{key}={ms}");
+        cmd::run(&["ip", "netns", "exec", namespace, "sysctl", "-w", &setting])?;
     }
     Ok(())
 }
@@ -748,6 +995,57 @@ mod tests {
     }
 
     #[test]
+    fn expected_udp_per_profile() {
+        for profile in [Profile::Open, Profile::Lossy] {
+            let truth = LabConfig::new(profile)
+                .udp_services(true)
+                .udp_reject_ports([1000])
+                .validate()
+                .expect("valid");
+            assert_eq!(truth.udp_open, BTreeSet::from(UDP_SERVICE_PORTS));
+            assert!(truth.udp_reject.is_empty(), "only firewalled rejects");
+            for port in UDP_SERVICE_PORTS {
+                assert_eq!(truth.expected_udp(port), ExpectedUdpState::Open);
+            }
+            assert_eq!(truth.expected_udp(1000), ExpectedUdpState::Closed);
+            assert_eq!(truth.expected_udp(69), ExpectedUdpState::Closed);
+            // TCP is untouched: 53 is closed like any non-open port.
+            assert_eq!(truth.expected(53), ExpectedState::Closed);
+        }
+        let truth = LabConfig::new(Profile::Firewalled)
+            .udp_services(true)
+            .validate()
+            .expect("valid");
+        assert_eq!(truth.udp_reject, BTreeSet::from(DEFAULT_UDP_REJECT_PORTS));
+        assert_eq!(truth.expected_udp(53), ExpectedUdpState::Open);
+        assert_eq!(truth.expected_udp(123), ExpectedUdpState::Open);
+        assert_eq!(truth.expected_udp(161), ExpectedUdpState::Open);
+        assert_eq!(truth.expected_udp(1000), ExpectedUdpState::Closed);
+        assert_eq!(truth.expected_udp(1001), ExpectedUdpState::Closed);
+        assert_eq!(truth.expected_udp(69), ExpectedUdpState::OpenFiltered);
+        assert_eq!(truth.expected_udp(113), ExpectedUdpState::OpenFiltered);
+        assert_eq!(truth.expected(53), ExpectedState::Filtered);
+        // Without services nothing is open over UDP.
+        let truth = LabConfig::new(Profile::Open).validate().expect("valid");
+        assert!(truth.udp_open.is_empty());
+        assert_eq!(truth.expected_udp(53), ExpectedUdpState::Closed);
+    }
+
+    #[test]
+    fn udp_truth_serializes() {
+        assert_eq!(
+            serde_json::to_string(&ExpectedUdpState::OpenFiltered).expect("serialize"),
+            "\"open|filtered\""
+        );
+        assert_eq!(ExpectedUdpState::OpenFiltered.to_string(), "open|filtered");
+        assert_eq!(ExpectedUdpState::Closed.to_string(), "closed");
+        // Ground truth written before UDP existed still parses.
+        let old = r#"{"profile":"open","open":[22],"reject":[]}"#;
+        let truth: GroundTruth = serde_json::from_str(old).expect("parse");
+        assert!(truth.udp_open.is_empty() && truth.udp_reject.is_empty());
+    }
+
+    #[test]
     fn defaults() {
         let open = LabConfig::new(Profile::Open);
         assert_eq!(open.open_ports, DEFAULT_OPEN_PORTS);
@@ -758,6 +1056,16 @@ mod tests {
         let fw = LabConfig::new(Profile::Firewalled);
         assert_eq!(fw.reject_ports, DEFAULT_REJECT_PORTS);
         assert_eq!(LabConfig::default().profile, Profile::Open);
+        assert!(!open.udp_services);
+        assert!(open.udp_reject_ports.is_empty());
+        assert_eq!(open.icmp_ratelimit_ms, None);
+        assert_eq!(fw.udp_reject_ports, DEFAULT_UDP_REJECT_PORTS);
+        assert_eq!(
+            LabConfig::new(Profile::Open)
+                .icmp_ratelimit_ms(0)
+                .icmp_ratelimit_ms,
+            Some(0)
+        );
     }
 
     #[test]
@@ -768,6 +1076,14 @@ mod tests {
             LabConfig::new(Profile::Lossy).loss_probability(1.5),
             LabConfig::new(Profile::Lossy).loss_probability(f64::NAN),
             LabConfig::new(Profile::Open).greeting(23, b"hi".to_vec()),
+            LabConfig::new(Profile::Firewalled).udp_reject_ports([0]),
+            LabConfig::new(Profile::Firewalled)
+                .udp_services(true)
+                .udp_reject_ports([123]),
+            LabConfig::new(Profile::Open)
+                .open_ports([22, 53])
+                .udp_services(true),
+            LabConfig::new(Profile::Open).icmp_ratelimit_ms(u32::MAX),
         ];
         for config in cases {
             assert!(

@@ -46,6 +46,18 @@ struct UpArgs {
     /// SYN drop probability of the lossy profile [default: 0.02].
     #[arg(long)]
     loss: Option<f64>,
+    /// Run real UDP services on the lab host: dnsmasq (DNS, 53), chronyd
+    /// (NTP, 123) and snmpd (SNMP, 161, community "public").
+    #[arg(long)]
+    udp_services: bool,
+    /// UDP ports answering ICMP port unreachable under the firewalled
+    /// profile, comma separated [default: 1000,1001].
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    udp_reject: Option<Vec<u16>>,
+    /// ICMP error rate limit inside the namespace in milliseconds (0: none)
+    /// [default: the kernel's, 1000].
+    #[arg(long)]
+    icmp_ratelimit_ms: Option<u32>,
     /// Do not tear down on EOF on stdin; wait for a signal only. Needed when
     /// started in the background by a non-interactive shell, whose background
     /// jobs get /dev/null as stdin.
@@ -67,6 +79,9 @@ struct UpInfo<'a> {
     open: Vec<u16>,
     reject: Vec<u16>,
     loss_probability: f64,
+    udp_open: Vec<u16>,
+    udp_reject: Vec<u16>,
+    icmp_ratelimit_ms: Option<u32>,
 }
 
 fn main() {
@@ -108,6 +123,13 @@ fn up(args: UpArgs) -> Result<()> {
     if let Some(loss) = args.loss {
         config = config.loss_probability(loss);
     }
+    config = config.udp_services(args.udp_services);
+    if let Some(udp_reject) = args.udp_reject {
+        config = config.udp_reject_ports(udp_reject);
+    }
+    if let Some(ms) = args.icmp_ratelimit_ms {
+        config = config.icmp_ratelimit_ms(ms);
+    }
     let host = LabHost::start(config).context("starting the lab host")?;
 
     let truth = host.truth();
@@ -123,6 +145,9 @@ fn up(args: UpArgs) -> Result<()> {
         open: truth.open.iter().copied().collect(),
         reject: truth.reject.iter().copied().collect(),
         loss_probability: host.loss_probability(),
+        udp_open: truth.udp_open.iter().copied().collect(),
+        udp_reject: truth.udp_reject.iter().copied().collect(),
+        icmp_ratelimit_ms: host.icmp_ratelimit_ms(),
     };
     let line = serde_json::to_string(&info).context("serializing the host description")?;
     {

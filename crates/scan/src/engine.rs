@@ -93,10 +93,12 @@ struct Completion {
 }
 
 /// How TCP ports are probed in this run.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub(crate) enum TcpProber {
     /// Full handshakes through the kernel.
     Connect,
+    /// Raw SYNs.
+    Syn(Arc<crate::syn::SynProber>),
 }
 
 /// What the driver needs besides the configuration.
@@ -304,7 +306,7 @@ impl Engine<'_> {
         let addr = SocketAddr::new(host.entry.ip, job.port);
         let timeouts = Arc::clone(&self.timeouts);
         let recheck = self.config.min_rtt_timeout;
-        let tcp = self.probers.tcp;
+        let tcp = self.probers.tcp.clone();
         let udp_payloads = match job.protocol {
             Protocol::Udp => (self.probers.udp_payloads)(job.port),
             Protocol::Tcp => Vec::new(),
@@ -320,6 +322,7 @@ impl Engine<'_> {
             let outcome = match job.protocol {
                 Protocol::Tcp => match tcp {
                     TcpProber::Connect => probe::connect_once(addr, clock).await,
+                    TcpProber::Syn(prober) => prober.probe(addr, clock).await,
                 },
                 Protocol::Udp => probe::udp_once(addr, &udp_payloads, clock).await,
             };

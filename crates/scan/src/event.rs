@@ -9,6 +9,8 @@ use std::net::IpAddr;
 pub enum ScanEvent<'a> {
     /// A target was resolved or expanded (or failed to be: see its `error`).
     TargetResolved(&'a TargetReport),
+    /// Something the user should know, in one line (e.g. a fallback to connect scanning).
+    Notice(&'a str),
     /// Probing starts.
     Started {
         /// Addresses to probe.

@@ -22,7 +22,8 @@ mod event;
 mod permute;
 mod probe;
 #[allow(dead_code)]
-pub(crate) mod raw;
+mod raw;
+mod syn;
 mod targets;
 mod timing;
 #[allow(dead_code)]
@@ -62,6 +63,29 @@ impl Scanner {
         targets::check_limits(targets, &self.config)
     }
 
+    /// Picks how TCP ports are probed: SYN when asked for (or by default) and raw sockets
+    /// can be opened, else connect, with a notice saying why.
+    fn tcp_prober(
+        &self,
+        hosts: &[HostState],
+        sink: &mut dyn ScanSink,
+    ) -> (engine::TcpProber, ScanMethod, Option<syn::SynGuard>) {
+        if self.config.tcp_method == TcpMethod::Connect || self.config.tcp_ports.is_empty() {
+            return (engine::TcpProber::Connect, ScanMethod::Connect, None);
+        }
+        match syn::SynProber::start(hosts.iter().map(|h| h.entry.ip)) {
+            Ok((prober, guard)) => (engine::TcpProber::Syn(prober), ScanMethod::Syn, Some(guard)),
+            Err(error) => {
+                let notice = match error {
+                    raw::RawError::NotPermitted { .. } => "raw sockets are not permitted (SYN scanning needs root or CAP_NET_RAW): scanning TCP with connect()".to_string(),
+                    other => format!("raw sockets unavailable ({other}): scanning TCP with connect()"),
+                };
+                sink.event(ScanEvent::Notice(&notice));
+                (engine::TcpProber::Connect, ScanMethod::Connect, None)
+            }
+        }
+    }
+
     /// Resolves the targets and probes every configured port on every address.
     ///
     /// Targets that cannot be resolved are reported in the result (and make it
@@ -85,6 +109,10 @@ impl Scanner {
             hosts: hosts.len(),
             ports_total: hosts.len() as u64 * ports_per_host,
         });
+        let mut report_method = match self.config.tcp_method {
+            TcpMethod::Connect => ScanMethod::Connect,
+            TcpMethod::Auto | TcpMethod::Syn => ScanMethod::Syn,
+        };
         let end = if hosts.is_empty() {
             sink.event(ScanEvent::Finished);
             engine::EngineEnd {
@@ -92,8 +120,10 @@ impl Scanner {
             }
         } else {
             let seed = engine::order_seed(&self.config);
+            let (tcp, method, _receiver) = self.tcp_prober(&hosts, sink);
+            report_method = method;
             let probers = engine::Probers {
-                tcp: engine::TcpProber::Connect,
+                tcp,
                 udp_payloads: std::sync::Arc::new(|_port| Vec::new()),
             };
             engine::run(&self.config, &probers, &mut hosts, started, seed, sink).await
@@ -119,7 +149,7 @@ impl Scanner {
             confirm::confirm(&mut hosts, self.config.verify).await;
         }
         let mut report = ScanReport {
-            method: ScanMethod::Connect,
+            method: report_method,
             started_at,
             finished_at: Utc::now(),
             status: ScanStatus::Completed,

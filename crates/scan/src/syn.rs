@@ -1,0 +1,268 @@
+//! SYN probing: a raw SYN out, the answer matched back by its cookie.
+//!
+//! Each probe's sequence number is a keyed hash of its addresses and ports
+//! ([`CookieKey`]); a reply counts only if it acknowledges exactly that number plus one,
+//! so a stray or spoofed SYN-ACK never marks a port open. A receiver thread reads the
+//! raw sockets, independent of the async workers, and hands each verified answer to the
+//! attempt waiting for it; an attempt that times out looks once more before giving up,
+//! so a busy runtime never turns an answer into silence.
+
+use crate::probe::{Clock, Outcome, classify};
+use crate::raw::{
+    CookieKey, PROTO_TCP, RawError, RawReceiver, RawSender, Reply, UnreachableKind, source_for,
+};
+use portgate_model::Reason;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use tokio::sync::oneshot;
+
+/// Our source port is drawn from here: above Linux's default ephemeral range
+/// (32768–60999), so it never collides with the connect scanner's or anyone's sockets.
+const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 61_000..=65_000;
+
+type Waiting = HashMap<(IpAddr, u16), oneshot::Sender<Outcome>>;
+
+/// Sends SYNs and routes verified answers to the attempts waiting for them.
+pub(crate) struct SynProber {
+    sender: RawSender,
+    key: CookieKey,
+    src_port: u16,
+    /// Our address towards each target (None: no route).
+    sources: HashMap<IpAddr, Option<IpAddr>>,
+    waiting: Mutex<Waiting>,
+    stop: AtomicBool,
+}
+
+/// Stops the receiver thread when dropped.
+pub(crate) struct SynGuard {
+    prober: Arc<SynProber>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for SynGuard {
+    fn drop(&mut self) {
+        self.prober.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            // The receiver wakes at least every read timeout to see the flag.
+            let _ = thread.join();
+        }
+    }
+}
+
+impl SynProber {
+    /// Opens the raw sockets and starts the receiver. `NotPermitted` means: use connect.
+    pub(crate) fn start(
+        targets: impl IntoIterator<Item = IpAddr>,
+    ) -> Result<(Arc<SynProber>, SynGuard), RawError> {
+        let sender = RawSender::new()?;
+        let receiver = RawReceiver::new()?;
+        let sources = targets
+            .into_iter()
+            .map(|ip| (ip, source_for(ip).ok()))
+            .collect();
+        let prober = Arc::new(SynProber {
+            sender,
+            key: CookieKey::random(),
+            src_port: rand::random_range(SOURCE_PORTS),
+            sources,
+            waiting: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+        });
+        let for_thread = Arc::clone(&prober);
+        let thread = std::thread::Builder::new()
+            .name("portgate-syn-rx".into())
+            .spawn(move || for_thread.receive(receiver))
+            .map_err(|source| RawError::Io {
+                socket: crate::raw::RawSocketKind::TcpV4,
+                operation: "start the receiver for",
+                source,
+            })?;
+        let guard = SynGuard {
+            prober: Arc::clone(&prober),
+            thread: Some(thread),
+        };
+        Ok((prober, guard))
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One SYN to `addr`, waiting for its answer within the host's timeout.
+    pub(crate) async fn probe(&self, addr: SocketAddr, clock: Clock<'_>) -> Outcome {
+        let (dst, port) = (addr.ip(), addr.port());
+        let Some(Some(src)) = self.sources.get(&dst).copied() else {
+            return Outcome::Unreachable(Reason::NetUnreachable);
+        };
+        let (tx, mut rx) = oneshot::channel();
+        self.waiting().insert((dst, port), tx);
+        let seq = self.key.cookie(src, dst, self.src_port, port);
+        if let Err(error) = self.sender.send_syn(src, dst, self.src_port, port, seq) {
+            self.waiting().remove(&(dst, port));
+            return classify(&error);
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(outcome) => return outcome,
+                Err(oneshot::error::TryRecvError::Closed) => return Outcome::TimedOut,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
+            let Some(wake) = clock.next_wake() else {
+                // Withdraw; if the receiver got there first, its answer is in the channel.
+                if self.waiting().remove(&(dst, port)).is_none()
+                    && let Ok(outcome) = rx.try_recv()
+                {
+                    return outcome;
+                }
+                return Outcome::TimedOut;
+            };
+            if let Ok(Ok(outcome)) = tokio::time::timeout_at(wake, &mut rx).await {
+                return outcome;
+            }
+        }
+    }
+
+    /// The receiver thread: read, verify, deliver, until stopped.
+    fn receive(&self, mut receiver: RawReceiver) {
+        while !self.stop.load(Ordering::Relaxed) {
+            if let Some((reply, _at)) = receiver.recv()
+                && let Some((key, outcome)) = self.verdict(reply)
+                && let Some(tx) = self.waiting().remove(&key)
+            {
+                let _ = tx.send(outcome);
+            }
+        }
+    }
+
+    /// What a reply says about which probe, if it is a genuine answer to one of ours.
+    fn verdict(&self, reply: Reply) -> Option<((IpAddr, u16), Outcome)> {
+        let ours = |target: IpAddr| self.sources.get(&target).copied().flatten();
+        match reply {
+            Reply::SynAck {
+                src,
+                src_port,
+                dst_port,
+                ack,
+            } if dst_port == self.src_port => {
+                let local = ours(src)?;
+                self.key
+                    .verify(local, src, self.src_port, src_port, ack)
+                    .then_some(((src, src_port), Outcome::Open))
+            }
+            Reply::Rst {
+                src,
+                src_port,
+                dst_port,
+                ack,
+                ack_flag: true,
+            } if dst_port == self.src_port => {
+                let local = ours(src)?;
+                self.key
+                    .verify(local, src, self.src_port, src_port, ack)
+                    .then_some(((src, src_port), Outcome::Closed))
+            }
+            Reply::Unreachable {
+                original_dst,
+                original_dst_port,
+                original_src_port,
+                protocol: PROTO_TCP,
+                original_seq,
+                kind,
+                ..
+            } if original_src_port == self.src_port => {
+                let local = ours(original_dst)?;
+                if let Some(seq) = original_seq
+                    && !self.key.verify_quoted(
+                        local,
+                        original_dst,
+                        self.src_port,
+                        original_dst_port,
+                        seq,
+                    )
+                {
+                    return None;
+                }
+                let reason = match kind {
+                    UnreachableKind::HostUnreachable => Reason::HostUnreachable,
+                    UnreachableKind::NetUnreachable => Reason::NetUnreachable,
+                    UnreachableKind::PortUnreachable => Reason::PortUnreachable,
+                    UnreachableKind::AdminProhibited
+                    | UnreachableKind::ProtocolUnreachable
+                    | UnreachableKind::Other(_) => Reason::AdminProhibited,
+                };
+                Some((
+                    (original_dst, original_dst_port),
+                    Outcome::Unreachable(reason),
+                ))
+            }
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prober_without_sockets() -> Option<SynProber> {
+        // Sending needs raw sockets; verdicts do not, but the struct holds a sender.
+        let sender = RawSender::new().ok()?;
+        Some(SynProber {
+            sender,
+            key: CookieKey::from_keys(1, 2),
+            src_port: 61_234,
+            sources: HashMap::from([(
+                "198.18.0.2".parse().ok()?,
+                Some("198.18.0.1".parse().ok()?),
+            )]),
+            waiting: Mutex::new(HashMap::new()),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    #[test]
+    fn only_replies_carrying_our_cookie_count() {
+        let Some(p) = prober_without_sockets() else {
+            eprintln!("SKIP only_replies_carrying_our_cookie_count: raw sockets not permitted");
+            return;
+        };
+        let target: IpAddr = "198.18.0.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let local: IpAddr = "198.18.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let cookie = p.key.cookie(local, target, 61_234, 443);
+        let syn_ack = |ack, dst_port| Reply::SynAck {
+            src: target,
+            src_port: 443,
+            dst_port,
+            ack,
+        };
+        assert_eq!(
+            p.verdict(syn_ack(cookie.wrapping_add(1), 61_234)),
+            Some(((target, 443), Outcome::Open))
+        );
+        assert_eq!(p.verdict(syn_ack(cookie, 61_234)), None, "ack off by one");
+        assert_eq!(p.verdict(syn_ack(12345, 61_234)), None, "spoofed");
+        assert_eq!(
+            p.verdict(syn_ack(cookie.wrapping_add(1), 61_235)),
+            None,
+            "not our port"
+        );
+        let rst = Reply::Rst {
+            src: target,
+            src_port: 443,
+            dst_port: 61_234,
+            ack: cookie.wrapping_add(1),
+            ack_flag: true,
+        };
+        assert_eq!(p.verdict(rst), Some(((target, 443), Outcome::Closed)));
+        let stranger = Reply::SynAck {
+            src: "198.18.0.9".parse().unwrap_or(target),
+            src_port: 443,
+            dst_port: 61_234,
+            ack: cookie.wrapping_add(1),
+        };
+        assert_eq!(p.verdict(stranger), None, "a host we did not probe");
+    }
+}
