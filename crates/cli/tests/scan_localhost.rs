@@ -39,7 +39,7 @@ fn finds_open_and_closed_ports_exactly() {
 fn json_report_carries_the_documented_fields() {
     let listeners = Listeners::start(1);
     let port = listeners.ports[0].to_string();
-    let (code, report, _) = scan_json(&["127.0.0.1", "-p", &port]);
+    let (code, report, _) = scan_json(&["127.0.0.1", "-p", &port, "--connect"]);
     assert_eq!(code, 0);
     assert_eq!(report["schema"], "portgate.scan.v1");
     assert_eq!(report["method"], "connect");
