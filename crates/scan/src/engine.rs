@@ -42,6 +42,9 @@ const MISS_BUDGET: f64 = 1e-3;
 const ICMP_LIMITED_GAP: Duration = Duration::from_millis(1000);
 /// UDP retries on a host that rate-limits its ICMP errors.
 const ICMP_LIMITED_RETRIES: u8 = 6;
+/// Paced UDP retries that may stay silent in a row before the silence is taken for a
+/// filter's rather than a rate limit's.
+const PACED_SILENCE_LIMIT: u8 = 3;
 
 /// One address and its bookkeeping.
 pub(crate) struct HostState {
@@ -52,9 +55,15 @@ pub(crate) struct HostState {
     /// Ports that answered, and how many of those answered only on a retry.
     answered: u32,
     loss_events: u32,
-    /// UDP: the host answered a retry with an ICMP error it had not sent for the first
-    /// probe: it rate-limits ICMP, and its UDP probes are paced.
+    /// UDP: the host sends ICMP port-unreachables, yet some ports stayed silent: it may
+    /// be rate-limiting its ICMP errors, so its UDP probes are paced to that rate.
     icmp_limited: bool,
+    /// UDP: an ICMP port-unreachable came from this host.
+    icmp_seen: bool,
+    /// UDP: paced retries that stayed silent in a row; after a few, the silence is a
+    /// filter's and pacing stops for good (`icmp_cleared`).
+    paced_silence: u8,
+    icmp_cleared: bool,
     udp_next: Option<Instant>,
     deferred: VecDeque<Job>,
 }
@@ -69,6 +78,9 @@ impl HostState {
             answered: 0,
             loss_events: 0,
             icmp_limited: false,
+            icmp_seen: false,
+            paced_silence: 0,
+            icmp_cleared: false,
             udp_next: None,
             deferred: VecDeque::new(),
         }
@@ -428,12 +440,19 @@ impl Engine<'_> {
                 .saturating_duration_since(completion.launched),
             now,
         );
+        if udp && state == PortState::Closed {
+            let host = &mut self.hosts[job.host as usize];
+            host.icmp_seen = true;
+            host.paced_silence = 0;
+        }
         if job.attempt > 0 {
             // An earlier attempt went unanswered, this one did not.
             let host = &mut self.hosts[job.host as usize];
             if udp && state == PortState::Closed {
                 // The ICMP error withheld the first time: rate limiting, not loss.
-                host.icmp_limited = true;
+                if !host.icmp_cleared {
+                    host.icmp_limited = true;
+                }
             } else {
                 host.loss_events += 1;
                 let timeout = self.timeouts.get(job.host);
@@ -456,6 +475,19 @@ impl Engine<'_> {
     }
 
     fn timed_out(&mut self, job: Job) {
+        if job.protocol == Protocol::Udp {
+            let host = &mut self.hosts[job.host as usize];
+            if host.icmp_limited && job.attempt > 0 {
+                host.paced_silence = host.paced_silence.saturating_add(1);
+                if host.paced_silence >= PACED_SILENCE_LIMIT {
+                    host.icmp_limited = false;
+                    host.icmp_cleared = true;
+                }
+            } else if host.icmp_seen && !host.icmp_cleared {
+                // Closed ports answer, this one did not: maybe the answer was withheld.
+                host.icmp_limited = true;
+            }
+        }
         let host = &self.hosts[job.host as usize];
         let mut allowed = retries_for(
             self.config.retries,

@@ -26,7 +26,6 @@ mod raw;
 mod syn;
 mod targets;
 mod timing;
-#[allow(dead_code)]
 mod udp_payloads;
 
 pub use config::{
@@ -124,7 +123,13 @@ impl Scanner {
             report_method = method;
             let probers = engine::Probers {
                 tcp,
-                udp_payloads: std::sync::Arc::new(|_port| Vec::new()),
+                udp_payloads: std::sync::Arc::new(|port| {
+                    udp_payloads::udp_payloads()
+                        .for_port(port)
+                        .iter()
+                        .map(|p| p.bytes.clone())
+                        .collect()
+                }),
             };
             engine::run(&self.config, &probers, &mut hosts, started, seed, sink).await
         };

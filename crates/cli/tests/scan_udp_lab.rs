@@ -1,0 +1,117 @@
+//! UDP scanning against real UDP services (dnsmasq, chronyd, snmpd) in a lab namespace:
+//! open, closed and open|filtered exactly, IPv4 and IPv6, with the kernel's ICMP rate
+//! limit in force. Needs root; skips with a printed reason without it.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::*;
+use portgate_lab::{LabConfig, LabHost, Profile, udp_services_skip_reason};
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn lab(test: &str, profile: Profile) -> Option<LabHost> {
+    if let Some(reason) = udp_services_skip_reason() {
+        assert!(
+            std::env::var_os("CI").is_none() || reason.starts_with("not root"),
+            "{test}: {reason} (.ci/run installs dnsmasq-base, chrony and snmpd)"
+        );
+        eprintln!("SKIP {test}: {reason}");
+        return None;
+    }
+    Some(LabHost::start(LabConfig::new(profile).udp_services(true)).expect("lab host starts"))
+}
+
+/// Scans the UDP `ports` of `ip` and checks each state against the truth.
+fn assert_udp_states(lab: &LabHost, ip: &str, ports: &[u16]) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let list: Vec<String> = ports.iter().map(u16::to_string).collect();
+    let spec = format!("U:{}", list.join(","));
+    let (code, report, stderr) = scan_json(&[ip, "-p", &spec, "--all-ports"]);
+    assert_eq!(code, 0, "{ip}: {stderr}");
+    let host = host(&report, ip);
+    let entries = host["ports"].as_array().unwrap();
+    assert_eq!(
+        entries.len(),
+        ports.len(),
+        "{ip}: every port settled: {host}"
+    );
+    for entry in entries {
+        assert_eq!(entry["protocol"], "udp");
+        let port = entry["port"].as_u64().unwrap() as u16;
+        let want = lab.truth().expected_udp(port).to_string();
+        assert_eq!(entry["state"], want.as_str(), "{ip} {port}/udp: {entry}");
+        let reason = match want.as_str() {
+            "open" => "udp-response",
+            "closed" => "port-unreach",
+            _ => "no-response",
+        };
+        assert_eq!(entry["reason"], reason, "{ip} {port}/udp");
+    }
+}
+
+#[test]
+fn firewalled_host_udp_open_closed_and_open_filtered() {
+    let Some(lab) = lab(
+        "firewalled_host_udp_open_closed_and_open_filtered",
+        Profile::Firewalled,
+    ) else {
+        return;
+    };
+    let truth = lab.truth();
+    assert_eq!(truth.udp_open, BTreeSet::from([53, 123, 161]));
+    let mut ports: Vec<u16> = truth
+        .udp_open
+        .iter()
+        .chain(&truth.udp_reject)
+        .copied()
+        .collect();
+    ports.extend(5000..5010);
+    for ip in [lab.ipv4().to_string(), lab.ipv6().to_string()] {
+        assert_udp_states(&lab, &ip, &ports);
+    }
+}
+
+/// Twenty closed ports on a host that sends at most one ICMP error per second after a
+/// short burst: each must still come out closed, not open|filtered.
+#[test]
+fn closed_udp_ports_behind_icmp_rate_limiting() {
+    let Some(lab) = lab("closed_udp_ports_behind_icmp_rate_limiting", Profile::Open) else {
+        return;
+    };
+    let mut ports: Vec<u16> = lab.truth().udp_open.iter().copied().collect();
+    ports.extend(2000..2020);
+    assert_udp_states(&lab, &lab.ipv4().to_string(), &ports);
+}
+
+#[test]
+fn tcp_and_udp_in_one_scan() {
+    let Some(lab) = lab("tcp_and_udp_in_one_scan", Profile::Firewalled) else {
+        return;
+    };
+    let ip = lab.ipv4().to_string();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (code, report, stderr) = scan_json(&[&ip, "-p", "T:22,23,113,U:53,123,161,1000,5000"]);
+    assert_eq!(code, 0, "{stderr}");
+    let host = host(&report, &ip);
+    let state = |port: u16, protocol: &str| {
+        host["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port && p["protocol"] == protocol)
+            .map(|p| p["state"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(state(22, "tcp"), "open");
+    assert_eq!(state(23, "tcp"), "filtered");
+    assert_eq!(state(113, "tcp"), "closed");
+    for port in [53, 123, 161] {
+        assert_eq!(state(port, "udp"), "open", "{port}/udp");
+    }
+    assert_eq!(state(1000, "udp"), "closed");
+    assert_eq!(state(5000, "udp"), "open|filtered");
+}
