@@ -96,6 +96,7 @@ impl UdpPayloads {
     }
 
     /// The ports that have at least one payload, ascending.
+    #[cfg(test)]
     pub(crate) fn ports(&self) -> impl Iterator<Item = u16> + '_ {
         self.by_port.keys().copied()
     }
