@@ -207,9 +207,12 @@ pub struct LabConfig {
     /// [`Profile::Firewalled`]; ignored otherwise (every UDP port without a
     /// service is closed there anyway).
     pub udp_reject_ports: Vec<u16>,
-    /// ICMP error rate limit inside the namespace, in milliseconds
-    /// (`net.ipv4.icmp_ratelimit` and `net.ipv6.icmp.ratelimit`; 0 disables
-    /// it). `None` keeps the kernel default (1000 ms, with a small burst).
+    /// Per-destination ICMP error rate limit inside the namespace, in
+    /// milliseconds (`net.ipv4.icmp_ratelimit` and `net.ipv6.icmp.ratelimit`;
+    /// 0 disables it). `None` keeps the kernel defaults (1000 ms for IPv4,
+    /// 1000 or 100 ms for IPv6 depending on the kernel, after a small burst).
+    /// The kernel's overall ICMP budget (`net.ipv4.icmp_msgs_per_sec`,
+    /// `icmp_msgs_burst`) is not changed and still applies.
     pub icmp_ratelimit_ms: Option<u32>,
 }
 
@@ -289,8 +292,9 @@ impl LabConfig {
         self
     }
 
-    /// Sets the namespace's ICMP error rate limit (`net.ipv4.icmp_ratelimit`
-    /// and `net.ipv6.icmp.ratelimit`) to `ms` milliseconds; 0 disables it.
+    /// Sets the namespace's per-destination ICMP error rate limit
+    /// (`net.ipv4.icmp_ratelimit` and `net.ipv6.icmp.ratelimit`) to `ms`
+    /// milliseconds; 0 disables it. See [`LabConfig::icmp_ratelimit_ms`].
     #[must_use]
     pub fn icmp_ratelimit_ms(mut self, ms: u32) -> Self {
         self.icmp_ratelimit_ms = Some(ms);

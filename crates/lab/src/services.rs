@@ -18,9 +18,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
-use nix::unistd::Pid;
-
 use crate::{LabError, cmd, in_lab_range};
 
 /// The UDP port of the DNS service.
@@ -32,9 +29,6 @@ pub(crate) const SNMP_PORT: u16 = 161;
 
 /// The daemons (program names) the services need.
 pub(crate) const TOOLS: [&str; 3] = ["dnsmasq", "chronyd", "snmpd"];
-
-/// How long a stopped daemon gets between SIGTERM and SIGKILL.
-const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// How long one readiness query waits for its reply.
 const QUERY_TIMEOUT: Duration = Duration::from_millis(200);
@@ -339,31 +333,18 @@ impl Services {
             .collect()
     }
 
-    /// Stops every daemon: SIGTERM to its own pid, SIGKILL after a grace
-    /// period, then reaps it. Idempotent; never panics.
+    /// Stops every daemon: SIGKILL to its own pid, then reaps it. Idempotent;
+    /// never panics.
+    ///
+    /// SIGKILL rather than SIGTERM: the daemons keep no state worth saving,
+    /// and a caller that blocks SIGTERM (as the `portgate-lab` binary does,
+    /// to wait for it) passes that signal mask on to its children, which
+    /// would then ignore SIGTERM.
     pub(crate) fn stop(&mut self) {
-        for daemon in &self.daemons {
-            if let Ok(pid) = i32::try_from(daemon.child.id()) {
-                // Fails only if it is already gone (and not yet reaped).
-                let _ = nix::sys::signal::kill(Pid::from_raw(pid), Signal::SIGTERM);
-            }
-        }
-        let deadline = Instant::now() + STOP_GRACE;
         for mut daemon in self.daemons.drain(..) {
-            loop {
-                match daemon.child.try_wait() {
-                    Ok(Some(_)) => break,
-                    Ok(None) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    // Still running after the grace period, or unknown: kill.
-                    Ok(None) | Err(_) => {
-                        let _ = daemon.child.kill();
-                        let _ = daemon.child.wait();
-                        break;
-                    }
-                }
-            }
+            // Fails only if it has already exited; wait() reaps it either way.
+            let _ = daemon.child.kill();
+            let _ = daemon.child.wait();
         }
     }
 }

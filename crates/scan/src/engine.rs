@@ -8,18 +8,25 @@ use crate::ScanConfig;
 use crate::event::{Progress, ScanEvent, ScanSink};
 use crate::permute::Permutation;
 use crate::probe::{self, Clock, Outcome, SharedTimeouts};
+use crate::syn::{SynAnswer, SynProber};
 use crate::targets::HostEntry;
 use crate::timing::{RttEstimator, Window};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{Quota, RateLimiter};
 use portgate_model::{PortResult, PortState, Protocol, Reason};
-use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+/// Launches per turn of the driver loop, so that a window that just grew by thousands
+/// does not keep answers and timeouts waiting while it fills.
+const LAUNCHES_PER_TURN: usize = 256;
+/// How often SYNs in flight are checked against their timeouts.
+const SYN_TICK: Duration = Duration::from_millis(5);
 /// How often progress is reported.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 /// Pause before trying again when the system had no socket to give and nothing is in flight.
@@ -66,6 +73,9 @@ pub(crate) struct HostState {
     icmp_cleared: bool,
     udp_next: Option<Instant>,
     deferred: VecDeque<Job>,
+    /// SYNs in flight to this host: when each went out, to which port, which attempt.
+    syn_sent: VecDeque<(Instant, u16, u8)>,
+    syn_active: bool,
 }
 
 impl HostState {
@@ -83,6 +93,8 @@ impl HostState {
             icmp_cleared: false,
             udp_next: None,
             deferred: VecDeque::new(),
+            syn_sent: VecDeque::new(),
+            syn_active: false,
         }
     }
 }
@@ -109,8 +121,8 @@ struct Completion {
 pub(crate) enum TcpProber {
     /// Full handshakes through the kernel.
     Connect,
-    /// Raw SYNs.
-    Syn(Arc<crate::syn::SynProber>),
+    /// Raw SYNs, sent by the driver itself; answers come through a channel.
+    Syn(Arc<SynProber>),
 }
 
 /// What the driver needs besides the configuration.
@@ -140,6 +152,10 @@ struct Engine<'a> {
     global_rtt: RttEstimator,
     timeouts: Arc<SharedTimeouts>,
     ports_per_host: usize,
+    /// SYNs in flight: (host, port) → the job and when it went out.
+    syn_pending: HashMap<(u32, u16), (Job, Instant)>,
+    syn_active: Vec<u32>,
+    host_of: HashMap<IpAddr, u32>,
     done: u64,
     open: u64,
     total: u64,
@@ -147,9 +163,11 @@ struct Engine<'a> {
 }
 
 /// Probes every configured port on every host; results land in `hosts[i].results`.
+/// `syn_answers` carries the SYN receiver's verified answers when TCP is probed by SYN.
 pub(crate) async fn run(
     config: &ScanConfig,
     probers: &Probers,
+    mut syn_answers: Option<UnboundedReceiver<SynAnswer>>,
     hosts: &mut [HostState],
     started: Instant,
     seed: u64,
@@ -189,11 +207,21 @@ pub(crate) async fn run(
         ),
         global_rtt: RttEstimator::default(),
         ports_per_host: probes.len(),
+        syn_pending: HashMap::new(),
+        syn_active: Vec::new(),
+        host_of: HashMap::new(),
         done: 0,
         open: 0,
         total,
         pause_until: None,
     };
+    engine.host_of = engine
+        .hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.entry.ip, i as u32))
+        .collect();
+    let mut next_syn_tick = Instant::now() + SYN_TICK;
     // Lead ports first, host by host; then everything else in random order.
     for &port in &lead_ports {
         for host in 0..host_count {
@@ -225,11 +253,22 @@ pub(crate) async fn run(
             next_progress = now + PROGRESS_EVERY;
             engine.progress();
         }
+        if now >= next_syn_tick {
+            next_syn_tick = now + SYN_TICK;
+            if let Some(answers) = syn_answers.as_mut() {
+                // Answers already read count before anything is declared unanswered.
+                while let Ok(answer) = answers.try_recv() {
+                    engine.syn_answer(answer);
+                }
+                engine.syn_expire(Instant::now());
+            }
+        }
         engine.release_paced(now);
         // Fill the window.
+        let mut launched = 0;
         if engine.pause_until.is_none_or(|until| now >= until) {
             engine.pause_until = None;
-            while engine.tasks.len() < engine.window.size() {
+            while engine.in_flight() < engine.window.size() && launched < LAUNCHES_PER_TURN {
                 let job = if let Some(job) = engine.ready.pop_front() {
                     job
                 } else if next_fresh < order.len()
@@ -271,9 +310,10 @@ pub(crate) async fn run(
                     break;
                 }
                 engine.launch(job, now);
+                launched += 1;
             }
         }
-        if engine.tasks.is_empty()
+        if engine.in_flight() == 0
             && engine.ready.is_empty()
             && engine.paced.is_empty()
             && engine.deferred_total == 0
@@ -281,8 +321,14 @@ pub(crate) async fn run(
         {
             break false;
         }
-        let mut wake = next_progress;
-        for at in [engine.pause_until, deadline, engine.next_paced()]
+        // More to launch: only look at what has arrived, then come straight back.
+        let mut wake = if launched == LAUNCHES_PER_TURN {
+            Instant::now()
+        } else {
+            next_progress
+        };
+        let syn_tick = (!engine.syn_pending.is_empty()).then_some(next_syn_tick);
+        for at in [engine.pause_until, deadline, engine.next_paced(), syn_tick]
             .into_iter()
             .flatten()
         {
@@ -295,6 +341,14 @@ pub(crate) async fn run(
                 // Take everything already finished before going round the loop.
                 while let Some(joined) = engine.tasks.try_join_next() {
                     engine.joined(joined);
+                }
+            }
+            Some(answer) = next_answer(&mut syn_answers) => {
+                engine.syn_answer(answer);
+                if let Some(answers) = syn_answers.as_mut() {
+                    while let Ok(answer) = answers.try_recv() {
+                        engine.syn_answer(answer);
+                    }
                 }
             }
             () = tokio::time::sleep_until(wake) => {}
@@ -311,8 +365,27 @@ pub(crate) async fn run(
     EngineEnd { deadline_hit }
 }
 
+/// The next SYN answer, or never when TCP is not probed by SYN.
+async fn next_answer(answers: &mut Option<UnboundedReceiver<SynAnswer>>) -> Option<SynAnswer> {
+    match answers {
+        Some(answers) => answers.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Engine<'_> {
+    fn in_flight(&self) -> usize {
+        self.tasks.len() + self.syn_pending.len()
+    }
+
     fn launch(&mut self, job: Job, now: Instant) {
+        if job.protocol == Protocol::Tcp
+            && let TcpProber::Syn(prober) = &self.probers.tcp
+        {
+            let prober = Arc::clone(prober);
+            self.launch_syn(&prober, job, now);
+            return;
+        }
         let host = &mut self.hosts[job.host as usize];
         host.in_flight += 1;
         let addr = SocketAddr::new(host.entry.ip, job.port);
@@ -334,7 +407,8 @@ impl Engine<'_> {
             let outcome = match job.protocol {
                 Protocol::Tcp => match tcp {
                     TcpProber::Connect => probe::connect_once(addr, clock).await,
-                    TcpProber::Syn(prober) => prober.probe(addr, clock).await,
+                    // SYNs are sent by the driver (launch_syn), never from a task.
+                    TcpProber::Syn(_) => Outcome::LocalRefusal,
                 },
                 Protocol::Udp => probe::udp_once(addr, &udp_payloads, clock).await,
             };
@@ -346,6 +420,89 @@ impl Engine<'_> {
                 finished: Instant::now(),
             }
         });
+    }
+
+    /// Sends a SYN from the driver and tracks it; its answer comes via `syn_answer`.
+    fn launch_syn(&mut self, prober: &SynProber, job: Job, now: Instant) {
+        let host = &mut self.hosts[job.host as usize];
+        host.in_flight += 1;
+        match prober.send(host.entry.ip, job.port) {
+            Some(outcome) => self.complete(Completion {
+                job,
+                outcome,
+                launched: now,
+                started: now,
+                finished: Instant::now(),
+            }),
+            None => {
+                host.syn_sent.push_back((now, job.port, job.attempt));
+                if !host.syn_active {
+                    host.syn_active = true;
+                    self.syn_active.push(job.host);
+                }
+                self.syn_pending.insert((job.host, job.port), (job, now));
+            }
+        }
+    }
+
+    /// A verified answer from the SYN receiver; late duplicates are ignored.
+    fn syn_answer(&mut self, answer: SynAnswer) {
+        let Some(&host) = self.host_of.get(&answer.ip) else {
+            return;
+        };
+        let Some((job, launched)) = self.syn_pending.remove(&(host, answer.port)) else {
+            return;
+        };
+        self.complete(Completion {
+            job,
+            outcome: answer.outcome,
+            launched,
+            started: launched,
+            finished: Instant::from_std(answer.at),
+        });
+    }
+
+    /// SYNs older than their host's timeout are unanswered.
+    fn syn_expire(&mut self, now: Instant) {
+        let mut index = 0;
+        while index < self.syn_active.len() {
+            let host_index = self.syn_active[index];
+            let timeout = self.timeouts.get(host_index);
+            loop {
+                let host = &mut self.hosts[host_index as usize];
+                let Some(&(sent, port, attempt)) = host.syn_sent.front() else {
+                    break;
+                };
+                let current = self
+                    .syn_pending
+                    .get(&(host_index, port))
+                    .is_some_and(|(job, _)| job.attempt == attempt);
+                if !current {
+                    host.syn_sent.pop_front();
+                    continue;
+                }
+                if now.saturating_duration_since(sent) < timeout {
+                    break;
+                }
+                host.syn_sent.pop_front();
+                if let Some((job, launched)) = self.syn_pending.remove(&(host_index, port)) {
+                    self.complete(Completion {
+                        job,
+                        outcome: Outcome::TimedOut,
+                        launched,
+                        started: launched,
+                        finished: now,
+                    });
+                }
+            }
+            let host = &mut self.hosts[host_index as usize];
+            if host.syn_sent.is_empty() {
+                host.syn_active = false;
+                self.syn_active.swap_remove(index);
+            } else {
+                index += 1;
+            }
+        }
     }
 
     /// UDP jobs whose host pacing now allows them go back to the front of the queue.
@@ -401,9 +558,9 @@ impl Engine<'_> {
         let (state, reason) = match completion.outcome {
             Outcome::Exhausted => {
                 // Not an answer: try the same attempt again once the window has room.
-                self.window.on_resource_exhausted(self.tasks.len());
+                self.window.on_resource_exhausted(self.in_flight());
                 self.ready.push_front(job);
-                if self.tasks.is_empty() {
+                if self.in_flight() == 0 {
                     self.pause_until = Some(Instant::now() + RESOURCE_PAUSE);
                 }
                 return;
@@ -498,13 +655,15 @@ impl Engine<'_> {
         if job.protocol == Protocol::Udp && host.icmp_limited && self.config.retries > 0 {
             allowed = allowed.max(ICMP_LIMITED_RETRIES);
         }
+        // Silence is not congestion: a firewall dropping probes says nothing about the
+        // path. Loss shows up later, as a retry that gets an answer.
+        self.window.on_silence();
         if job.attempt < allowed {
             self.ready.push_back(Job {
                 attempt: job.attempt + 1,
                 ..job
             });
         } else {
-            self.window.on_silence();
             let state = match job.protocol {
                 Protocol::Tcp => PortState::Filtered,
                 // No answer from UDP: an open service that ignored the probe looks the
@@ -544,7 +703,7 @@ impl Engine<'_> {
             done: self.done,
             total: self.total,
             open: self.open,
-            in_flight: self.tasks.len(),
+            in_flight: self.in_flight(),
             window: self.window.size(),
         }));
     }

@@ -67,12 +67,13 @@ impl Scanner {
     fn tcp_prober(
         &self,
         hosts: &[HostState],
+        answers: tokio::sync::mpsc::UnboundedSender<syn::SynAnswer>,
         sink: &mut dyn ScanSink,
     ) -> (engine::TcpProber, ScanMethod, Option<syn::SynGuard>) {
         if self.config.tcp_method == TcpMethod::Connect || self.config.tcp_ports.is_empty() {
             return (engine::TcpProber::Connect, ScanMethod::Connect, None);
         }
-        match syn::SynProber::start(hosts.iter().map(|h| h.entry.ip)) {
+        match syn::SynProber::start(hosts.iter().map(|h| h.entry.ip), answers) {
             Ok((prober, guard)) => (engine::TcpProber::Syn(prober), ScanMethod::Syn, Some(guard)),
             Err(error) => {
                 let notice = match error {
@@ -119,8 +120,10 @@ impl Scanner {
             }
         } else {
             let seed = engine::order_seed(&self.config);
-            let (tcp, method, _receiver) = self.tcp_prober(&hosts, sink);
+            let (answers_tx, answers_rx) = tokio::sync::mpsc::unbounded_channel();
+            let (tcp, method, _receiver) = self.tcp_prober(&hosts, answers_tx, sink);
             report_method = method;
+            let syn_answers = matches!(tcp, engine::TcpProber::Syn(_)).then_some(answers_rx);
             let probers = engine::Probers {
                 tcp,
                 udp_payloads: std::sync::Arc::new(|port| {
@@ -131,7 +134,16 @@ impl Scanner {
                         .collect()
                 }),
             };
-            engine::run(&self.config, &probers, &mut hosts, started, seed, sink).await
+            engine::run(
+                &self.config,
+                &probers,
+                syn_answers,
+                &mut hosts,
+                started,
+                seed,
+                sink,
+            )
+            .await
         };
 
         let mut incomplete_reasons: Vec<String> = target_reports

@@ -2,37 +2,49 @@
 //!
 //! Each probe's sequence number is a keyed hash of its addresses and ports
 //! ([`CookieKey`]); a reply counts only if it acknowledges exactly that number plus one,
-//! so a stray or spoofed SYN-ACK never marks a port open. A receiver thread reads the
-//! raw sockets, independent of the async workers, and hands each verified answer to the
-//! attempt waiting for it; an attempt that times out looks once more before giving up,
-//! so a busy runtime never turns an answer into silence.
+//! so a stray or spoofed SYN-ACK never marks a port open. The engine sends from its own
+//! task (a SYN is one `sendmsg`, no socket per probe); a receiver thread reads the raw
+//! sockets, independent of the async workers, stamps each verified answer with the time
+//! it was read and passes it on through a channel, which the engine drains before it
+//! declares any probe unanswered.
 
-use crate::probe::{Clock, Outcome, classify};
+use crate::probe::{Outcome, classify};
 use crate::raw::{
     CookieKey, PROTO_TCP, RawError, RawReceiver, RawSender, Reply, UnreachableKind, source_for,
 };
 use portgate_model::Reason;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use tokio::sync::oneshot;
+use std::time::Instant;
+use tokio::sync::mpsc::UnboundedSender;
 
 /// Our source port is drawn from here: above Linux's default ephemeral range
 /// (32768–60999), so it never collides with the connect scanner's or anyone's sockets.
 const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 61_000..=65_000;
 
-type Waiting = HashMap<(IpAddr, u16), oneshot::Sender<Outcome>>;
+/// A verified answer to one of our SYNs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SynAnswer {
+    /// The target that answered.
+    pub(crate) ip: IpAddr,
+    /// The port the answer is about.
+    pub(crate) port: u16,
+    /// What it says.
+    pub(crate) outcome: Outcome,
+    /// When the receiver read it.
+    pub(crate) at: Instant,
+}
 
-/// Sends SYNs and routes verified answers to the attempts waiting for them.
+/// Sends SYNs; its receiver thread passes verified answers on.
 pub(crate) struct SynProber {
     sender: RawSender,
     key: CookieKey,
     src_port: u16,
     /// Our address towards each target (None: no route).
     sources: HashMap<IpAddr, Option<IpAddr>>,
-    waiting: Mutex<Waiting>,
     stop: AtomicBool,
 }
 
@@ -53,9 +65,11 @@ impl Drop for SynGuard {
 }
 
 impl SynProber {
-    /// Opens the raw sockets and starts the receiver. `NotPermitted` means: use connect.
+    /// Opens the raw sockets and starts the receiver, which sends verified answers to
+    /// `answers`. `NotPermitted` means: use connect.
     pub(crate) fn start(
         targets: impl IntoIterator<Item = IpAddr>,
+        answers: UnboundedSender<SynAnswer>,
     ) -> Result<(Arc<SynProber>, SynGuard), RawError> {
         let sender = RawSender::new()?;
         let receiver = RawReceiver::new()?;
@@ -68,13 +82,12 @@ impl SynProber {
             key: CookieKey::random(),
             src_port: rand::random_range(SOURCE_PORTS),
             sources,
-            waiting: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
         });
         let for_thread = Arc::clone(&prober);
         let thread = std::thread::Builder::new()
             .name("portgate-syn-rx".into())
-            .spawn(move || for_thread.receive(receiver))
+            .spawn(move || for_thread.receive(receiver, &answers))
             .map_err(|source| RawError::Io {
                 socket: crate::raw::RawSocketKind::TcpV4,
                 operation: "start the receiver for",
@@ -87,52 +100,33 @@ impl SynProber {
         Ok((prober, guard))
     }
 
-    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// One SYN to `addr`, waiting for its answer within the host's timeout.
-    pub(crate) async fn probe(&self, addr: SocketAddr, clock: Clock<'_>) -> Outcome {
-        let (dst, port) = (addr.ip(), addr.port());
+    /// Sends one SYN to `dst:port`. `Some` when it could not go out, saying why.
+    pub(crate) fn send(&self, dst: IpAddr, port: u16) -> Option<Outcome> {
         let Some(Some(src)) = self.sources.get(&dst).copied() else {
-            return Outcome::Unreachable(Reason::NetUnreachable);
+            return Some(Outcome::Unreachable(Reason::NetUnreachable));
         };
-        let (tx, mut rx) = oneshot::channel();
-        self.waiting().insert((dst, port), tx);
         let seq = self.key.cookie(src, dst, self.src_port, port);
-        if let Err(error) = self.sender.send_syn(src, dst, self.src_port, port, seq) {
-            self.waiting().remove(&(dst, port));
-            return classify(&error);
-        }
-        loop {
-            match rx.try_recv() {
-                Ok(outcome) => return outcome,
-                Err(oneshot::error::TryRecvError::Closed) => return Outcome::TimedOut,
-                Err(oneshot::error::TryRecvError::Empty) => {}
-            }
-            let Some(wake) = clock.next_wake() else {
-                // Withdraw; if the receiver got there first, its answer is in the channel.
-                if self.waiting().remove(&(dst, port)).is_none()
-                    && let Ok(outcome) = rx.try_recv()
-                {
-                    return outcome;
-                }
-                return Outcome::TimedOut;
-            };
-            if let Ok(Ok(outcome)) = tokio::time::timeout_at(wake, &mut rx).await {
-                return outcome;
-            }
-        }
+        self.sender
+            .send_syn(src, dst, self.src_port, port, seq)
+            .err()
+            .map(|error| classify(&error))
     }
 
-    /// The receiver thread: read, verify, deliver, until stopped.
-    fn receive(&self, mut receiver: RawReceiver) {
+    /// The receiver thread: read, verify, pass on, until stopped (or the engine is gone).
+    fn receive(&self, mut receiver: RawReceiver, answers: &UnboundedSender<SynAnswer>) {
         while !self.stop.load(Ordering::Relaxed) {
-            if let Some((reply, _at)) = receiver.recv()
-                && let Some((key, outcome)) = self.verdict(reply)
-                && let Some(tx) = self.waiting().remove(&key)
+            if let Some((reply, at)) = receiver.recv()
+                && let Some(((ip, port), outcome)) = self.verdict(reply)
+                && answers
+                    .send(SynAnswer {
+                        ip,
+                        port,
+                        outcome,
+                        at,
+                    })
+                    .is_err()
             {
-                let _ = tx.send(outcome);
+                return;
             }
         }
     }
@@ -218,7 +212,6 @@ mod tests {
                 "198.18.0.2".parse().ok()?,
                 Some("198.18.0.1".parse().ok()?),
             )]),
-            waiting: Mutex::new(HashMap::new()),
             stop: AtomicBool::new(false),
         })
     }

@@ -295,8 +295,13 @@ pub(crate) struct RawReceiver {
     timeout: Duration,
     /// Index of the socket to read first next time (round robin).
     next: usize,
+    /// Replies read in a row from the current socket.
+    burst: u32,
     buf: Vec<u8>,
 }
+
+/// Replies read from one socket in a row before the others get a turn.
+const FAIR_BURST: u32 = 64;
 
 impl RawReceiver {
     /// How long [`RawReceiver::recv`] waits by default.
@@ -323,6 +328,7 @@ impl RawReceiver {
             sockets,
             timeout,
             next: 0,
+            burst: 0,
             buf: vec![0; RECV_BUFFER],
         })
     }
@@ -384,9 +390,16 @@ impl RawReceiver {
                     }
                 };
                 if let Some(reply) = reply {
-                    // Next time start with the following socket, so a busy one
-                    // cannot starve the others.
-                    self.next = (index + 1) % count;
+                    // Stay on a socket that has data (no wasted reads of empty ones),
+                    // but hand the turn on after a burst, so a busy one cannot starve
+                    // the others.
+                    self.burst += 1;
+                    if self.burst >= FAIR_BURST {
+                        self.burst = 0;
+                        self.next = (index + 1) % count;
+                    } else {
+                        self.next = index;
+                    }
                     return Some((reply, at));
                 }
                 if at >= deadline {
