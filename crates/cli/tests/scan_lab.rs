@@ -310,3 +310,42 @@ fn unprivileged_syn_falls_back_to_connect_with_a_notice() {
     assert_eq!(report["summary"]["open"], 1);
     drop(listener);
 }
+
+/// A target that answers at most 2,000 SYNs a second and drops the rest: the scanner must
+/// notice the loss and slow down for that host instead of giving up on ports.
+#[test]
+fn a_rate_limiting_target_loses_no_port() {
+    let Some(lab) = lab("a_rate_limiting_target_loses_no_port", Profile::Open) else {
+        return;
+    };
+    for table in ["iptables", "ip6tables"] {
+        for rule in [
+            &[
+                "-I", "INPUT", "1", "-p", "tcp", "--syn", "-m", "limit", "--limit", "2000/s",
+            ][..],
+            &["-I", "INPUT", "2", "-p", "tcp", "--syn", "-j", "DROP"][..],
+        ] {
+            let mut args = vec!["netns", "exec", lab.namespace(), table];
+            args.extend_from_slice(rule);
+            if rule.len() > 8 {
+                args.extend_from_slice(&["--limit-burst", "200", "-j", "ACCEPT"]);
+            }
+            let status = std::process::Command::new("ip")
+                .args(&args)
+                .status()
+                .unwrap();
+            assert!(status.success(), "{args:?}");
+        }
+    }
+    let ip = lab.ipv4().to_string();
+    let want: BTreeSet<u16> = lab.truth().open.range(1..=10_000).copied().collect();
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for method in METHODS {
+        let (code, report, stderr) = scan_json(&[&ip, "-p", "1-10000", method]);
+        assert_eq!(code, 0, "{method}: {stderr}");
+        let host = host(&report, &ip);
+        assert_eq!(listed(host, "open"), want, "{method}");
+        assert_eq!(host["counts"]["closed"], 10_000 - want.len(), "{method}");
+        assert_eq!(host["counts"]["filtered"], 0, "{method}: {host}");
+    }
+}

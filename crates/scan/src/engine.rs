@@ -47,6 +47,14 @@ const MISS_BUDGET: f64 = 1e-3;
 /// `icmp_ratelimit`); most systems have some such limit. Once a host shows it, UDP probes
 /// to that host go out no faster than this, so a closed port is not taken for open|filtered.
 const ICMP_LIMITED_GAP: Duration = Duration::from_millis(1000);
+/// A host's loss share is judged over at least this long...
+const MIN_EPOCH: Duration = Duration::from_millis(100);
+/// ...and at least this many answers.
+const MIN_EPOCH_ANSWERS: u32 = 32;
+/// A host's window is cut when more than this share of its answers needed a retry.
+const HOST_CUT_LOSS_SHARE: f64 = 0.05;
+/// A host's window is never cut below this.
+const MIN_HOST_CWND: f64 = 4.0;
 /// UDP retries on a host that rate-limits its ICMP errors.
 const ICMP_LIMITED_RETRIES: u8 = 6;
 /// Paced UDP retries that may stay silent in a row before the silence is taken for a
@@ -73,6 +81,18 @@ pub(crate) struct HostState {
     icmp_cleared: bool,
     udp_next: Option<Instant>,
     deferred: VecDeque<Job>,
+    /// This host's own congestion window (attempts in flight to it at most), cut in
+    /// half when it proves to drop probes — a target that rate-limits its answers — and
+    /// grown again by its answers (slow start up to `ssthresh`, then one per window).
+    cwnd: f64,
+    ssthresh: f64,
+    /// Answers, and answers that came only on a retry, since `epoch_start`. The share is
+    /// judged per epoch (a timeout interval or more): retries go out together, so their
+    /// answers bunch up and would overstate loss if counted in arrival order. Random loss
+    /// of a few percent is not a host turning probes away, and does not cut its window.
+    epoch_start: Option<Instant>,
+    epoch_answers: u32,
+    epoch_losses: u32,
     /// SYNs in flight to this host: when each went out, to which port, which attempt.
     syn_sent: VecDeque<(Instant, u16, u8)>,
     syn_active: bool,
@@ -81,6 +101,11 @@ pub(crate) struct HostState {
 impl HostState {
     pub(crate) fn new(entry: HostEntry) -> Self {
         HostState {
+            cwnd: f64::INFINITY,
+            ssthresh: f64::INFINITY,
+            epoch_start: None,
+            epoch_answers: 0,
+            epoch_losses: 0,
             entry,
             results: Vec::new(),
             rtt: RttEstimator::default(),
@@ -290,7 +315,9 @@ pub(crate) async fn run(
                     break;
                 };
                 let host = &mut engine.hosts[job.host as usize];
-                if host.in_flight >= engine.config.host_concurrency {
+                if host.in_flight >= engine.config.host_concurrency
+                    || host.in_flight as f64 >= host.cwnd
+                {
                     host.deferred.push_back(job);
                     engine.deferred_total += 1;
                     continue;
@@ -540,9 +567,24 @@ impl Engine<'_> {
     fn release(&mut self, host_index: u32) {
         let host = &mut self.hosts[host_index as usize];
         host.in_flight -= 1;
-        if let Some(job) = host.deferred.pop_front() {
+        self.undefer(host_index);
+    }
+
+    /// Lets deferred jobs of the host go while it has room under both of its limits.
+    fn undefer(&mut self, host_index: u32) {
+        let limit = self.config.host_concurrency;
+        let host = &mut self.hosts[host_index as usize];
+        let mut room = limit
+            .min(host.cwnd.min(limit as f64) as usize)
+            .saturating_sub(host.in_flight)
+            .max(1);
+        while room > 0 {
+            let Some(job) = host.deferred.pop_front() else {
+                break;
+            };
             self.deferred_total -= 1;
             self.ready.push_front(job);
+            room -= 1;
         }
     }
 
@@ -602,9 +644,38 @@ impl Engine<'_> {
             host.icmp_seen = true;
             host.paced_silence = 0;
         }
-        if job.attempt > 0 {
+        let timeout = self.timeouts.get(job.host);
+        let at = completion.finished;
+        let host = &mut self.hosts[job.host as usize];
+        if host.cwnd.is_finite() {
+            host.cwnd += if host.cwnd < host.ssthresh {
+                1.0
+            } else {
+                1.0 / host.cwnd
+            };
+        }
+        let retried = job.attempt > 0;
+        if !(udp && state == PortState::Closed) {
+            host.epoch_answers += 1;
+            host.epoch_losses += u32::from(retried);
+            let start = *host.epoch_start.get_or_insert(at);
+            if at.saturating_duration_since(start) >= timeout.max(MIN_EPOCH)
+                && host.epoch_answers >= MIN_EPOCH_ANSWERS
+            {
+                let share = f64::from(host.epoch_losses) / f64::from(host.epoch_answers);
+                if share > HOST_CUT_LOSS_SHARE {
+                    // The host (or the path to it) drops much of what we send: halve
+                    // what goes to it.
+                    host.cwnd = (host.in_flight as f64 / 2.0).max(MIN_HOST_CWND);
+                    host.ssthresh = host.cwnd;
+                }
+                host.epoch_start = Some(at);
+                host.epoch_answers = 0;
+                host.epoch_losses = 0;
+            }
+        }
+        if retried {
             // An earlier attempt went unanswered, this one did not.
-            let host = &mut self.hosts[job.host as usize];
             if udp && state == PortState::Closed {
                 // The ICMP error withheld the first time: rate limiting, not loss.
                 if !host.icmp_cleared {
@@ -612,7 +683,6 @@ impl Engine<'_> {
                 }
             } else {
                 host.loss_events += 1;
-                let timeout = self.timeouts.get(job.host);
                 self.window.on_loss(now, timeout);
             }
         }
