@@ -142,7 +142,6 @@ struct Completion {
 }
 
 /// How TCP ports are probed in this run.
-#[derive(Clone)]
 pub(crate) enum TcpProber {
     /// Full handshakes through the kernel.
     Connect,
@@ -406,23 +405,21 @@ impl Engine<'_> {
     }
 
     fn launch(&mut self, job: Job, now: Instant) {
-        if job.protocol == Protocol::Tcp
-            && let TcpProber::Syn(prober) = &self.probers.tcp
-        {
-            let prober = Arc::clone(prober);
-            self.launch_syn(&prober, job, now);
-            return;
-        }
+        // UDP payloads, or None for a TCP connect; SYNs are sent by the driver itself.
+        let udp_payloads = match (job.protocol, &self.probers.tcp) {
+            (Protocol::Tcp, TcpProber::Syn(prober)) => {
+                let prober = Arc::clone(prober);
+                self.launch_syn(&prober, job, now);
+                return;
+            }
+            (Protocol::Tcp, TcpProber::Connect) => None,
+            (Protocol::Udp, _) => Some((self.probers.udp_payloads)(job.port)),
+        };
         let host = &mut self.hosts[job.host as usize];
         host.in_flight += 1;
         let addr = SocketAddr::new(host.entry.ip, job.port);
         let timeouts = Arc::clone(&self.timeouts);
         let recheck = self.config.min_rtt_timeout;
-        let tcp = self.probers.tcp.clone();
-        let udp_payloads = match job.protocol {
-            Protocol::Udp => (self.probers.udp_payloads)(job.port),
-            Protocol::Tcp => Vec::new(),
-        };
         self.tasks.spawn(async move {
             let started = Instant::now();
             let clock = Clock {
@@ -431,13 +428,9 @@ impl Engine<'_> {
                 host: job.host,
                 recheck,
             };
-            let outcome = match job.protocol {
-                Protocol::Tcp => match tcp {
-                    TcpProber::Connect => probe::connect_once(addr, clock).await,
-                    // SYNs are sent by the driver (launch_syn), never from a task.
-                    TcpProber::Syn(_) => Outcome::LocalRefusal,
-                },
-                Protocol::Udp => probe::udp_once(addr, &udp_payloads, clock).await,
+            let outcome = match udp_payloads {
+                None => probe::connect_once(addr, clock).await,
+                Some(payloads) => probe::udp_once(addr, &payloads, clock).await,
             };
             Completion {
                 job,

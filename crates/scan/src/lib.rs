@@ -163,7 +163,9 @@ impl Scanner {
             .collect();
         let mut hosts = hosts;
         if !end.deadline_hit {
-            confirm::confirm(&mut hosts, self.config.verify).await;
+            // A connect scan's open ports already completed a handshake.
+            let verify = self.config.verify && report_method == ScanMethod::Syn;
+            confirm::confirm(&mut hosts, verify).await;
         }
         let mut report = ScanReport {
             method: report_method,

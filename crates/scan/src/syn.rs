@@ -134,30 +134,35 @@ impl SynProber {
     /// What a reply says about which probe, if it is a genuine answer to one of ours.
     fn verdict(&self, reply: Reply) -> Option<((IpAddr, u16), Outcome)> {
         let ours = |target: IpAddr| self.sources.get(&target).copied().flatten();
-        match reply {
+        let (src, src_port, dst_port, ack, outcome) = match reply {
             Reply::SynAck {
                 src,
                 src_port,
                 dst_port,
                 ack,
-            } if dst_port == self.src_port => {
-                let local = ours(src)?;
-                self.key
-                    .verify(local, src, self.src_port, src_port, ack)
-                    .then_some(((src, src_port), Outcome::Open))
-            }
+            } => (src, src_port, dst_port, ack, Outcome::Open),
             Reply::Rst {
                 src,
                 src_port,
                 dst_port,
                 ack,
                 ack_flag: true,
-            } if dst_port == self.src_port => {
-                let local = ours(src)?;
-                self.key
-                    .verify(local, src, self.src_port, src_port, ack)
-                    .then_some(((src, src_port), Outcome::Closed))
-            }
+            } => (src, src_port, dst_port, ack, Outcome::Closed),
+            unreachable => return self.unreachable_verdict(unreachable),
+        };
+        if dst_port != self.src_port {
+            return None;
+        }
+        let local = ours(src)?;
+        self.key
+            .verify(local, src, self.src_port, src_port, ack)
+            .then_some(((src, src_port), outcome))
+    }
+
+    /// An ICMP error about one of our SYNs, if it quotes our cookie.
+    fn unreachable_verdict(&self, reply: Reply) -> Option<((IpAddr, u16), Outcome)> {
+        let ours = |target: IpAddr| self.sources.get(&target).copied().flatten();
+        match reply {
             Reply::Unreachable {
                 original_dst,
                 original_dst_port,
