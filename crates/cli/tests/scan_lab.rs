@@ -349,3 +349,69 @@ fn a_rate_limiting_target_loses_no_port() {
         assert_eq!(host["counts"]["filtered"], 0, "{method}: {host}");
     }
 }
+
+/// ICMP errors instead of silence: filtered, with the ICMP type as the reason.
+#[test]
+fn icmp_unreachable_and_admin_prohibited_are_filtered_with_their_reason() {
+    let Some(lab) = lab(
+        "icmp_unreachable_and_admin_prohibited_are_filtered_with_their_reason",
+        Profile::Open,
+    ) else {
+        return;
+    };
+    let rules: [(&str, &str, &str); 4] = [
+        ("iptables", "7001", "icmp-admin-prohibited"),
+        ("iptables", "7002", "icmp-host-unreachable"),
+        ("ip6tables", "7001", "icmp6-adm-prohibited"),
+        ("ip6tables", "7002", "icmp6-addr-unreachable"),
+    ];
+    for (table, port, with) in rules {
+        let status = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                lab.namespace(),
+                table,
+                "-I",
+                "INPUT",
+                "-p",
+                "tcp",
+            ])
+            .args(["--dport", port, "-j", "REJECT", "--reject-with", with])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{table} {port} {with}");
+    }
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    for ip in [lab.ipv4().to_string(), lab.ipv6().to_string()] {
+        for method in METHODS {
+            let (code, report, stderr) = scan_json(&[&ip, "-p", "22,7001,7002,7003", method]);
+            assert_eq!(code, 0, "{stderr}");
+            let host = host(&report, &ip);
+            let entry = |port: u16| {
+                host["ports"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|p| p["port"] == port)
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            assert_eq!(entry(22)["state"], "open", "{ip} {method}");
+            assert_eq!(entry(7003)["state"], "closed", "{ip} {method}");
+            for port in [7001, 7002] {
+                let e = entry(port);
+                assert_eq!(e["state"], "filtered", "{ip} {method} {port}: {e}");
+                let reason = e["reason"].as_str().unwrap_or_default().to_string();
+                // Through connect() the kernel reports both as "host unreachable"; a raw
+                // socket reads the ICMP code itself.
+                let want: &[&str] = match (method, port) {
+                    ("--syn", 7001) => &["admin-prohibited"],
+                    ("--syn", _) => &["host-unreach"],
+                    _ => &["host-unreach", "admin-prohibited"],
+                };
+                assert!(want.contains(&reason.as_str()), "{ip} {method} {port}: {e}");
+            }
+        }
+    }
+}

@@ -158,6 +158,8 @@ pub(crate) fn classify(error: &io::Error) -> Outcome {
         Some(libc::ECONNREFUSED | libc::ECONNRESET) => Outcome::Closed,
         Some(libc::EHOSTUNREACH | libc::EHOSTDOWN) => Outcome::Unreachable(Reason::HostUnreachable),
         Some(libc::ENETUNREACH | libc::ENETDOWN) => Outcome::Unreachable(Reason::NetUnreachable),
+        // What Linux reports for an ICMPv6 administratively-prohibited.
+        Some(libc::EACCES) => Outcome::Unreachable(Reason::AdminProhibited),
         Some(
             libc::EMFILE
             | libc::ENFILE
@@ -236,6 +238,7 @@ mod tests {
             (libc::EMFILE, Outcome::Exhausted),
             (libc::ENOBUFS, Outcome::Exhausted),
             (libc::EADDRNOTAVAIL, Outcome::Exhausted),
+            (libc::EACCES, Outcome::Unreachable(Reason::AdminProhibited)),
             (libc::EPERM, Outcome::LocalRefusal),
         ];
         for (errno, want) in cases {
