@@ -4,12 +4,13 @@
 Started by `bench/run`, which checks for root, installs missing peers, builds
 the release binaries and runs `portgate-lab clean` first. This script starts
 one lab host per scenario (`portgate-lab up`), runs every selected tool on it
-`--runs` times, compares the open ports each tool reports with the lab's
-ground truth, and writes `bench/results/latest.md` and `latest.json`.
+`--runs` times, compares what each tool reports with the lab's ground truth
+(TCP scenarios: the open ports; UDP scenarios: the state of every scanned
+port), and writes `bench/results/latest.md` and `latest.json`.
 
-Network safety: every scan command is built by `scan_command`, which refuses
-any target outside 198.18.0.0/15 (the lab's IPv4 range). Nothing else is
-ever contacted.
+Network safety: every scan command is built by `scan_command` (or, for the
+untimed top1000 list, `top1000_ports`), which refuse any target outside
+198.18.0.0/15 (the lab's IPv4 range). Nothing else is ever contacted.
 """
 
 from __future__ import annotations
@@ -29,26 +30,62 @@ import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
 LAB_NET_V4 = ipaddress.ip_network("198.18.0.0/15")
 
+UDP_FIREWALLED_PORTS = [53, 123, 161, 1000, 1001, *range(5000, 5010)]   # 15 ports
+UDP_RATELIMITED_PORTS = [53, 123, 161, *range(2000, 2020)]              # 23 ports
+
 SCENARIOS = {
-    # name: (lab profile, port selection)
-    "open": ("open", "all"),
-    "firewalled": ("firewalled", "all"),
-    "lossy": ("lossy", "all"),
-    "top1000": ("firewalled", "top1000"),
+    # kind "tcp": truth is the lab's open TCP ports; ports None = all 65,535,
+    # "top1000" = portgate's list. kind "udp": truth is every port's state.
+    "open": {"kind": "tcp", "profile": "open", "ports": None,
+             "title": "open, 65,535 ports"},
+    "firewalled": {"kind": "tcp", "profile": "firewalled", "ports": None,
+                   "title": "firewalled, 65,535 ports"},
+    "lossy": {"kind": "tcp", "profile": "lossy", "ports": None,
+              "title": "lossy, 65,535 ports"},
+    "top1000": {"kind": "tcp", "profile": "firewalled", "ports": "top1000",
+                "title": "firewalled, 1,000-port list"},
+    "udp": {"kind": "udp", "profile": "firewalled", "ports": UDP_FIREWALLED_PORTS,
+            "title": "UDP, firewalled, 15 ports"},
+    "udp-ratelimited": {"kind": "udp", "profile": "open", "ports": UDP_RATELIMITED_PORTS,
+                        "title": "UDP, open (ICMP rate limit), 23 ports"},
 }
-SCENARIO_TITLES = {
-    "open": "open, 65,535 ports",
-    "firewalled": "firewalled, 65,535 ports",
-    "lossy": "lossy, 65,535 ports",
-    "top1000": "firewalled, 1,000-port list",
+SCENARIO_TITLES = {name: sc["title"] for name, sc in SCENARIOS.items()}
+
+TCP_TOOLS = ["portgate-connect", "portgate-syn", "nmap-sT", "nmap-sS", "rustscan",
+             "masscan", "masscan-wait2"]
+UDP_TOOLS = ["portgate-udp", "nmap-sU"]
+TOOLS = TCP_TOOLS + UDP_TOOLS
+PORTGATE_TOOLS = ["portgate-connect", "portgate-syn", "portgate-udp"]
+# `--tools` shorthands
+TOOL_ALIASES = {"portgate": PORTGATE_TOOLS}
+
+# Ratios compare like with like: the unprivileged connect-style scanners with
+# portgate's connect scan, the raw-packet SYN scanners with its SYN scan, the
+# UDP scanners with its UDP scan.
+RATIO_REF = {
+    "portgate-connect": "portgate-connect",
+    "nmap-sT": "portgate-connect",
+    "rustscan": "portgate-connect",
+    "portgate-syn": "portgate-syn",
+    "nmap-sS": "portgate-syn",
+    "masscan": "portgate-syn",
+    "masscan-wait2": "portgate-syn",
+    "portgate-udp": "portgate-udp",
+    "nmap-sU": "portgate-udp",
 }
-TOOLS = ["portgate", "nmap-sT", "nmap-sS", "rustscan", "masscan", "masscan-wait2"]
+
+# Pause between two runs. In the UDP scenarios every closed port costs one
+# ICMP port unreachable from the lab host, which the kernel rate-limits per
+# peer with a token bucket (1 per second, burst 6, full again after 6 s);
+# 7 s lets every run start with a full bucket whatever ran before it.
+PAUSE_S = {"tcp": 0.5, "udp": 7.0}
 
 
 class Interrupted(Exception):
@@ -91,18 +128,46 @@ def assert_lab_v4(addr: str, what: str = "target") -> str:
     return str(ip)
 
 
+def compress_ports(ports: list[int]) -> str:
+    """53,123,1000,1001,5000,5001,5002 -> "53,123,1000,1001,5000-5002"."""
+    ps = sorted(set(ports))
+    parts = []
+    i = 0
+    while i < len(ps):
+        j = i
+        while j + 1 < len(ps) and ps[j + 1] == ps[j] + 1:
+            j += 1
+        if j - i >= 2:
+            parts.append(f"{ps[i]}-{ps[j]}")
+        else:
+            parts.extend(str(x) for x in ps[i:j + 1])
+        i = j + 1
+    return ",".join(parts)
+
+
 def scan_command(tool: str, lab: dict, ports: list[int] | None, outfile: Path,
                  exes: dict[str, str]) -> tuple[list[str], bool]:
     """The command line of one run; returns (argv, output_on_stdout).
 
-    `ports` None means all 65,535 ports, else an explicit list.
-    Every command targets only `lab["ipv4"]`, checked here first.
+    `ports` None means all 65,535 ports, else an explicit list (TCP, or UDP
+    for the UDP tools). Every command targets only `lab["ipv4"]`, checked
+    here first.
     """
     ip = assert_lab_v4(lab["ipv4"])
     plist = None if ports is None else ",".join(str(p) for p in ports)
-    if tool == "portgate":
-        return [exes["portgate"], "scan", ip, "-p", plist or "-", "-o", "json",
+    if tool in ("portgate-connect", "portgate-syn"):
+        mode = "--connect" if tool == "portgate-connect" else "--syn"
+        return [exes["portgate"], "scan", ip, "-p", plist or "-", mode, "-o", "json",
                 "--output-file", str(outfile), "--no-progress"], False
+    if tool in UDP_TOOLS:
+        if not ports:
+            raise ValueError(f"{tool} needs an explicit port list")
+        if tool == "portgate-udp":
+            return [exes["portgate"], "scan", ip, "-p", "U:" + compress_ports(ports),
+                    "--all-ports", "-o", "json", "--output-file", str(outfile),
+                    "--no-progress"], False
+        return [exes["nmap"], "-sU", "-n", "-Pn", "-p", compress_ports(ports), ip,
+                "-oX", str(outfile)], False
     if tool in ("nmap-sT", "nmap-sS"):
         flag = "-sT" if tool == "nmap-sT" else "-sS"
         return [exes["nmap"], flag, "-T4", "-n", "-Pn",
@@ -132,14 +197,65 @@ def scan_command(tool: str, lab: dict, ports: list[int] | None, outfile: Path,
 
 
 # --------------------------------------------------------------------------
-# Output parsers: each returns the set of ports reported open.
+# Output parsers. TCP: each returns the set of ports reported open. UDP: the
+# state of every port the tool reported.
 
-def parse_portgate(path: Path) -> set[int]:
+def parse_portgate_states(path: Path, protocol: str) -> dict[int, str]:
     data = json.loads(path.read_text())
     hosts = data.get("hosts") or []
     if not hosts:
-        return set()
-    return {p["port"] for p in hosts[0].get("ports", []) if p.get("state") == "open"}
+        return {}
+    return {p["port"]: p["state"] for p in hosts[0].get("ports", [])
+            if p.get("protocol", "tcp") == protocol}
+
+
+def parse_portgate(path: Path) -> set[int]:
+    return {port for port, state in parse_portgate_states(path, "tcp").items()
+            if state == "open"}
+
+
+def expand_ports(spec: str) -> list[int]:
+    out = []
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        else:
+            out.append(int(part))
+    return out
+
+
+def parse_nmap_xml_states(path: Path, protocol: str, scanned: list[int]) -> dict[int, str]:
+    """Every port's state from nmap -oX: the listed <port>s, then <extraports>
+    (nmap folds a state held by more than 25 ports into one <extraports>; its
+    <extrareasons ports="..."> name them, else the single group covers the rest)."""
+    root = ET.parse(path).getroot()
+    host = root.find("host")
+    if host is None:
+        return {}
+    states: dict[int, str] = {}
+    ports_el = host.find("ports")
+    if ports_el is None:
+        return states
+    for port in ports_el.findall("port"):
+        if port.get("protocol") != protocol:
+            continue
+        st = port.find("state")
+        if st is not None:
+            states[int(port.get("portid"))] = st.get("state")
+    extras = ports_el.findall("extraports")
+    for ex in extras:
+        for reason in ex.findall("extrareasons"):
+            if reason.get("ports") and reason.get("proto", protocol) == protocol:
+                for p in expand_ports(reason.get("ports")):
+                    states.setdefault(p, ex.get("state"))
+    if len(extras) == 1:
+        for p in scanned:
+            states.setdefault(p, extras[0].get("state"))
+    return states
 
 
 def parse_nmap_grepable(path: Path) -> set[int]:
@@ -167,7 +283,7 @@ def parse_masscan_list(path: Path) -> set[int]:
 
 
 def parse_output(tool: str, outfile: Path, stdout: str) -> set[int]:
-    if tool == "portgate":
+    if tool.startswith("portgate"):
         return parse_portgate(outfile)
     if tool.startswith("nmap"):
         return parse_nmap_grepable(outfile)
@@ -176,24 +292,49 @@ def parse_output(tool: str, outfile: Path, stdout: str) -> set[int]:
     return parse_masscan_list(outfile)
 
 
+def parse_udp_output(tool: str, outfile: Path, ports: list[int]) -> dict[int, str]:
+    if tool == "portgate-udp":
+        return parse_portgate_states(outfile, "udp")
+    return parse_nmap_xml_states(outfile, "udp", ports)
+
+
+def udp_truth(lab: dict, ports: list[int]) -> dict[int, str]:
+    """What a correct UDP scanner reports for each port (the lab's rules)."""
+    udp_open, udp_reject = set(lab.get("udp_open", [])), set(lab.get("udp_reject", []))
+    truth = {}
+    for p in ports:
+        if p in udp_open:
+            truth[p] = "open"
+        elif lab["profile"] == "firewalled":
+            truth[p] = "closed" if p in udp_reject else "open|filtered"
+        else:  # open and lossy: the kernel answers ICMP port unreachable
+            truth[p] = "closed"
+    return truth
+
+
 # --------------------------------------------------------------------------
 # Lab hosts
 
-def start_lab(lab_exe: str, profile: str, workdir: Path) -> tuple[subprocess.Popen, dict]:
+def start_lab(lab_exe: str, profile: str, udp_services: bool,
+              workdir: Path) -> tuple[subprocess.Popen, dict]:
     errlog = open(workdir / f"lab-{profile}-{len(LAB_PROCS)}.stderr", "w")
-    proc = subprocess.Popen([lab_exe, "up", "--profile", profile, "--ignore-stdin"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+    argv = [lab_exe, "up", "--profile", profile, "--ignore-stdin"]
+    if udp_services:
+        argv.append("--udp-services")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=errlog, text=True)
     LAB_PROCS.append(proc)
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 60)
+        ready, _, _ = select.select([proc.stdout], [], [], 90)
         line = proc.stdout.readline() if ready else ""
         if not line:
-            raise RuntimeError(f"portgate-lab up --profile {profile} printed nothing "
+            raise RuntimeError(f"{' '.join(argv[1:])} printed nothing "
                                f"(see {errlog.name}: {Path(errlog.name).read_text()[-500:]})")
         lab = json.loads(line)
         assert_lab_v4(lab["ipv4"])
         assert_lab_v4(lab["host_ipv4"], "lab host-side address")
+        if udp_services and not lab.get("udp_open"):
+            raise RuntimeError(f"lab started without UDP services: {line.strip()}")
     except BaseException:
         stop_lab(proc)
         raise
@@ -237,8 +378,11 @@ def cleanup() -> None:
 # --------------------------------------------------------------------------
 # One run
 
-def run_tool(tool: str, lab: dict, ports: list[int] | None, truth: set[int],
-             exes: dict[str, str], workdir: Path, tag: str, timeout: float) -> dict:
+def run_tool(tool: str, lab: dict, ports: list[int] | None,
+             truth: set[int] | dict[int, str], exes: dict[str, str], workdir: Path,
+             tag: str, timeout: float) -> dict:
+    """One run. `truth`: the open TCP ports (TCP tools) or every UDP port's
+    expected state (UDP tools)."""
     outfile = workdir / f"{tag}.out"
     rssfile = workdir / f"{tag}.rss"
     for f in (outfile, rssfile):
@@ -277,7 +421,19 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None, truth: set[int],
         rec["peak_rss_kb"] = int(rssfile.read_text().strip().splitlines()[-1])
     except (OSError, ValueError, IndexError):
         rec["peak_rss_kb"] = None
-    if status == "ok":
+    if status == "ok" and tool in UDP_TOOLS:
+        try:
+            states = parse_udp_output(tool, outfile, ports)
+        except (OSError, ValueError, KeyError, ET.ParseError) as exc:
+            rec.update(status="failed", error=f"unparsable output: {exc}")
+            states = None
+        if states is not None:
+            got = {p: states.get(p, "missing") for p in truth}
+            rec["states"] = {str(p): got[p] for p in sorted(got)}
+            rec["right"] = sum(got[p] == truth[p] for p in truth)
+            rec["total"] = len(truth)
+            rec["wrong"] = {str(p): got[p] for p in sorted(got) if got[p] != truth[p]}
+    elif status == "ok":
         try:
             found = parse_output(tool, outfile, stdout)
         except (OSError, ValueError, KeyError) as exc:
@@ -289,11 +445,20 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None, truth: set[int],
             rec["truth"] = len(truth)
             rec["missed"] = sorted(truth - found)
             rec["false_open"] = sorted(found - truth)
-            if tool == "portgate":
-                try:
-                    rec["reported_duration_ms"] = json.loads(outfile.read_text()).get("duration_ms")
-                except (OSError, ValueError):
-                    pass
+    if rec["status"] == "ok" and tool in PORTGATE_TOOLS:
+        try:
+            report = json.loads(outfile.read_text())
+            rec["reported_duration_ms"] = report.get("duration_ms")
+            rec["method"] = report.get("method")
+        except (OSError, ValueError):
+            report = {}
+        want = {"portgate-connect": "connect", "portgate-syn": "syn"}.get(tool)
+        if want and rec.get("method") != want:
+            # e.g. --syn fell back to connect: the row would be mislabelled
+            rec.update(status="failed", error=f"portgate reported method "
+                       f"{rec.get('method')!r}, expected {want!r}")
+            for key in ("found", "open_reported", "missed", "false_open"):
+                rec.pop(key, None)
     if rec["status"] != "ok":
         rec["stderr_tail"] = stderr[-2000:]
         rec["stdout_tail"] = stdout[-1000:]
@@ -371,16 +536,32 @@ def fmt_s(x: float | None) -> str:
     return "–" if x is None else f"{x:.2f}"
 
 
+def run_ok(r: dict) -> bool:
+    return r["status"] == "ok" and ("found" in r or "right" in r)
+
+
+def run_cell(r: dict) -> str:
+    """The correctness cell of one run: found/truth (TCP), right/total (UDP)."""
+    if run_ok(r):
+        return f"{r['found']}/{r['truth']}" if "found" in r else f"{r['right']}/{r['total']}"
+    if r["status"] == "timeout":
+        return "timeout"
+    if str(r.get("error", "")).startswith("portgate reported method"):
+        return f"failed(method={r.get('method')})"
+    if r.get("error"):
+        return "failed(output)"
+    return f"failed(rc={r['returncode']})"
+
+
 def summarize(results: list[dict], tools: list[str]) -> list[dict]:
     rows = []
     for sc in results:
-        pg_median = None
         per_tool = {}
         for tool in tools:
             runs = [r for r in sc["runs"] if r["tool"] == tool]
             if not runs:
                 continue
-            ok = [r for r in runs if r["status"] == "ok" and "found" in r]
+            ok = [r for r in runs if run_ok(r)]
             med = statistics.median(r["wall_s"] for r in ok) if ok else None
             rss = [r["peak_rss_kb"] for r in ok if r.get("peak_rss_kb")]
             per_tool[tool] = {
@@ -388,32 +569,44 @@ def summarize(results: list[dict], tools: list[str]) -> list[dict]:
                 "runs": runs,
                 "rss_mb": statistics.median(rss) / 1024 if rss else None,
             }
-            if tool == "portgate":
-                pg_median = med
+        nmap_su = {r["run"]: r for r in per_tool.get("nmap-sU", {}).get("runs", [])}
         for tool, t in per_tool.items():
-            cells = []
-            for r in t["runs"]:
-                if r["status"] == "ok" and "found" in r:
-                    cells.append(f"{r['found']}/{r['truth']}")
-                elif r["status"] == "timeout":
-                    cells.append("timeout")
-                else:
-                    cells.append(f"failed(rc={r['returncode']})")
-            walls = " ".join(
-                f"{r['wall_s']:.1f}" + ("" if r["status"] == "ok" else "!")
-                for r in t["runs"])
-            if t["median"] is not None and pg_median:
-                ratio = f"{t['median'] / pg_median:.2f}"
+            ref = per_tool.get(RATIO_REF[tool], {}).get("median")
+            if t["median"] is not None and ref:
+                ratio = f"{t['median'] / ref:.2f}"
             else:
                 ratio = "–"
-            false_open = sum(len(r.get("false_open", [])) for r in t["runs"])
-            rows.append({
-                "scenario": sc["scenario"], "tool": tool, "median": t["median"],
-                "ratio": ratio, "found": " ".join(cells), "false_open": false_open,
+            walls = " ".join(
+                f"{r['wall_s']:.1f}" + ("" if run_ok(r) else "!") for r in t["runs"])
+            row = {
+                "scenario": sc["scenario"], "kind": sc["kind"], "tool": tool,
+                "ratio_ref": RATIO_REF[tool], "median": t["median"], "ratio": ratio,
+                "found": " ".join(run_cell(r) for r in t["runs"]),
                 "walls": walls, "rss_mb": t["rss_mb"],
-                "missed": sorted({p for r in t["runs"] for p in r.get("missed", [])}),
-            })
+            }
+            if sc["kind"] == "tcp":
+                row["false_open"] = sum(len(r.get("false_open", [])) for r in t["runs"])
+                row["missed"] = sorted({p for r in t["runs"] for p in r.get("missed", [])})
+            else:
+                row["wrong"] = [(r["run"], r["wrong"]) for r in t["runs"] if r.get("wrong")]
+                same, diffs = [], []
+                for r in t["runs"]:
+                    other = nmap_su.get(r["run"])
+                    if tool == "nmap-sU" or other is None or not run_ok(r) or not run_ok(other):
+                        same.append("–")
+                        continue
+                    diff = {p: (s, other["states"][p]) for p, s in r["states"].items()
+                            if other["states"].get(p) != s}
+                    same.append("no" if diff else "yes")
+                    if diff:
+                        diffs.append((r["run"], diff))
+                row["same_as_nmap"] = " ".join(same) if tool != "nmap-sU" else "–"
+                row["nmap_diffs"] = diffs
+            rows.append(row)
     return rows
+
+
+TCP_RATIO_HEADER = "ratio to portgate (connect for -sT/RustScan, SYN for -sS/masscan)"
 
 
 def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: float,
@@ -432,38 +625,108 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
         f"{v['masscan']}; {v['rustscan']}",
         "- command: `" + " ".join(["bench/run", *args.raw_argv]) + "`",
         "",
-        "| scenario | tool | median wall s | ratio to portgate | open found / truth per run "
-        "| false open (sum) | wall s per run | peak RSS MB (median) |",
-        "|---|---|---:|---:|---|---:|---|---:|",
     ]
     rows = summarize(results, tools)
-    for r in rows:
-        out.append(
-            f"| {SCENARIO_TITLES[r['scenario']]} | {r['tool']} | {fmt_s(r['median'])} | "
-            f"{r['ratio']} | {r['found']} | {r['false_open']} | {r['walls']} | "
-            f"{'–' if r['rss_mb'] is None else format(r['rss_mb'], '.1f')} |")
-    out.append("")
+    rss_cell = lambda r: "–" if r["rss_mb"] is None else format(r["rss_mb"], ".1f")  # noqa: E731
+
+    tcp_rows = [r for r in rows if r["kind"] == "tcp"]
+    if tcp_rows:
+        out += [
+            "## TCP",
+            "",
+            f"| scenario | tool | median wall s | {TCP_RATIO_HEADER} "
+            "| open found / truth per run | false open (sum) | wall s per run "
+            "| peak RSS MB (median) |",
+            "|---|---|---:|---:|---|---:|---|---:|",
+        ]
+        for r in tcp_rows:
+            out.append(
+                f"| {SCENARIO_TITLES[r['scenario']]} | {r['tool']} | {fmt_s(r['median'])} | "
+                f"{r['ratio']} | {r['found']} | {r['false_open']} | {r['walls']} | "
+                f"{rss_cell(r)} |")
+        out += [
+            "",
+            "Ratio = tool median / median of the portgate row of the same family in the "
+            "same scenario: `nmap-sT` and `rustscan` (unprivileged connect-style scanners) "
+            "against `portgate-connect` (`--connect`); `nmap-sS`, `masscan` and "
+            "`masscan-wait2` (raw-packet SYN scanners) against `portgate-syn` (`--syn`). "
+            "The two portgate rows are 1.00 each; `–` when the reference row was not run "
+            "or failed every run. Truth = the lab host's open TCP ports (within the "
+            "scanned list).",
+            "",
+        ]
+        missed = [r for r in tcp_rows if r["missed"]]
+        if missed:
+            out.append("Open ports missed in at least one run:")
+            for r in missed:
+                out.append(f"- {SCENARIO_TITLES[r['scenario']]} / {r['tool']}: "
+                           + ", ".join(map(str, r["missed"])))
+            out.append("")
+
+    udp_rows = [r for r in rows if r["kind"] == "udp"]
+    if udp_rows:
+        out += [
+            "## UDP",
+            "",
+            "| scenario | tool | median wall s | ratio to portgate-udp "
+            "| states right / ports per run | same states as nmap -sU per run "
+            "| wall s per run | peak RSS MB (median) |",
+            "|---|---|---:|---:|---|---|---|---:|",
+        ]
+        for r in udp_rows:
+            out.append(
+                f"| {SCENARIO_TITLES[r['scenario']]} | {r['tool']} | {fmt_s(r['median'])} | "
+                f"{r['ratio']} | {r['found']} | {r['same_as_nmap']} | {r['walls']} | "
+                f"{rss_cell(r)} |")
+        out += [""]
+        truths = []
+        for sc in results:
+            if sc["kind"] == "udp" and sc.get("truth_states"):
+                by_state: dict[str, list[int]] = {}
+                for p, st in sc["truth_states"].items():
+                    by_state.setdefault(st, []).append(int(p))
+                truths.append(f"{SCENARIO_TITLES[sc['scenario']]}: " + "; ".join(
+                    f"{st} {compress_ports(ps)}" for st, ps in by_state.items()))
+        out += [
+            "Ratio = nmap-sU median / portgate-udp median in the same scenario. A state "
+            "is right when it equals the lab's truth for that port ("
+            + "; ".join(truths) + "). \"Same states as nmap -sU\" compares "
+            "portgate-udp's state of every port with nmap -sU's in the same round "
+            "(`–` when either run failed). Runs start 7 s apart so that each starts "
+            "with a full ICMP rate-limit bucket at the lab host.",
+            "",
+        ]
+        wrong = [r for r in udp_rows if r["wrong"]]
+        if wrong:
+            out.append("Wrong states (port: reported):")
+            for r in wrong:
+                for run, w in r["wrong"]:
+                    out.append(f"- {SCENARIO_TITLES[r['scenario']]} / {r['tool']} run {run}: "
+                               + ", ".join(f"{p}: {s}" for p, s in w.items()))
+            out.append("")
+        diffs = [r for r in udp_rows if r.get("nmap_diffs")]
+        if diffs:
+            out.append("Where portgate-udp and nmap -sU differ (port: portgate / nmap):")
+            for r in diffs:
+                for run, d in r["nmap_diffs"]:
+                    out.append(f"- {SCENARIO_TITLES[r['scenario']]} run {run}: "
+                               + ", ".join(f"{p}: {a} / {b}" for p, (a, b) in d.items()))
+            out.append("")
+
     for sc in results:
         if sc.get("error"):
             out.append(f"**{SCENARIO_TITLES[sc['scenario']]}: {sc['error']}**")
             out.append("")
-    pg = [r for r in rows if r["tool"] == "portgate" and r["rss_mb"] is not None]
+    pg = [r for r in rows if r["tool"] in PORTGATE_TOOLS and r["rss_mb"] is not None]
     if pg:
         out.append("portgate peak RSS (median of runs, `/usr/bin/time -f %M`): " + ", ".join(
-            f"{SCENARIO_TITLES[r['scenario']]} {r['rss_mb']:.1f} MB" for r in pg) + ".")
-        out.append("")
-    missed = [r for r in rows if r["missed"]]
-    if missed:
-        out.append("Open ports missed in at least one run:")
-        for r in missed:
-            out.append(f"- {SCENARIO_TITLES[r['scenario']]} / {r['tool']}: "
-                       + ", ".join(map(str, r["missed"])))
+            f"{SCENARIO_TITLES[r['scenario']]} / {r['tool']} {r['rss_mb']:.1f} MB"
+            for r in pg) + ".")
         out.append("")
     out += [
         "Wall time is `time.monotonic()` around the whole process (start-up and any "
         "final wait included); a `!` after a per-run time marks a run that failed or hit "
-        "the cap and is left out of the median. Ratio = tool median / portgate median in "
-        "the same scenario. Truth = the lab host's open ports (within the scanned list). "
+        "the cap and is left out of the median. "
         "Raw per-run data: `bench/results/latest.json`.",
         "",
     ]
@@ -472,32 +735,57 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
 
 # --------------------------------------------------------------------------
 
-def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, selection: str, args,
+def scenario_tools(scenario: str, tools: list[str]) -> list[str]:
+    kind = SCENARIOS[scenario]["kind"]
+    return [t for t in tools if (t in UDP_TOOLS) == (kind == "udp")]
+
+
+def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
                  exes: dict[str, str], workdir: Path) -> None:
     scenario = sc["scenario"]
+    spec = SCENARIOS[scenario]
     log(f"  lab {lab['namespace']} at {lab['ipv4']} (pid {proc.pid})")
-    if selection == "top1000":
+    if spec["ports"] == "top1000":
         ports = top1000_ports(lab, exes, workdir, args.timeout)
         sc["ports"] = ports
         log(f"  top1000 list: {len(ports)} ports")
     else:
-        ports = None
-    truth = set(lab["open"]) if ports is None else set(lab["open"]) & set(ports)
-    sc["truth"] = sorted(truth)
+        ports = spec["ports"]
+    if spec["kind"] == "udp":
+        truth = udp_truth(lab, ports)
+        sc["ports"] = ports
+        sc["truth_states"] = {str(p): s for p, s in sorted(truth.items())}
+        counts: dict[str, int] = {}
+        for s in truth.values():
+            counts[s] = counts.get(s, 0) + 1
+        log("  truth: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    else:
+        truth = set(lab["open"]) if ports is None else set(lab["open"]) & set(ports)
+        sc["truth"] = sorted(truth)
+    tools = scenario_tools(scenario, args.tools)
+    pause = PAUSE_S[spec["kind"]]
     # Tools are interleaved within each round so that drifts in the machine's
     # load hit every tool alike.
     for i in range(args.runs):
-        for tool in args.tools:
+        for tool in tools:
             if proc.poll() is not None:
                 raise RuntimeError(f"lab process exited early (rc={proc.returncode})")
             tag = f"{scenario}-{tool}-{i}"
             rec = run_tool(tool, lab, ports, truth, exes, workdir, tag, args.timeout)
             rec["run"] = i + 1
             sc["runs"].append(rec)
-            extra = (f"{rec['found']}/{rec['truth']} open, {len(rec['false_open'])} false"
-                     if "found" in rec else rec["status"])
-            log(f"  run {i + 1}/{args.runs} {tool:14s} {rec['wall_s']:8.2f} s  {extra}")
-            time.sleep(0.5)
+            if "found" in rec:
+                extra = f"{rec['found']}/{rec['truth']} open, {len(rec['false_open'])} false"
+            elif "right" in rec:
+                extra = f"{rec['right']}/{rec['total']} states right"
+                if rec["wrong"]:
+                    extra += " (wrong: " + ", ".join(
+                        f"{p} {s}" for p, s in rec["wrong"].items()) + ")"
+            else:
+                extra = rec["status"] + (f": {rec['error']}" if rec.get("error") else "")
+            log(f"  run {i + 1}/{args.runs} {tool:16s} {rec['wall_s']:8.2f} s  {extra}")
+            if (i, tool) != (args.runs - 1, tools[-1]):
+                time.sleep(pause)
 
 
 def parse_args(argv: list[str]):
@@ -508,7 +796,9 @@ def parse_args(argv: list[str]):
     ap.add_argument("--scenarios", default=",".join(SCENARIOS),
                     help=f"comma list of scenarios (default all: {','.join(SCENARIOS)})")
     ap.add_argument("--tools", default=",".join(TOOLS),
-                    help=f"comma list of tools (default all: {','.join(TOOLS)})")
+                    help=f"comma list of tools (default all: {','.join(TOOLS)}); "
+                         "`portgate` stands for the three portgate rows. Each scenario "
+                         "runs the selected tools of its kind (TCP or UDP)")
     ap.add_argument("--timeout", type=float, default=300,
                     help="hard cap of one run in seconds (default 300)")
     ap.add_argument("--results-dir", default=str(BENCH_DIR / "results"),
@@ -522,18 +812,26 @@ def parse_args(argv: list[str]):
     args = ap.parse_args(argv)
     args.raw_argv = argv
     args.scenarios = [s for s in args.scenarios.split(",") if s]
-    args.tools = [t for t in args.tools.split(",") if t]
+    tools = []
+    for t in (t for t in args.tools.split(",") if t):
+        tools += TOOL_ALIASES.get(t, [t])
+    args.tools = tools
     for s in args.scenarios:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
     for t in args.tools:
         if t not in TOOLS:
-            ap.error(f"unknown tool {t!r}; choose from {', '.join(TOOLS)}")
+            ap.error(f"unknown tool {t!r}; choose from {', '.join(TOOLS)} "
+                     f"(or {', '.join(TOOL_ALIASES)})")
     if args.runs < 1:
         ap.error("--runs must be at least 1")
     # keep the canonical order
     args.tools = [t for t in TOOLS if t in args.tools]
     args.scenarios = [s for s in SCENARIOS if s in args.scenarios]
+    idle = [s for s in args.scenarios if not scenario_tools(s, args.tools)]
+    if len(idle) == len(args.scenarios):
+        ap.error("none of the selected tools applies to the selected scenarios "
+                 f"(TCP tools: {', '.join(TCP_TOOLS)}; UDP tools: {', '.join(UDP_TOOLS)})")
     return args
 
 
@@ -544,8 +842,8 @@ def on_signal(signum, _frame):
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     if os.geteuid() != 0:
-        print("bench: must run as root (network namespaces, raw sockets for nmap -sS "
-              "and masscan)", file=sys.stderr)
+        print("bench: must run as root (network namespaces, raw sockets for portgate "
+              "--syn, nmap -sS/-sU and masscan)", file=sys.stderr)
         return 1
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
@@ -564,7 +862,7 @@ def main(argv: list[str]) -> int:
             print(f"bench: {exes[key]} missing; run bench/run (it builds and installs)",
                   file=sys.stderr)
             return 1
-    need = {"nmap-sT": "nmap", "nmap-sS": "nmap", "rustscan": "rustscan",
+    need = {"nmap-sT": "nmap", "nmap-sS": "nmap", "nmap-sU": "nmap", "rustscan": "rustscan",
             "masscan": "masscan", "masscan-wait2": "masscan"}
     for tool in list(args.tools):
         if tool in need and not exes[need[tool]]:
@@ -583,19 +881,27 @@ def main(argv: list[str]) -> int:
     t0 = time.monotonic()
     try:
         for scenario in args.scenarios:
-            profile, selection = SCENARIOS[scenario]
-            log(f"scenario {scenario}: starting lab host ({profile})")
-            sc = {"scenario": scenario, "profile": profile, "runs": []}
+            spec = SCENARIOS[scenario]
+            profile = spec["profile"]
+            udp_services = spec["kind"] == "udp"
+            if not scenario_tools(scenario, args.tools):
+                log(f"scenario {scenario}: none of the selected tools is a "
+                    f"{spec['kind'].upper()} tool; skipped")
+                continue
+            log(f"scenario {scenario}: starting lab host ({profile}"
+                + (", --udp-services" if udp_services else "") + ")")
+            sc = {"scenario": scenario, "kind": spec["kind"], "title": spec["title"],
+                  "profile": profile, "udp_services": udp_services, "runs": []}
             results.append(sc)
             try:
-                proc, lab = start_lab(exes["lab"], profile, workdir)
+                proc, lab = start_lab(exes["lab"], profile, udp_services, workdir)
             except (OSError, RuntimeError, ValueError) as exc:
                 sc["error"] = f"lab did not start: {exc}"
                 log(f"  {sc['error']}")
                 continue
             sc["lab"] = lab
             try:
-                run_scenario(sc, lab, proc, selection, args, exes, workdir)
+                run_scenario(sc, lab, proc, args, exes, workdir)
             except (OSError, RuntimeError, ValueError, KeyError,
                     subprocess.SubprocessError) as exc:
                 sc["error"] = f"{type(exc).__name__}: {exc}"

@@ -32,6 +32,7 @@ fn assert_udp_states(lab: &LabHost, ip: &str, ports: &[u16]) {
     let spec = format!("U:{}", list.join(","));
     let (code, report, stderr) = scan_json(&[ip, "-p", &spec, "--all-ports"]);
     assert_eq!(code, 0, "{ip}: {stderr}");
+    assert_eq!(report["method"], "udp", "a UDP-only scan");
     let host = host(&report, ip);
     let entries = host["ports"].as_array().unwrap();
     assert_eq!(

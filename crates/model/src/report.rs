@@ -14,6 +14,8 @@ pub enum ScanMethod {
     Connect,
     /// Half-open: a raw SYN, the answer read from a raw socket (root or CAP_NET_RAW).
     Syn,
+    /// No TCP port was asked for: UDP only.
+    Udp,
 }
 
 impl ScanMethod {
@@ -22,6 +24,7 @@ impl ScanMethod {
         match self {
             ScanMethod::Connect => "connect",
             ScanMethod::Syn => "syn",
+            ScanMethod::Udp => "udp",
         }
     }
 }

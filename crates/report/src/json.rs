@@ -20,7 +20,7 @@ pub struct JsonReport {
     pub schema: String,
     /// Version of portgate that wrote it.
     pub portgate_version: String,
-    /// How TCP ports were probed: `connect` or `syn`.
+    /// How TCP ports were probed: `connect` or `syn`; `udp` when only UDP ports were.
     pub method: String,
     /// `completed`, or `incomplete` when a target failed or the deadline cut the scan short.
     pub status: JsonStatus,

@@ -57,6 +57,9 @@ const HOST_CUT_LOSS_SHARE: f64 = 0.05;
 const MIN_HOST_CWND: f64 = 4.0;
 /// UDP retries on a host that rate-limits its ICMP errors.
 const ICMP_LIMITED_RETRIES: u8 = 6;
+/// ICMP errors a host must have sent before its silent UDP ports are suspected of being
+/// rate-limited rather than filtered: Linux sends a burst of six before limiting.
+const ICMP_BURST_HINT: u32 = 4;
 /// Paced UDP retries that may stay silent in a row before the silence is taken for a
 /// filter's rather than a rate limit's.
 const PACED_SILENCE_LIMIT: u8 = 3;
@@ -73,8 +76,8 @@ pub(crate) struct HostState {
     /// UDP: the host sends ICMP port-unreachables, yet some ports stayed silent: it may
     /// be rate-limiting its ICMP errors, so its UDP probes are paced to that rate.
     icmp_limited: bool,
-    /// UDP: an ICMP port-unreachable came from this host.
-    icmp_seen: bool,
+    /// UDP: ICMP port-unreachables that came from this host.
+    icmp_seen: u32,
     /// UDP: paced retries that stayed silent in a row; after a few, the silence is a
     /// filter's and pacing stops for good (`icmp_cleared`).
     paced_silence: u8,
@@ -113,7 +116,7 @@ impl HostState {
             answered: 0,
             loss_events: 0,
             icmp_limited: false,
-            icmp_seen: false,
+            icmp_seen: 0,
             paced_silence: 0,
             icmp_cleared: false,
             udp_next: None,
@@ -634,7 +637,7 @@ impl Engine<'_> {
         );
         if udp && state == PortState::Closed {
             let host = &mut self.hosts[job.host as usize];
-            host.icmp_seen = true;
+            host.icmp_seen += 1;
             host.paced_silence = 0;
         }
         let timeout = self.timeouts.get(job.host);
@@ -703,8 +706,10 @@ impl Engine<'_> {
                     host.icmp_limited = false;
                     host.icmp_cleared = true;
                 }
-            } else if host.icmp_seen && !host.icmp_cleared {
-                // Closed ports answer, this one did not: maybe the answer was withheld.
+            } else if host.icmp_seen >= ICMP_BURST_HINT && !host.icmp_cleared {
+                // Closed ports answered in numbers, this one did not: maybe the host
+                // spent its burst of ICMP errors and withheld this answer. (Fewer errors
+                // than a burst cannot have run the allowance out: then silence is silence.)
                 host.icmp_limited = true;
             }
         }

@@ -70,7 +70,10 @@ impl Scanner {
         answers: tokio::sync::mpsc::UnboundedSender<syn::SynAnswer>,
         sink: &mut dyn ScanSink,
     ) -> (engine::TcpProber, ScanMethod, Option<syn::SynGuard>) {
-        if self.config.tcp_method == TcpMethod::Connect || self.config.tcp_ports.is_empty() {
+        if self.config.tcp_ports.is_empty() {
+            return (engine::TcpProber::Connect, ScanMethod::Udp, None);
+        }
+        if self.config.tcp_method == TcpMethod::Connect {
             return (engine::TcpProber::Connect, ScanMethod::Connect, None);
         }
         match syn::SynProber::start(hosts.iter().map(|h| h.entry.ip), answers) {
@@ -110,6 +113,7 @@ impl Scanner {
             ports_total: hosts.len() as u64 * ports_per_host,
         });
         let mut report_method = match self.config.tcp_method {
+            _ if self.config.tcp_ports.is_empty() => ScanMethod::Udp,
             TcpMethod::Connect => ScanMethod::Connect,
             TcpMethod::Auto | TcpMethod::Syn => ScanMethod::Syn,
         };
