@@ -58,11 +58,11 @@ SCENARIOS = {
 }
 SCENARIO_TITLES = {name: sc["title"] for name, sc in SCENARIOS.items()}
 
-TCP_TOOLS = ["portgate-connect", "portgate-syn", "nmap-sT", "nmap-sS", "rustscan",
-             "masscan", "masscan-wait2"]
+TCP_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "nmap-sT", "nmap-sS",
+             "rustscan", "masscan", "masscan-wait2"]
 UDP_TOOLS = ["portgate-udp", "nmap-sU"]
 TOOLS = TCP_TOOLS + UDP_TOOLS
-PORTGATE_TOOLS = ["portgate-connect", "portgate-syn", "portgate-udp"]
+PORTGATE_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "portgate-udp"]
 # `--tools` shorthands
 TOOL_ALIASES = {"portgate": PORTGATE_TOOLS}
 
@@ -74,6 +74,8 @@ RATIO_REF = {
     "nmap-sT": "portgate-connect",
     "rustscan": "portgate-connect",
     "portgate-syn": "portgate-syn",
+    # the SYN scan held to masscan's --rate 100000, for a same-rate comparison
+    "portgate-syn-100k": "portgate-syn",
     "nmap-sS": "portgate-syn",
     "masscan": "portgate-syn",
     "masscan-wait2": "portgate-syn",
@@ -155,9 +157,11 @@ def scan_command(tool: str, lab: dict, ports: list[int] | None, outfile: Path,
     """
     ip = assert_lab_v4(lab["ipv4"])
     plist = None if ports is None else ",".join(str(p) for p in ports)
-    if tool in ("portgate-connect", "portgate-syn"):
-        mode = "--connect" if tool == "portgate-connect" else "--syn"
-        return [exes["portgate"], "scan", ip, "-p", plist or "-", mode, "-o", "json",
+    if tool in ("portgate-connect", "portgate-syn", "portgate-syn-100k"):
+        mode = ["--connect"] if tool == "portgate-connect" else ["--syn"]
+        if tool == "portgate-syn-100k":
+            mode += ["--rate", "100000"]
+        return [exes["portgate"], "scan", ip, "-p", plist or "-", *mode, "-o", "json",
                 "--output-file", str(outfile), "--no-progress"], False
     if tool in UDP_TOOLS:
         if not ports:
@@ -452,7 +456,8 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None,
             rec["method"] = report.get("method")
         except (OSError, ValueError):
             report = {}
-        want = {"portgate-connect": "connect", "portgate-syn": "syn"}.get(tool)
+        want = {"portgate-connect": "connect", "portgate-syn": "syn",
+                "portgate-syn-100k": "syn"}.get(tool)
         if want and rec.get("method") != want:
             # e.g. --syn fell back to connect: the row would be mislabelled
             rec.update(status="failed", error=f"portgate reported method "
@@ -650,7 +655,9 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
             "same scenario: `nmap-sT` and `rustscan` (unprivileged connect-style scanners) "
             "against `portgate-connect` (`--connect`); `nmap-sS`, `masscan` and "
             "`masscan-wait2` (raw-packet SYN scanners) against `portgate-syn` (`--syn`). "
-            "The two portgate rows are 1.00 each; `–` when the reference row was not run "
+            "`portgate-syn-100k` is the SYN scan held to masscan's `--rate 100000`, "
+            "shown against `portgate-syn`. "
+            "The portgate reference rows are 1.00; `–` when the reference row was not run "
             "or failed every run. Truth = the lab host's open TCP ports (within the "
             "scanned list).",
             "",
