@@ -82,6 +82,16 @@ pub(crate) struct ScanArgs {
     #[arg(long)]
     pub(crate) verify: bool,
 
+    /// Find out what answers on every open TCP port: service, product, version, with the
+    /// answer kept as evidence (probes from the built-in probe database).
+    #[arg(long)]
+    pub(crate) detect: bool,
+
+    /// Add the probes of this file to the built-in probe database (same format as
+    /// crates/detect/data/probes.toml; a probe with a built-in's name replaces it).
+    #[arg(long, value_name = "FILE", requires = "detect")]
+    pub(crate) probes: Option<PathBuf>,
+
     /// Retries of an unanswered port (a host that shows loss gets more).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) retries: u8,

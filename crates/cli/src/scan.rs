@@ -3,6 +3,7 @@
 use crate::args::{Format, ScanArgs};
 use crate::{Failure, targets_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use portgate_detect::probes::{DetectOptions, Detection, ProbeDb};
 use portgate_model::ScanStatus;
 use portgate_report::RenderOptions;
 use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
@@ -43,16 +44,26 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
         .check_targets(&targets)
         .map_err(|e| Failure::usage(e.to_string()))?;
 
+    let probes = match (&args.detect, &args.probes) {
+        (false, _) => None,
+        (true, None) => Some(ProbeDb::builtin().map_err(|e| Failure::usage(e.to_string()))?),
+        (true, Some(path)) => {
+            Some(ProbeDb::from_file(path).map_err(|e| Failure::usage(e.to_string()))?)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::scan(format!("could not start the async runtime: {e}")))?;
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut sink = ProgressSink::new(show_progress);
-    let report = runtime
+    let mut report = runtime
         .block_on(scanner.run(&targets, &mut sink))
         .map_err(|e| Failure::usage(e.to_string()))?;
     sink.finish();
+    if let Some(db) = &probes {
+        runtime.block_on(detect_services(&mut report, db));
+    }
 
     let options = RenderOptions {
         only_open: args.open,
@@ -86,6 +97,55 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
             3
         }
     })
+}
+
+/// Detections running at once.
+const DETECT_PARALLEL: usize = 32;
+
+/// Runs service detection on every open TCP port and records what answers there.
+async fn detect_services(report: &mut portgate_model::ScanReport, db: &ProbeDb) {
+    use futures::stream::{self, StreamExt};
+    use portgate_model::{DetectedService, PortState, Protocol};
+    let options = DetectOptions::default();
+    for host in &mut report.hosts {
+        let ip = host.ip;
+        let open: Vec<u16> = host
+            .ports
+            .iter()
+            .filter(|p| p.protocol == Protocol::Tcp && p.state == PortState::Open)
+            .map(|p| p.port)
+            .collect();
+        let found: Vec<(u16, Detection)> = stream::iter(open)
+            .map(|port| {
+                let options = &options;
+                async move {
+                    let addr = std::net::SocketAddr::new(ip, port);
+                    (
+                        port,
+                        portgate_detect::probes::detect(addr, db, options).await,
+                    )
+                }
+            })
+            .buffer_unordered(DETECT_PARALLEL)
+            .collect()
+            .await;
+        host.services = found
+            .into_iter()
+            .map(|(port, d)| DetectedService {
+                port,
+                protocol: Protocol::Tcp,
+                service: d.service,
+                product: d.product,
+                version: d.version,
+                info: d.info,
+                cpe: d.cpe,
+                probe: d.probe,
+                soft: d.soft,
+                evidence: d.evidence,
+            })
+            .collect();
+        host.services.sort_by_key(|s| s.port);
+    }
 }
 
 /// Probes need one descriptor each: take the hard limit, which is often far above the

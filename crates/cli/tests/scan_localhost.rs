@@ -495,3 +495,93 @@ fn udp_ports_answering_and_refusing() {
     assert_eq!(find(listeners.ports[0], "tcp")["state"], "open");
     assert_eq!(report["summary"]["ports_scanned"], 3);
 }
+
+/// `--detect` on the daemons this machine runs on 127.0.0.1 (PostgreSQL, MariaDB, Redis,
+/// RabbitMQ, Mosquitto, NATS): service, product and version, with the answer as evidence.
+#[test]
+fn detect_names_the_local_daemons() {
+    let daemons: [(u16, &str, Option<&str>); 6] = [
+        (6379, "redis", Some("Redis")),
+        (3306, "mysql", Some("MariaDB")),
+        (5432, "postgresql", Some("PostgreSQL")),
+        (5672, "amqp", Some("RabbitMQ")),
+        (4222, "nats", Some("NATS")),
+        (1883, "mqtt", None),
+    ];
+    let listening: Vec<_> = daemons
+        .iter()
+        .filter(|(port, _, _)| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        .collect();
+    if listening.len() < daemons.len() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "a local daemon is not running"
+        );
+        eprintln!("SKIP detect_names_the_local_daemons: not every daemon is running here");
+        return;
+    }
+    let spec: Vec<String> = daemons.iter().map(|(p, _, _)| p.to_string()).collect();
+    let (code, report, stderr) =
+        scan_json(&["127.0.0.1", "-p", &spec.join(","), "--detect", "--connect"]);
+    assert_eq!(code, 0, "{stderr}");
+    let host = host(&report, "127.0.0.1");
+    for (port, service, product) in daemons {
+        let entry = host["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == port)
+            .unwrap_or_else(|| panic!("{port} missing"));
+        let detected = &entry["detected"];
+        assert_eq!(detected["service"], service, "{port}: {detected}");
+        if let Some(product) = product {
+            assert_eq!(detected["product"], product, "{port}: {detected}");
+        }
+        assert!(
+            !detected["evidence"].as_str().unwrap().is_empty(),
+            "{port}: evidence"
+        );
+    }
+    let redis = host["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == 6379)
+        .unwrap();
+    assert_eq!(
+        redis["detected"]["info"], "no authentication",
+        "the critical finding"
+    );
+    let version = redis["detected"]["version"].as_str().unwrap();
+    assert!(
+        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "{version}"
+    );
+    // The table names product and version.
+    let (_, table, _) = run(&["scan", "127.0.0.1", "-p", "6379", "--detect", "--connect"]);
+    assert!(
+        table.contains("VERSION") && table.contains("Redis "),
+        "{table}"
+    );
+}
+
+#[test]
+fn a_bad_probes_file_is_a_usage_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("extra.toml");
+    std::fs::write(&path, "[[probe]]\nname = \"gopher\"\nport = [70]\n").unwrap();
+    let (code, _, stderr) = run(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        "1",
+        "--detect",
+        "--probes",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("extra.toml:") && stderr.contains("gopher"),
+        "{stderr}"
+    );
+}

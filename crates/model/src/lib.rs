@@ -14,8 +14,8 @@ pub use ports::{
     service_name,
 };
 pub use report::{
-    HostReport, PortResult, ScanMethod, ScanReport, ScanStatus, Summary, TargetReport,
-    TarpitEvidence,
+    DetectedService, HostReport, PortResult, ScanMethod, ScanReport, ScanStatus, Summary,
+    TargetReport, TarpitEvidence,
 };
 pub use state::{PortState, Reason};
 pub use target::{TargetSpec, TargetSpecError};

@@ -88,10 +88,47 @@ pub struct HostReport {
     pub ports_requested: u32,
     /// Results, sorted by protocol then port; ports the scan did not reach are absent.
     pub ports: Vec<PortResult>,
+    /// What answers on open ports, when detection ran (`--detect`), by protocol and port.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<DetectedService>,
     /// Set when the host answered on nearly every TCP port: such answers are a tarpit's,
     /// not services, and those ports are reported filtered with reason `tarpit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tarpit: Option<TarpitEvidence>,
+}
+
+/// What service detection found on one open port, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DetectedService {
+    /// Port.
+    pub port: u16,
+    /// Protocol.
+    pub protocol: Protocol,
+    /// Service name (`ssh`, `http`, `redis`, ...); none when nothing matched.
+    pub service: Option<String>,
+    /// Product, when the service tells.
+    pub product: Option<String>,
+    /// Version, when the service tells.
+    pub version: Option<String>,
+    /// Extra information (e.g. `no authentication`).
+    pub info: Option<String>,
+    /// CPE of the product.
+    pub cpe: Option<String>,
+    /// The probe whose answer matched.
+    pub probe: Option<String>,
+    /// Only the service is known (a soft match).
+    pub soft: bool,
+    /// The answer the claim rests on, as bytes (capped).
+    pub evidence: Vec<u8>,
+}
+
+impl HostReport {
+    /// Detection result for a port, if detection ran on it.
+    pub fn service_on(&self, protocol: Protocol, port: u16) -> Option<&DetectedService> {
+        self.services
+            .iter()
+            .find(|s| s.protocol == protocol && s.port == port)
+    }
 }
 
 /// Why a host was taken for a tarpit.

@@ -159,7 +159,7 @@ pub struct JsonPort {
     /// `host-unreach`, `net-unreach`, `admin-prohibited`, `no-response`, `local-refusal`
     /// or `tarpit`.
     pub reason: String,
-    /// The usual service on this port number (a guess from the number, not detected).
+    /// The usual service on this port number (a guess from the number; see `detected`).
     pub service: Option<String>,
     /// Round trip of the answer in milliseconds, or null when nothing answered.
     pub rtt_ms: Option<f64>,
@@ -167,6 +167,52 @@ pub struct JsonPort {
     pub attempts: u8,
     /// When the state was settled, RFC 3339 UTC with milliseconds.
     pub observed_at: String,
+    /// What answers there (`--detect`); absent when detection did not run on the port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detected: Option<JsonDetected>,
+}
+
+/// Service detection on one port, with its evidence.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonDetected {
+    /// Service name (`ssh`, `http`, `redis`, ...), or null when nothing matched.
+    pub service: Option<String>,
+    /// Product, when the service tells it.
+    pub product: Option<String>,
+    /// Version, when the service tells it.
+    pub version: Option<String>,
+    /// Extra information, e.g. `no authentication`.
+    pub info: Option<String>,
+    /// CPE of the product.
+    pub cpe: Option<String>,
+    /// The probe whose answer matched.
+    pub probe: Option<String>,
+    /// True when only the service is known (a soft match).
+    pub soft: bool,
+    /// The answer the claim rests on: printable ASCII kept, other bytes as `\xNN`,
+    /// at most 512 bytes of it.
+    pub evidence: String,
+}
+
+/// Bytes as text: printable ASCII kept, `\r`, `\n`, `\t` and `\\` escaped, other
+/// bytes as `\xNN`; at most `EVIDENCE_BYTES` bytes, then `...`.
+fn escape_evidence(bytes: &[u8]) -> String {
+    const EVIDENCE_BYTES: usize = 512;
+    let mut out = String::new();
+    for &b in bytes.iter().take(EVIDENCE_BYTES) {
+        match b {
+            b'\\' => out.push_str("\\\\"),
+            b'\r' => out.push_str("\\r"),
+            b'\n' => out.push_str("\\n"),
+            b'\t' => out.push_str("\\t"),
+            0x20..=0x7e => out.push(char::from(b)),
+            _ => out.push_str(&format!("\\x{b:02x}")),
+        }
+    }
+    if bytes.len() > EVIDENCE_BYTES {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Counts over the whole scan.
@@ -239,6 +285,16 @@ impl JsonReport {
                                 report.started_at
                                     + chrono::Duration::milliseconds(i64::from(p.at_ms)),
                             ),
+                            detected: host.service_on(p.protocol, p.port).map(|d| JsonDetected {
+                                service: d.service.clone(),
+                                product: d.product.clone(),
+                                version: d.version.clone(),
+                                info: d.info.clone(),
+                                cpe: d.cpe.clone(),
+                                probe: d.probe.clone(),
+                                soft: d.soft,
+                                evidence: escape_evidence(&d.evidence),
+                            }),
                         })
                         .collect(),
                     tarpit: host.tarpit.map(|t| JsonTarpit {

@@ -18,25 +18,44 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
         let _ = writeln!(out, "{name}");
         let (ports, hidden) = visible_ports(host, options);
         if !ports.is_empty() {
-            let _ = writeln!(
+            let detected = !host.services.is_empty();
+            let _ = write!(
                 out,
                 "{:<10} {:<9} {:<16} {:<12} {:>9}",
                 "PORT", "STATE", "SERVICE", "REASON", "RTT"
             );
+            out.push_str(if detected { "  VERSION\n" } else { "\n" });
             for port in ports {
                 let rtt = port
                     .rtt_us
                     .map(|us| format!("{:.1} ms", f64::from(us) / 1000.0))
                     .unwrap_or_else(|| "-".into());
-                let _ = writeln!(
+                let found = host.service_on(port.protocol, port.port);
+                let service = found
+                    .and_then(|d| d.service.as_deref())
+                    .or_else(|| service_name(port.protocol, port.port))
+                    .unwrap_or("-");
+                let _ = write!(
                     out,
                     "{:<10} {:<9} {:<16} {:<12} {:>9}",
                     format!("{}/{}", port.port, port.protocol),
                     port.state.as_str(),
-                    service_name(port.protocol, port.port).unwrap_or("-"),
+                    service,
                     port.reason.as_str(),
                     rtt
                 );
+                if let Some(d) = found {
+                    let words: Vec<String> = [&d.product, &d.version]
+                        .into_iter()
+                        .flatten()
+                        .cloned()
+                        .chain(d.info.as_ref().map(|i| format!("({i})")))
+                        .collect();
+                    if !words.is_empty() {
+                        let _ = write!(out, "  {}", words.join(" "));
+                    }
+                }
+                out.push('\n');
             }
         }
         if !hidden.is_empty() {

@@ -65,6 +65,7 @@ fn sample() -> ScanReport {
             ip: "198.18.0.2".parse().unwrap(),
             ports_requested: 36,
             ports,
+            services: Vec::new(),
             tarpit: None,
         }],
     }
