@@ -162,6 +162,7 @@ impl Scanner {
                 ip: h.entry.ip,
                 ports_requested: u32::try_from(ports_per_host).unwrap_or(u32::MAX),
                 ports: h.results,
+                services: Vec::new(),
                 tarpit: None,
             })
             .collect();
