@@ -57,9 +57,6 @@ const HOST_CUT_LOSS_SHARE: f64 = 0.05;
 const MIN_HOST_CWND: f64 = 4.0;
 /// UDP retries on a host that rate-limits its ICMP errors.
 const ICMP_LIMITED_RETRIES: u8 = 6;
-/// ICMP errors a host must have sent before its silent UDP ports are suspected of being
-/// rate-limited rather than filtered: Linux sends a burst of six before limiting.
-const ICMP_BURST_HINT: u32 = 4;
 /// Paced UDP retries that may stay silent in a row before the silence is taken for a
 /// filter's rather than a rate limit's.
 const PACED_SILENCE_LIMIT: u8 = 3;
@@ -76,8 +73,12 @@ pub(crate) struct HostState {
     /// UDP: the host sends ICMP port-unreachables, yet some ports stayed silent: it may
     /// be rate-limiting its ICMP errors, so its UDP probes are paced to that rate.
     icmp_limited: bool,
-    /// UDP: ICMP port-unreachables that came from this host.
-    icmp_seen: u32,
+    /// UDP: a port of this host known to answer ICMP port-unreachable, and whether a
+    /// canary probe to it is out. When other ports stay silent, the canary tells a rate
+    /// limit (the known-closed port is silent too: the host has run out of ICMP errors)
+    /// from a filter (it answers: the silence elsewhere is real) without waiting.
+    known_closed: Option<u16>,
+    canary_out: bool,
     /// UDP: paced retries that stayed silent in a row; after a few, the silence is a
     /// filter's and pacing stops for good (`icmp_cleared`).
     paced_silence: u8,
@@ -116,7 +117,8 @@ impl HostState {
             answered: 0,
             loss_events: 0,
             icmp_limited: false,
-            icmp_seen: 0,
+            known_closed: None,
+            canary_out: false,
             paced_silence: 0,
             icmp_cleared: false,
             udp_next: None,
@@ -133,6 +135,11 @@ pub(crate) struct Job {
     port: u16,
     protocol: Protocol,
     attempt: u8,
+    /// UDP: sent under its host's ICMP pacing.
+    paced: bool,
+    /// UDP: a canary to a port known closed, asking whether the host still sends ICMP
+    /// errors; its outcome settles no port.
+    canary: bool,
 }
 
 struct Completion {
@@ -257,6 +264,8 @@ pub(crate) async fn run(
                 port,
                 protocol: Protocol::Tcp,
                 attempt: 0,
+                paced: false,
+                canary: false,
             });
         }
     }
@@ -312,10 +321,13 @@ pub(crate) async fn run(
                         port,
                         protocol,
                         attempt: 0,
+                        paced: false,
+                        canary: false,
                     }
                 } else {
                     break;
                 };
+                let mut job = job;
                 let host = &mut engine.hosts[job.host as usize];
                 if host.in_flight >= engine.config.host_concurrency
                     || host.in_flight as f64 >= host.cwnd
@@ -330,6 +342,7 @@ pub(crate) async fn run(
                         continue;
                     }
                     host.udp_next = Some(now + ICMP_LIMITED_GAP);
+                    job.paced = true;
                 }
                 if let Some(limiter) = &limiter
                     && let Err(not_until) = limiter.check()
@@ -593,6 +606,20 @@ impl Engine<'_> {
             .saturating_duration_since(completion.launched);
         self.window.on_start_delay(queued, now);
         let udp = job.protocol == Protocol::Udp;
+        if job.canary {
+            let host = &mut self.hosts[job.host as usize];
+            host.canary_out = false;
+            match completion.outcome {
+                Outcome::Closed => host.icmp_cleared = true,
+                Outcome::Exhausted => {
+                    host.canary_out = true;
+                    self.ready.push_front(job);
+                }
+                _ if !host.icmp_cleared => host.icmp_limited = true,
+                _ => {}
+            }
+            return;
+        }
         let (state, reason) = match completion.outcome {
             Outcome::Exhausted => {
                 // Not an answer: try the same attempt again once the window has room.
@@ -637,7 +664,7 @@ impl Engine<'_> {
         );
         if udp && state == PortState::Closed {
             let host = &mut self.hosts[job.host as usize];
-            host.icmp_seen += 1;
+            host.known_closed.get_or_insert(job.port);
             host.paced_silence = 0;
         }
         let timeout = self.timeouts.get(job.host);
@@ -698,19 +725,33 @@ impl Engine<'_> {
     }
 
     fn timed_out(&mut self, job: Job) {
+        let mut undecided = false;
         if job.protocol == Protocol::Udp {
             let host = &mut self.hosts[job.host as usize];
-            if host.icmp_limited && job.attempt > 0 {
+            if host.icmp_limited && job.paced {
                 host.paced_silence = host.paced_silence.saturating_add(1);
                 if host.paced_silence >= PACED_SILENCE_LIMIT {
                     host.icmp_limited = false;
                     host.icmp_cleared = true;
                 }
-            } else if host.icmp_seen >= ICMP_BURST_HINT && !host.icmp_cleared {
-                // Closed ports answered in numbers, this one did not: maybe the host
-                // spent its burst of ICMP errors and withheld this answer. (Fewer errors
-                // than a burst cannot have run the allowance out: then silence is silence.)
-                host.icmp_limited = true;
+            } else if !host.icmp_limited
+                && !host.icmp_cleared
+                && let Some(port) = host.known_closed
+            {
+                // Closed ports answer, this one did not: ask a port known to be closed
+                // whether the host still sends ICMP errors at all.
+                if !host.canary_out {
+                    host.canary_out = true;
+                    self.ready.push_front(Job {
+                        port,
+                        attempt: 0,
+                        paced: false,
+                        canary: true,
+                        ..job
+                    });
+                }
+                // No verdict on this port before the canary's.
+                undecided = true;
             }
         }
         let host = &self.hosts[job.host as usize];
@@ -723,12 +764,17 @@ impl Engine<'_> {
         if job.protocol == Protocol::Udp && host.icmp_limited && self.config.retries > 0 {
             allowed = allowed.max(ICMP_LIMITED_RETRIES);
         }
+        if undecided && self.config.retries > 0 {
+            allowed = allowed.max(job.attempt.saturating_add(1)).min(MAX_RETRIES);
+        }
         // Silence is not congestion: a firewall dropping probes says nothing about the
         // path. Loss shows up later, as a retry that gets an answer.
         self.window.on_silence();
         if job.attempt < allowed {
             self.ready.push_back(Job {
                 attempt: job.attempt + 1,
+                paced: false,
+                canary: false,
                 ..job
             });
         } else {
