@@ -5,6 +5,7 @@ use crate::{Failure, targets_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use portgate_detect::probes::{DetectOptions, Detection, ProbeDb};
 use portgate_model::ScanStatus;
+use portgate_model::TlsSummary;
 use portgate_report::RenderOptions;
 use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
 use std::io::{IsTerminal, Write};
@@ -102,28 +103,35 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
 /// Detections running at once.
 const DETECT_PARALLEL: usize = 32;
 
-/// Runs service detection on every open TCP port and records what answers there.
+/// Runs service detection on every open TCP port and records what answers there; a port
+/// that answers no plaintext probe gets a TLS handshake.
 async fn detect_services(report: &mut portgate_model::ScanReport, db: &ProbeDb) {
     use futures::stream::{self, StreamExt};
     use portgate_model::{DetectedService, PortState, Protocol};
     let options = DetectOptions::default();
     for host in &mut report.hosts {
         let ip = host.ip;
+        let hostname = host.hostname.clone();
         let open: Vec<u16> = host
             .ports
             .iter()
             .filter(|p| p.protocol == Protocol::Tcp && p.state == PortState::Open)
             .map(|p| p.port)
             .collect();
-        let found: Vec<(u16, Detection)> = stream::iter(open)
+        let found: Vec<(u16, Detection, Option<TlsSummary>)> = stream::iter(open)
             .map(|port| {
                 let options = &options;
+                let hostname = hostname.as_deref();
                 async move {
                     let addr = std::net::SocketAddr::new(ip, port);
-                    (
-                        port,
-                        portgate_detect::probes::detect(addr, db, options).await,
-                    )
+                    let detection = portgate_detect::probes::detect(addr, db, options).await;
+                    // Nothing answered a plaintext probe: it may speak TLS.
+                    let tls = if detection.service.is_none() {
+                        tls_summary(addr, hostname).await
+                    } else {
+                        None
+                    };
+                    (port, detection, tls)
                 }
             })
             .buffer_unordered(DETECT_PARALLEL)
@@ -131,10 +139,12 @@ async fn detect_services(report: &mut portgate_model::ScanReport, db: &ProbeDb) 
             .await;
         host.services = found
             .into_iter()
-            .map(|(port, d)| DetectedService {
+            .map(|(port, d, tls)| DetectedService {
                 port,
                 protocol: Protocol::Tcp,
-                service: d.service,
+                service: d
+                    .service
+                    .or_else(|| tls.as_ref().map(|_| "tls".to_string())),
                 product: d.product,
                 version: d.version,
                 info: d.info,
@@ -142,10 +152,44 @@ async fn detect_services(report: &mut portgate_model::ScanReport, db: &ProbeDb) 
                 probe: d.probe,
                 soft: d.soft,
                 evidence: d.evidence,
+                tls,
             })
             .collect();
         host.services.sort_by_key(|s| s.port);
     }
+}
+
+/// A TLS handshake on the port, if it speaks TLS: what it showed, each failure separate.
+async fn tls_summary(addr: std::net::SocketAddr, hostname: Option<&str>) -> Option<TlsSummary> {
+    use portgate_detect::tls::{CertFailure, TlsOptions, inspect_tls_at};
+    let options = TlsOptions {
+        timeout: std::time::Duration::from_secs(3),
+        ..TlsOptions::default()
+    };
+    let info = inspect_tls_at(addr, hostname, &options).await.ok()?;
+    Some(TlsSummary {
+        protocol: info.protocol,
+        cipher_suite: info.cipher_suite,
+        subject: info.subject,
+        issuer: info.issuer,
+        san_dns: info.san_dns,
+        not_after: info.not_after,
+        days_left: info.days_left,
+        self_signed: info.self_signed,
+        valid: info.valid,
+        reasons: info
+            .reasons
+            .into_iter()
+            .map(|reason| match reason {
+                CertFailure::Expired => "expired".to_string(),
+                CertFailure::NotYetValid => "not-yet-valid".to_string(),
+                CertFailure::UntrustedIssuer => "untrusted-issuer".to_string(),
+                CertFailure::NameMismatch => "name-mismatch".to_string(),
+                CertFailure::SelfSigned => "self-signed".to_string(),
+                CertFailure::Other(text) => text,
+            })
+            .collect(),
+    })
 }
 
 /// Probes need one descriptor each: take the hard limit, which is often far above the

@@ -585,3 +585,100 @@ fn a_bad_probes_file_is_a_usage_error_naming_it() {
         "{stderr}"
     );
 }
+
+/// A port that answers no plaintext probe gets a TLS handshake: openssl's own server, with
+/// a self-signed certificate made here, is reported as TLS with each certificate failure.
+#[test]
+fn detect_inspects_tls_on_a_port_that_speaks_it() {
+    let openssl = "/usr/bin/openssl";
+    if !std::path::Path::new(openssl).exists() {
+        assert!(std::env::var_os("CI").is_none(), ".ci/run installs openssl");
+        eprintln!("SKIP detect_inspects_tls_on_a_port_that_speaks_it: openssl missing");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new(openssl)
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .args([
+            "-subj",
+            "/CN=app.pg.test",
+            "-addext",
+            "subjectAltName=DNS:app.pg.test",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = closed_port();
+    let mut server = std::process::Command::new(openssl)
+        .args([
+            "s_server",
+            "-quiet",
+            "-accept",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let (code, report, stderr) = if ready {
+        scan_json(&[
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "--detect",
+            "--connect",
+        ])
+    } else {
+        (
+            -1,
+            serde_json::Value::Null,
+            "openssl s_server did not start".into(),
+        )
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(code, 0, "{stderr}");
+    let detected = &host(&report, "127.0.0.1")["ports"][0]["detected"];
+    assert_eq!(detected["service"], "tls", "{detected}");
+    let tls = &detected["tls"];
+    assert!(
+        tls["protocol"].as_str().unwrap().starts_with("TLSv1."),
+        "{tls}"
+    );
+    assert_eq!(tls["subject"], "CN=app.pg.test");
+    assert_eq!(tls["san_dns"], serde_json::json!(["app.pg.test"]));
+    assert_eq!(tls["self_signed"], true);
+    assert_eq!(tls["valid"], false);
+    let reasons: Vec<&str> = tls["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.contains(&"self-signed") && reasons.contains(&"untrusted-issuer"),
+        "{reasons:?}"
+    );
+    let days = tls["days_left"].as_i64().unwrap();
+    assert!((28..=30).contains(&days), "{days}");
+}

@@ -15,7 +15,7 @@ pub use ports::{
 };
 pub use report::{
     DetectedService, HostReport, PortResult, ScanMethod, ScanReport, ScanStatus, Summary,
-    TargetReport, TarpitEvidence,
+    TargetReport, TarpitEvidence, TlsSummary,
 };
 pub use state::{PortState, Reason};
 pub use target::{TargetSpec, TargetSpecError};

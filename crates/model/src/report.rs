@@ -120,6 +120,36 @@ pub struct DetectedService {
     pub soft: bool,
     /// The answer the claim rests on, as bytes (capped).
     pub evidence: Vec<u8>,
+    /// What a TLS handshake on the port showed, when the port speaks TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSummary>,
+}
+
+/// A TLS handshake on a port: protocol, cipher and the leaf certificate, with every reason
+/// it fails verification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsSummary {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub protocol: String,
+    /// Negotiated cipher suite.
+    pub cipher_suite: String,
+    /// Leaf subject.
+    pub subject: String,
+    /// Leaf issuer.
+    pub issuer: String,
+    /// DNS names of the leaf.
+    pub san_dns: Vec<String>,
+    /// Leaf expiry, RFC 3339.
+    pub not_after: Option<String>,
+    /// Days until expiry (negative once expired).
+    pub days_left: Option<i64>,
+    /// Issued by itself.
+    pub self_signed: bool,
+    /// Chain and name verified.
+    pub valid: bool,
+    /// Why not: `expired`, `not-yet-valid`, `untrusted-issuer`, `name-mismatch`,
+    /// `self-signed`, or other text.
+    pub reasons: Vec<String>,
 }
 
 impl HostReport {

@@ -192,6 +192,35 @@ pub struct JsonDetected {
     /// The answer the claim rests on: printable ASCII kept, other bytes as `\xNN`,
     /// at most 512 bytes of it.
     pub evidence: String,
+    /// What a TLS handshake showed, when the port speaks TLS; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<JsonTls>,
+}
+
+/// A TLS handshake on a port.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonTls {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub protocol: String,
+    /// Negotiated cipher suite.
+    pub cipher_suite: String,
+    /// Leaf certificate subject.
+    pub subject: String,
+    /// Leaf certificate issuer.
+    pub issuer: String,
+    /// DNS names of the leaf.
+    pub san_dns: Vec<String>,
+    /// Leaf expiry, RFC 3339.
+    pub not_after: Option<String>,
+    /// Days until expiry, negative once expired.
+    pub days_left: Option<i64>,
+    /// The leaf is issued by itself.
+    pub self_signed: bool,
+    /// The chain and the name verified.
+    pub valid: bool,
+    /// Each reason it did not: `expired`, `not-yet-valid`, `untrusted-issuer`,
+    /// `name-mismatch`, `self-signed`, or other text.
+    pub reasons: Vec<String>,
 }
 
 /// Bytes as text: printable ASCII kept, `\r`, `\n`, `\t` and `\\` escaped, other
@@ -294,6 +323,18 @@ impl JsonReport {
                                 probe: d.probe.clone(),
                                 soft: d.soft,
                                 evidence: escape_evidence(&d.evidence),
+                                tls: d.tls.as_ref().map(|t| JsonTls {
+                                    protocol: t.protocol.clone(),
+                                    cipher_suite: t.cipher_suite.clone(),
+                                    subject: t.subject.clone(),
+                                    issuer: t.issuer.clone(),
+                                    san_dns: t.san_dns.clone(),
+                                    not_after: t.not_after.clone(),
+                                    days_left: t.days_left,
+                                    self_signed: t.self_signed,
+                                    valid: t.valid,
+                                    reasons: t.reasons.clone(),
+                                }),
                             }),
                         })
                         .collect(),

@@ -51,6 +51,18 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
                         .cloned()
                         .chain(d.info.as_ref().map(|i| format!("({i})")))
                         .collect();
+                    let mut words = words;
+                    if let Some(tls) = &d.tls {
+                        words.push(if tls.valid {
+                            format!("[{}, certificate valid]", tls.protocol)
+                        } else {
+                            format!(
+                                "[{}, certificate: {}]",
+                                tls.protocol,
+                                tls.reasons.join(", ")
+                            )
+                        });
+                    }
                     if !words.is_empty() {
                         let _ = write!(out, "  {}", words.join(" "));
                     }
