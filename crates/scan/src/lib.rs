@@ -21,7 +21,6 @@ mod error;
 mod event;
 mod permute;
 mod probe;
-#[allow(dead_code)]
 mod raw;
 mod syn;
 mod targets;

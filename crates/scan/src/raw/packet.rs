@@ -22,6 +22,7 @@ pub(crate) const PROTO_UDP: u8 = 17;
 /// IP protocol number of ICMP.
 pub(crate) const PROTO_ICMP: u8 = 1;
 /// IP protocol number (next header) of ICMPv6.
+#[cfg(test)]
 pub(crate) const PROTO_ICMPV6: u8 = 58;
 
 /// Receive window advertised by probes (what Linux sends with MSS 1460).
@@ -180,6 +181,7 @@ pub(crate) fn fold(mut sum: u64) -> u16 {
 /// The RFC 1071 Internet checksum of `data`: the one's complement of the one's
 /// complement sum of its 16-bit words. Over data that contains a correct checksum
 /// it is 0.
+#[cfg(test)]
 pub(crate) fn internet_checksum(data: &[u8]) -> u16 {
     !fold(sum_words(0, data))
 }

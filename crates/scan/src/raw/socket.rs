@@ -101,15 +101,6 @@ pub(crate) enum RawError {
     },
 }
 
-impl RawError {
-    /// The socket the error is about.
-    pub(crate) fn socket(&self) -> RawSocketKind {
-        match self {
-            Self::NotPermitted { socket, .. } | Self::Io { socket, .. } => *socket,
-        }
-    }
-}
-
 /// Whether `err` means "no permission" (EPERM or EACCES).
 fn is_permission_error(err: &io::Error) -> bool {
     matches!(err.raw_os_error(), Some(libc::EPERM | libc::EACCES))
@@ -166,6 +157,7 @@ fn open_optional_v6(kind: RawSocketKind) -> Result<Option<Socket>, RawError> {
 
 /// Checks that this process may open raw sockets, by opening (and closing) a raw
 /// IPv4 TCP socket. [`RawError::NotPermitted`] means: fall back to connect scanning.
+#[cfg(test)]
 pub(crate) fn raw_capability() -> Result<(), RawError> {
     open(RawSocketKind::TcpV4).map(drop)
 }
@@ -181,6 +173,16 @@ pub(crate) fn source_for(dst: IpAddr) -> io::Result<IpAddr> {
     // Any non-zero port: a UDP connect only picks the route.
     socket.connect(SocketAddr::new(dst, 9))?;
     Ok(socket.local_addr()?.ip())
+}
+
+#[cfg(test)]
+impl RawError {
+    /// The socket the error is about.
+    pub(crate) fn socket(&self) -> RawSocketKind {
+        match self {
+            Self::NotPermitted { socket, .. } | Self::Io { socket, .. } => *socket,
+        }
+    }
 }
 
 /// Sends TCP SYN probes through raw IPv4 and IPv6 sockets (nonblocking).
@@ -202,11 +204,6 @@ impl RawSender {
             v6: open_optional_v6(RawSocketKind::TcpV6)?,
             buf: Mutex::new(Vec::with_capacity(packet::SYN_LEN)),
         })
-    }
-
-    /// Whether IPv6 probes can be sent.
-    pub(crate) fn has_ipv6(&self) -> bool {
-        self.v6.is_some()
     }
 
     /// Sends one SYN `src:src_port -> dst:dst_port` with sequence number `seq`.
@@ -333,12 +330,8 @@ impl RawReceiver {
         })
     }
 
-    /// Whether IPv6 replies are received.
-    pub(crate) fn has_ipv6(&self) -> bool {
-        self.sockets.iter().any(|(kind, _)| kind.is_v6())
-    }
-
     /// The wait per [`RawReceiver::recv`].
+    #[cfg(test)]
     pub(crate) fn timeout(&self) -> Duration {
         self.timeout
     }
@@ -433,7 +426,8 @@ impl RawReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raw::{CookieKey, PROTO_UDP, UnreachableKind};
+    use crate::raw::packet::PROTO_UDP;
+    use crate::raw::{CookieKey, UnreachableKind};
     use portgate_lab::{ExpectedState, LabConfig, LabHost, Profile, skip_reason};
     use std::net::TcpListener;
 
