@@ -55,14 +55,21 @@ SCENARIOS = {
             "title": "UDP, firewalled, 15 ports"},
     "udp-ratelimited": {"kind": "udp", "profile": "open", "ports": UDP_RATELIMITED_PORTS,
                         "title": "UDP, open (ICMP rate limit), 23 ports"},
+    # kind "detect": real daemons (`portgate-lab zoo`), service detection on their ports.
+    "zoo": {"kind": "detect", "profile": "open", "ports": None,
+            "title": "daemon zoo, service detection"},
 }
 SCENARIO_TITLES = {name: sc["title"] for name, sc in SCENARIOS.items()}
 
 TCP_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "nmap-sT", "nmap-sS",
              "rustscan", "masscan", "masscan-wait2"]
 UDP_TOOLS = ["portgate-udp", "nmap-sU"]
-TOOLS = TCP_TOOLS + UDP_TOOLS
-PORTGATE_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "portgate-udp"]
+DETECT_TOOLS = ["portgate-detect", "nmap-sV"]
+TOOLS = TCP_TOOLS + UDP_TOOLS + DETECT_TOOLS
+TOOL_KIND = {**{t: "tcp" for t in TCP_TOOLS}, **{t: "udp" for t in UDP_TOOLS},
+             **{t: "detect" for t in DETECT_TOOLS}}
+PORTGATE_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "portgate-udp",
+                  "portgate-detect"]
 # `--tools` shorthands
 TOOL_ALIASES = {"portgate": PORTGATE_TOOLS}
 
@@ -81,13 +88,15 @@ RATIO_REF = {
     "masscan-wait2": "portgate-syn",
     "portgate-udp": "portgate-udp",
     "nmap-sU": "portgate-udp",
+    "portgate-detect": "portgate-detect",
+    "nmap-sV": "portgate-detect",
 }
 
 # Pause between two runs. In the UDP scenarios every closed port costs one
 # ICMP port unreachable from the lab host, which the kernel rate-limits per
 # peer with a token bucket (1 per second, burst 6, full again after 6 s);
 # 7 s lets every run start with a full bucket whatever ran before it.
-PAUSE_S = {"tcp": 0.5, "udp": 7.0}
+PAUSE_S = {"tcp": 0.5, "udp": 7.0, "detect": 1.0}
 
 
 class Interrupted(Exception):
@@ -171,6 +180,12 @@ def scan_command(tool: str, lab: dict, ports: list[int] | None, outfile: Path,
                     "--all-ports", "-o", "json", "--output-file", str(outfile),
                     "--no-progress"], False
         return [exes["nmap"], "-sU", "-n", "-Pn", "-p", compress_ports(ports), ip,
+                "-oX", str(outfile)], False
+    if tool == "portgate-detect":
+        return [exes["portgate"], "scan", ip, "-p", plist or "-", "--connect", "--detect",
+                "-o", "json", "--output-file", str(outfile), "--no-progress"], False
+    if tool == "nmap-sV":
+        return [exes["nmap"], "-sV", "-n", "-Pn", "-p", plist or "-", ip,
                 "-oX", str(outfile)], False
     if tool in ("nmap-sT", "nmap-sS"):
         flag = "-sT" if tool == "nmap-sT" else "-sS"
@@ -437,7 +452,7 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None,
             rec["right"] = sum(got[p] == truth[p] for p in truth)
             rec["total"] = len(truth)
             rec["wrong"] = {str(p): got[p] for p in sorted(got) if got[p] != truth[p]}
-    elif status == "ok":
+    elif status == "ok" and tool not in DETECT_TOOLS:
         try:
             found = parse_output(tool, outfile, stdout)
         except (OSError, ValueError, KeyError) as exc:
@@ -561,6 +576,8 @@ def run_cell(r: dict) -> str:
 def summarize(results: list[dict], tools: list[str]) -> list[dict]:
     rows = []
     for sc in results:
+        if sc["kind"] == "detect":
+            continue
         per_tool = {}
         for tool in tools:
             runs = [r for r in sc["runs"] if r["tool"] == tool]
@@ -721,6 +738,10 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
             out.append("")
 
     for sc in results:
+        if sc["kind"] == "detect" and sc.get("runs"):
+            out += zoo_markdown(sc)
+
+    for sc in results:
         if sc.get("error"):
             out.append(f"**{SCENARIO_TITLES[sc['scenario']]}: {sc['error']}**")
             out.append("")
@@ -741,10 +762,244 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
 
 
 # --------------------------------------------------------------------------
+# The daemon zoo: service detection beside nmap -sV
+
+# Service names that mean the same thing (nmap's name -> ours).
+SERVICE_ALIASES = {"ms-wbt-server": "rdp", "https": "http", "imaps": "imap", "pop3s": "pop3",
+                   "smtps": "smtp", "submission": "smtp", "http-proxy": "http"}
+
+
+def start_zoo(lab_exe: str, workdir: Path) -> tuple[subprocess.Popen, dict]:
+    """`portgate-lab zoo`: real daemons in a lab namespace; returns (process, description)."""
+    errlog = open(workdir / f"zoo-{len(LAB_PROCS)}.stderr", "w")
+    argv = [lab_exe, "zoo", "--ignore-stdin"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=errlog, text=True)
+    LAB_PROCS.append(proc)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"portgate-lab zoo printed nothing "
+                               f"(see {errlog.name}: {Path(errlog.name).read_text()[-800:]})")
+        lab = json.loads(line)
+        assert_lab_v4(lab["ipv4"])
+        for skip in lab.get("skipped", []):
+            log(f"  zoo: {skip['daemon']} skipped: {skip['reason']}")
+    except BaseException:
+        stop_lab(proc)
+        raise
+    return proc, lab
+
+
+def norm_service(name: str | None) -> str | None:
+    if not name:
+        return None
+    name = name.rstrip("?").lower()
+    return SERVICE_ALIASES.get(name, name)
+
+
+def norm_product(p: str | None) -> str:
+    return re.sub(r"[^a-z0-9]", "", (p or "").lower())
+
+
+def product_agrees(nmap_p: str | None, ours: str | None) -> bool:
+    a, b = norm_product(nmap_p), norm_product(ours)
+    return bool(a and b) and (a in b or b in a)
+
+
+def version_agrees(nmap_v: str | None, ours: str | None) -> bool:
+    if not nmap_v:
+        return True
+    if not ours:
+        return False
+    first = nmap_v.split()[0]
+    return first == ours or first.startswith(ours) or ours.startswith(first)
+
+
+def parse_nmap_services(path: Path) -> dict[int, dict]:
+    """Per port: nmap's service/product/version, and whether it was identified by probing
+    (`method="probed"`) rather than guessed from the port number."""
+    out = {}
+    root = ET.parse(path).getroot()
+    for port in root.iter("port"):
+        if port.get("protocol") != "tcp":
+            continue
+        svc = port.find("service")
+        state = port.find("state")
+        rec = {"state": state.get("state") if state is not None else None,
+               "service": None, "product": None, "version": None, "identified": False,
+               "tunnel": None}
+        if svc is not None:
+            rec.update(service=svc.get("name"), product=svc.get("product"),
+                       version=svc.get("version"), tunnel=svc.get("tunnel"),
+                       identified=svc.get("method") == "probed")
+        out[int(port.get("portid"))] = rec
+    return out
+
+
+def parse_portgate_services(path: Path, ip: str) -> dict[int, dict]:
+    report = json.loads(path.read_text())
+    out = {}
+    for host in report.get("hosts", []):
+        if host.get("ip") != ip:
+            continue
+        for p in host.get("ports", []):
+            d = p.get("detected") or {}
+            out[int(p["port"])] = {"state": p.get("state"), "service": d.get("service"),
+                                   "product": d.get("product"), "version": d.get("version")}
+    return out
+
+
+def compare_zoo(ports: list[int], ours: dict[int, dict], nmap: dict[int, dict]) -> dict:
+    rows = []
+    svc_n = svc_ok = pv_n = pv_ok = 0
+    for port in ports:
+        o = ours.get(port, {})
+        n = nmap.get(port, {})
+        row = {"port": port, "ours": o, "nmap": n}
+        if n.get("identified"):
+            svc_n += 1
+            row["service_agrees"] = norm_service(n.get("service")) == norm_service(
+                o.get("service"))
+            svc_ok += row["service_agrees"]
+            if n.get("product"):
+                pv_n += 1
+                row["pv_agrees"] = product_agrees(n.get("product"), o.get("product")) and \
+                    version_agrees(n.get("version"), o.get("version"))
+                pv_ok += row["pv_agrees"]
+        rows.append(row)
+    return {"rows": rows, "service": [svc_ok, svc_n], "product_version": [pv_ok, pv_n]}
+
+
+def truth_agreement(ports: list[int], found: dict[int, dict], expected: dict[int, dict]) -> list[int]:
+    """[right, total]: ports whose service, product and version match the zoo's ground
+    truth (same normalisation as the nmap comparison; a missing product or version in
+    the truth must be missing or ignored)."""
+    right = 0
+    for port in ports:
+        t, f = expected.get(port, {}), found.get(port, {})
+        ok = norm_service(t.get("service")) == norm_service(f.get("service"))
+        if t.get("product"):
+            ok = ok and product_agrees(t["product"], f.get("product"))
+        if t.get("version"):
+            ok = ok and version_agrees(f.get("version"), t["version"]) and bool(f.get("version"))
+        right += ok
+    return [right, len(ports)]
+
+
+def run_zoo_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
+                     exes: dict[str, str], workdir: Path) -> None:
+    log(f"  zoo {lab['namespace']} at {lab['ipv4']} (pid {proc.pid}): "
+        f"{len(lab['services'])} ports, {len(lab.get('skipped', []))} daemons skipped")
+    ports = lab["ports"]
+    sc["ports"] = ports
+    sc["zoo"] = {"services": lab["services"], "skipped": lab.get("skipped", []),
+                 "tls_ports": lab.get("tls_ports", []),
+                 "starttls_ports": lab.get("starttls_ports", [])}
+    tools = scenario_tools("zoo", args.tools)
+    ip = assert_lab_v4(lab["ipv4"])
+    for i in range(args.runs):
+        per_run = {}
+        for tool in tools:
+            if proc.poll() is not None:
+                raise RuntimeError(f"zoo process exited early (rc={proc.returncode})")
+            tag = f"zoo-{tool}-{i}"
+            rec = run_tool(tool, lab, ports, set(), exes, workdir, tag, args.timeout)
+            rec["run"] = i + 1
+            outfile = workdir / f"{tag}.out"
+            if rec["status"] == "ok":
+                try:
+                    rec["services"] = (parse_portgate_services(outfile, ip)
+                                       if tool == "portgate-detect"
+                                       else parse_nmap_services(outfile))
+                except (OSError, ValueError, KeyError, ET.ParseError) as exc:
+                    rec.update(status="failed", error=f"unparsable output: {exc}")
+            per_run[tool] = rec
+            sc["runs"].append(rec)
+            log(f"  run {i + 1}/{args.runs} {tool:16s} {rec['wall_s']:8.2f} s  {rec['status']}")
+            time.sleep(PAUSE_S["detect"])
+        a, b = per_run.get("portgate-detect"), per_run.get("nmap-sV")
+        if a and b and "services" in a and "services" in b:
+            cmp = compare_zoo(ports, {int(k): v for k, v in a["services"].items()},
+                              {int(k): v for k, v in b["services"].items()})
+            cmp["run"] = i + 1
+            expected = {s["port"]: s for s in lab["services"]}
+            cmp["truth"] = {
+                tool: truth_agreement(ports, {int(k): v for k, v in r["services"].items()},
+                                      expected)
+                for tool, r in (("portgate-detect", a), ("nmap-sV", b))}
+            sc.setdefault("comparisons", []).append(cmp)
+            log(f"  run {i + 1}: service agreement {cmp['service'][0]}/{cmp['service'][1]}, "
+                f"product+version {cmp['product_version'][0]}/{cmp['product_version'][1]}")
+
+
+def zoo_markdown(sc: dict) -> list[str]:
+    def med(tool):
+        walls = [r["wall_s"] for r in sc["runs"] if r["tool"] == tool and r["status"] == "ok"]
+        return statistics.median(walls) if walls else None
+
+    ours_t, nmap_t = med("portgate-detect"), med("nmap-sV")
+    out = ["## Service detection (daemon zoo)", ""]
+    zoo = sc.get("zoo", {})
+    expected = {s["port"]: s for s in zoo.get("services", [])}
+    out.append(f"{len(expected)} ports of {len({s['daemon'] for s in expected.values()})} "
+               "daemons from Debian packages in one lab namespace (`portgate-lab zoo`); "
+               "TLS ports: " + ", ".join(map(str, zoo.get("tls_ports", []))) + "; STARTTLS: "
+               + ", ".join(map(str, zoo.get("starttls_ports", []))) + ".")
+    for skip in zoo.get("skipped", []):
+        out.append(f"- skipped {skip['daemon']}: {skip['reason']}")
+    out.append("")
+    walls = lambda tool: " ".join(f"{r['wall_s']:.1f}" + ("" if r["status"] == "ok" else "!")  # noqa: E731
+                                  for r in sc["runs"] if r["tool"] == tool)
+    out += ["| tool | median wall s | wall s per run |", "|---|---:|---|",
+            f"| portgate scan --detect --connect | {fmt_s(ours_t)} | {walls('portgate-detect')} |",
+            f"| nmap -sV -Pn | {fmt_s(nmap_t)} | {walls('nmap-sV')} |", ""]
+    if ours_t and nmap_t:
+        out += [f"Wall-time ratio portgate / nmap: **{ours_t / nmap_t:.3f}** "
+                f"(nmap / portgate = {nmap_t / ours_t:.1f}x).", ""]
+    cmps = sc.get("comparisons", [])
+    if cmps:
+        last = cmps[-1]
+        sums = [f"run {c['run']}: service {c['service'][0]}/{c['service'][1]}, "
+                f"product+version {c['product_version'][0]}/{c['product_version'][1]}"
+                for c in cmps]
+        out += ["Agreement on the ports nmap identifies by probing (service), and on those "
+                "where nmap names a product (product and, where nmap gives one, version): "
+                + "; ".join(sums) + ".", "",
+                "Against the zoo's ground truth (service, product and version on every "
+                "port, TLS ports included): " + "; ".join(
+                    f"run {c['run']}: portgate {c['truth']['portgate-detect'][0]}/"
+                    f"{c['truth']['portgate-detect'][1]}, nmap {c['truth']['nmap-sV'][0]}/"
+                    f"{c['truth']['nmap-sV'][1]}" for c in cmps if "truth" in c) + ".", "",
+                f"Per port (run {last['run']}); truth = the zoo's ground truth:", "",
+                "| port | truth | nmap -sV | portgate | service agrees | product+version agrees |",
+                "|---:|---|---|---|---|---|"]
+
+        def cell(d):
+            if not d or not d.get("service"):
+                return "–"
+            tun = "ssl/" if d.get("tunnel") == "ssl" else ""
+            guess = "" if d.get("identified", True) else " (port guess)"
+            return (f"{tun}{d.get('service')} " + " ".join(
+                x for x in (d.get("product"), d.get("version")) if x)).strip() + guess
+
+        for row in last["rows"]:
+            t = expected.get(row["port"], {})
+            truth = " ".join(x for x in (t.get("service"), t.get("product"), t.get("version"))
+                             if x) + (f" [{t['transport']}]" if t.get("transport") != "plain" else "")
+            yn = lambda k: "–" if k not in row else ("yes" if row[k] else "**no**")  # noqa: E731
+            out.append(f"| {row['port']} | {truth} | {cell(row['nmap'])} | {cell(row['ours'])} "
+                       f"| {yn('service_agrees')} | {yn('pv_agrees')} |")
+        out.append("")
+    return out
+
+
+# --------------------------------------------------------------------------
 
 def scenario_tools(scenario: str, tools: list[str]) -> list[str]:
     kind = SCENARIOS[scenario]["kind"]
-    return [t for t in tools if (t in UDP_TOOLS) == (kind == "udp")]
+    return [t for t in tools if TOOL_KIND[t] == kind]
 
 
 def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
@@ -838,7 +1093,8 @@ def parse_args(argv: list[str]):
     idle = [s for s in args.scenarios if not scenario_tools(s, args.tools)]
     if len(idle) == len(args.scenarios):
         ap.error("none of the selected tools applies to the selected scenarios "
-                 f"(TCP tools: {', '.join(TCP_TOOLS)}; UDP tools: {', '.join(UDP_TOOLS)})")
+                 f"(TCP tools: {', '.join(TCP_TOOLS)}; UDP tools: {', '.join(UDP_TOOLS)}; "
+                 f"detection tools: {', '.join(DETECT_TOOLS)})")
     return args
 
 
@@ -869,7 +1125,8 @@ def main(argv: list[str]) -> int:
             print(f"bench: {exes[key]} missing; run bench/run (it builds and installs)",
                   file=sys.stderr)
             return 1
-    need = {"nmap-sT": "nmap", "nmap-sS": "nmap", "nmap-sU": "nmap", "rustscan": "rustscan",
+    need = {"nmap-sT": "nmap", "nmap-sS": "nmap", "nmap-sU": "nmap", "nmap-sV": "nmap",
+            "rustscan": "rustscan",
             "masscan": "masscan", "masscan-wait2": "masscan"}
     for tool in list(args.tools):
         if tool in need and not exes[need[tool]]:
@@ -901,14 +1158,20 @@ def main(argv: list[str]) -> int:
                   "profile": profile, "udp_services": udp_services, "runs": []}
             results.append(sc)
             try:
-                proc, lab = start_lab(exes["lab"], profile, udp_services, workdir)
+                if spec["kind"] == "detect":
+                    proc, lab = start_zoo(exes["lab"], workdir)
+                else:
+                    proc, lab = start_lab(exes["lab"], profile, udp_services, workdir)
             except (OSError, RuntimeError, ValueError) as exc:
                 sc["error"] = f"lab did not start: {exc}"
                 log(f"  {sc['error']}")
                 continue
             sc["lab"] = lab
             try:
-                run_scenario(sc, lab, proc, args, exes, workdir)
+                if spec["kind"] == "detect":
+                    run_zoo_scenario(sc, lab, proc, args, exes, workdir)
+                else:
+                    run_scenario(sc, lab, proc, args, exes, workdir)
             except (OSError, RuntimeError, ValueError, KeyError,
                     subprocess.SubprocessError) as exc:
                 sc["error"] = f"{type(exc).__name__}: {exc}"

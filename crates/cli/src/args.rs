@@ -22,6 +22,34 @@ pub(crate) enum Command {
     /// Exit status: 0 when the scan completed, 2 on a usage or input error, 3 when the scan
     /// could not complete (a target did not resolve, or the deadline was reached).
     Scan(ScanArgs),
+    /// Scan the targets of a manifest and check them against it: the CI gate.
+    ///
+    /// With --db, --save or $PORTGATE_DB, each target is compared with its last scan in
+    /// the history (changed service, version or certificate: a warning), and the scan and
+    /// the findings are saved there with the manifest's git revision.
+    ///
+    /// Exit status: 0 pass (warnings allowed; always in monitor mode), 1 policy failure,
+    /// 2 manifest or usage error (including a history database that cannot be opened),
+    /// 3 the scan could not complete, or the check could not be saved to the history.
+    Check(crate::check::CheckArgs),
+    /// Start a manifest from today's state.
+    Baseline(crate::baseline::BaselineArgs),
+    /// The manifest format.
+    Manifest(crate::baseline::ManifestArgs),
+    /// What listens on this host: process, user and binding of every listening socket;
+    /// tunnels; this host against a scan of it from outside.
+    ///
+    /// Exit status: 0 pass (always without --expect), 1 a finding at or above --fail-on
+    /// with --expect, 2 usage or input error, 3 the socket tables could not be read.
+    Audit(crate::audit::AuditArgs),
+    /// A target's exposure timeline from the scan history: open ports per scan, what
+    /// opened (+) and closed (-) since the scan before.
+    History(crate::history::HistoryArgs),
+    /// What changed between two stored scans, or on a target over a period (with flap
+    /// control: changes not yet confirmed are shown as pending).
+    Diff(crate::history::DiffArgs),
+    /// Maintain the history database: prune old scans, export to JSON lines.
+    Db(crate::history::DbArgs),
 }
 
 /// Output formats.
@@ -92,6 +120,11 @@ pub(crate) struct ScanArgs {
     #[arg(long, value_name = "FILE", requires = "detect")]
     pub(crate) probes: Option<PathBuf>,
 
+    /// Verify TLS certificates against the CA certificates of this PEM file instead of the
+    /// system's trust roots (with --detect).
+    #[arg(long = "ca", value_name = "FILE", requires = "detect")]
+    pub(crate) ca_file: Option<PathBuf>,
+
     /// Retries of an unanswered port (a host that shows loss gets more).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) retries: u8,
@@ -139,6 +172,16 @@ pub(crate) struct ScanArgs {
     /// Never draw a progress bar (it is drawn only when standard error is a terminal).
     #[arg(long)]
     pub(crate) no_progress: bool,
+
+    /// Save the scan to this history database: a SQLite file (created on first use) or a
+    /// postgres:// URL. When $PORTGATE_DB is set, every scan is saved there.
+    #[arg(long, value_name = "PATH|URL")]
+    pub(crate) db: Option<String>,
+
+    /// Save the scan to the history database: $PORTGATE_DB, else
+    /// $XDG_DATA_HOME/portgate/history.db, else ~/.local/share/portgate/history.db.
+    #[arg(long, conflicts_with = "db")]
+    pub(crate) save: bool,
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {

@@ -3,9 +3,9 @@
 use crate::args::{Format, ScanArgs};
 use crate::{Failure, targets_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use portgate_detect::probes::{DetectOptions, Detection, ProbeDb};
+use portgate_detect::inspect::{InspectOptions, inspect_port};
+use portgate_detect::probes::ProbeDb;
 use portgate_model::ScanStatus;
-use portgate_model::TlsSummary;
 use portgate_report::RenderOptions;
 use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
 use std::io::{IsTerminal, Write};
@@ -52,10 +52,22 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
             Some(ProbeDb::from_file(path).map_err(|e| Failure::usage(e.to_string()))?)
         }
     };
+    let inspect = inspect_options(args.ca_file.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::scan(format!("could not start the async runtime: {e}")))?;
+    // In the history as `running` before the first probe (--db, --save or $PORTGATE_DB).
+    let method_name = [(args.connect, "connect"), (args.syn, "syn")]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name));
+    let recorder = crate::history::begin_scan(
+        &runtime,
+        args.db.as_deref(),
+        args.save,
+        &targets,
+        method_name,
+    )?;
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut sink = ProgressSink::new(show_progress);
     let mut report = runtime
@@ -63,7 +75,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::usage(e.to_string()))?;
     sink.finish();
     if let Some(db) = &probes {
-        runtime.block_on(detect_services(&mut report, db));
+        runtime.block_on(detect_services(&mut report, db, &inspect));
     }
 
     let options = RenderOptions {
@@ -89,6 +101,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
                 .and_then(|()| stdout.flush());
         }
     }
+    crate::history::finish_scan(&runtime, recorder, &report)?;
     Ok(match report.status {
         ScanStatus::Completed => 0,
         ScanStatus::Incomplete => {
@@ -103,12 +116,15 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
 /// Detections running at once.
 const DETECT_PARALLEL: usize = 32;
 
-/// Runs service detection on every open TCP port and records what answers there; a port
-/// that answers no plaintext probe gets a TLS handshake.
-async fn detect_services(report: &mut portgate_model::ScanReport, db: &ProbeDb) {
+/// Runs service detection on every open TCP port and records what answers there: service,
+/// product, version, TLS (direct or after STARTTLS) and HTTP.
+pub(crate) async fn detect_services(
+    report: &mut portgate_model::ScanReport,
+    db: &ProbeDb,
+    options: &InspectOptions,
+) {
     use futures::stream::{self, StreamExt};
-    use portgate_model::{DetectedService, PortState, Protocol};
-    let options = DetectOptions::default();
+    use portgate_model::{PortState, Protocol};
     for host in &mut report.hosts {
         let ip = host.ip;
         let hostname = host.hostname.clone();
@@ -118,78 +134,30 @@ async fn detect_services(report: &mut portgate_model::ScanReport, db: &ProbeDb) 
             .filter(|p| p.protocol == Protocol::Tcp && p.state == PortState::Open)
             .map(|p| p.port)
             .collect();
-        let found: Vec<(u16, Detection, Option<TlsSummary>)> = stream::iter(open)
+        host.services = stream::iter(open)
             .map(|port| {
-                let options = &options;
                 let hostname = hostname.as_deref();
-                async move {
-                    let addr = std::net::SocketAddr::new(ip, port);
-                    let detection = portgate_detect::probes::detect(addr, db, options).await;
-                    // Nothing answered a plaintext probe: it may speak TLS.
-                    let tls = if detection.service.is_none() {
-                        tls_summary(addr, hostname).await
-                    } else {
-                        None
-                    };
-                    (port, detection, tls)
-                }
+                let addr = std::net::SocketAddr::new(ip, port);
+                inspect_port(addr, hostname, db, options)
             })
             .buffer_unordered(DETECT_PARALLEL)
             .collect()
             .await;
-        host.services = found
-            .into_iter()
-            .map(|(port, d, tls)| DetectedService {
-                port,
-                protocol: Protocol::Tcp,
-                service: d
-                    .service
-                    .or_else(|| tls.as_ref().map(|_| "tls".to_string())),
-                product: d.product,
-                version: d.version,
-                info: d.info,
-                cpe: d.cpe,
-                probe: d.probe,
-                soft: d.soft,
-                evidence: d.evidence,
-                tls,
-            })
-            .collect();
         host.services.sort_by_key(|s| s.port);
     }
 }
 
-/// A TLS handshake on the port, if it speaks TLS: what it showed, each failure separate.
-async fn tls_summary(addr: std::net::SocketAddr, hostname: Option<&str>) -> Option<TlsSummary> {
-    use portgate_detect::tls::{CertFailure, TlsOptions, inspect_tls_at};
-    let options = TlsOptions {
-        timeout: std::time::Duration::from_secs(3),
-        ..TlsOptions::default()
-    };
-    let info = inspect_tls_at(addr, hostname, &options).await.ok()?;
-    Some(TlsSummary {
-        protocol: info.protocol,
-        cipher_suite: info.cipher_suite,
-        subject: info.subject,
-        issuer: info.issuer,
-        san_dns: info.san_dns,
-        not_after: info.not_after,
-        days_left: info.days_left,
-        self_signed: info.self_signed,
-        valid: info.valid,
-        reasons: info
-            .reasons
-            .into_iter()
-            .map(|reason| match reason {
-                CertFailure::Expired => "expired".to_string(),
-                CertFailure::NotYetValid => "not-yet-valid".to_string(),
-                CertFailure::UntrustedIssuer => "untrusted-issuer".to_string(),
-                CertFailure::NameMismatch => "name-mismatch".to_string(),
-                CertFailure::SelfSigned => "self-signed".to_string(),
-                CertFailure::Other(text) => text,
-            })
-            .collect(),
-    })
+/// Inspection options from the command line: `--ca` replaces the system trust roots.
+/// A CA file that cannot be used is a usage error, found before the scan starts.
+pub(crate) fn inspect_options(
+    ca_file: Option<&std::path::Path>,
+) -> Result<InspectOptions, Failure> {
+    let mut options = InspectOptions::default();
+    if let Some(path) = ca_file {
+        portgate_detect::tls::check_ca_file(path).map_err(|e| Failure::usage(e.to_string()))?;
+        options.tls.ca_file = Some(path.to_path_buf());
+    }
+    Ok(options)
 }
 
 /// Probes need one descriptor each: take the hard limit, which is often far above the

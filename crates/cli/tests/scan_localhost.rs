@@ -607,6 +607,8 @@ fn detect_inspects_tls_on_a_port_that_speaks_it() {
             "/CN=app.pg.test",
             "-addext",
             "subjectAltName=DNS:app.pg.test",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
         ])
         .arg("-keyout")
         .arg(&key)
@@ -640,20 +642,26 @@ fn detect_inspects_tls_on_a_port_that_speaks_it() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     });
-    let (code, report, stderr) = if ready {
-        scan_json(&[
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "--detect",
-            "--connect",
-        ])
-    } else {
+    let port_text = port.to_string();
+    let args = ["127.0.0.1", "-p", &port_text, "--detect", "--connect"];
+    let cert_text = cert.to_str().unwrap();
+    let pinned_args = [&args[..], &["--ca", cert_text]].concat();
+    let named_args = [&["localhost"], &pinned_args[1..]].concat();
+    let ((code, report, stderr), (pinned_code, pinned, pinned_stderr), named) = if ready {
         (
-            -1,
-            serde_json::Value::Null,
-            "openssl s_server did not start".into(),
+            scan_json(&args),
+            scan_json(&pinned_args),
+            Some(scan_json(&named_args)),
         )
+    } else {
+        let failed = || {
+            (
+                -1,
+                serde_json::Value::Null,
+                "openssl s_server did not start".to_string(),
+            )
+        };
+        (failed(), failed(), None)
     };
     let _ = server.kill();
     let _ = server.wait();
@@ -681,4 +689,125 @@ fn detect_inspects_tls_on_a_port_that_speaks_it() {
     );
     let days = tls["days_left"].as_i64().unwrap();
     assert!((28..=30).contains(&days), "{days}");
+    assert_eq!(
+        tls["fingerprint_sha256"].as_str().unwrap().len(),
+        64,
+        "{tls}"
+    );
+
+    // With the certificate itself as the trusted root (--ca) it verifies. (A bare address
+    // is scanned: there is no name to check.)
+    assert_eq!(pinned_code, 0, "{pinned_stderr}");
+    let tls = &host(&pinned, "127.0.0.1")["ports"][0]["detected"]["tls"];
+    assert_eq!(tls["reasons"], serde_json::json!([]), "{tls}");
+    assert_eq!(tls["valid"], true, "{tls}");
+    assert_eq!(tls["server_name"], serde_json::Value::Null);
+
+    // Scanned by name, the name is sent as SNI and checked: "localhost" is not among the
+    // certificate's names.
+    let (named_code, named, named_stderr) = named.unwrap();
+    assert_eq!(named_code, 0, "{named_stderr}");
+    let tls = &host(&named, "127.0.0.1")["ports"][0]["detected"]["tls"];
+    assert_eq!(tls["server_name"], "localhost", "{tls}");
+    assert_eq!(
+        tls["reasons"],
+        serde_json::json!(["name-mismatch"]),
+        "{tls}"
+    );
+}
+
+/// A CA file that cannot be used stops the scan before it starts, naming the file.
+#[test]
+fn a_bad_ca_file_is_a_usage_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    for file in [&missing, &junk] {
+        let (code, _, stderr) = run(&[
+            "scan",
+            "127.0.0.1",
+            "-p",
+            "1",
+            "--detect",
+            "--ca",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(file.to_str().unwrap()), "{stderr}");
+    }
+}
+
+/// An HTTP service is inspected: status, redirect, server, title, security headers and
+/// cookie flags reach the JSON report and the table.
+#[test]
+fn detect_inspects_http() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut buf = [0u8; 4096];
+                let mut got = Vec::new();
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        _ => return,
+                    }
+                }
+                let body = "<html><head><title>Grafana</title></head></html>";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 302 Found\r\nServer: nginx/1.22.1\r\nLocation: https://app.pg.test/login\r\nSet-Cookie: session=abc; Path=/; HttpOnly\r\nX-Frame-Options: DENY\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    let port_text = port.to_string();
+    let (code, report, stderr) =
+        scan_json(&["127.0.0.1", "-p", &port_text, "--detect", "--connect"]);
+    assert_eq!(code, 0, "{stderr}");
+    let detected = &host(&report, "127.0.0.1")["ports"][0]["detected"];
+    assert_eq!(detected["service"], "http", "{detected}");
+    assert_eq!(detected["product"], "nginx", "{detected}");
+    let http = &detected["http"];
+    assert_eq!(http["status"], 302, "{http}");
+    assert_eq!(http["redirects_to_https"], true);
+    assert_eq!(http["title"], "Grafana");
+    assert_eq!(http["security_headers"]["x_frame_options"], "DENY");
+    assert_eq!(
+        http["cookies"],
+        serde_json::json!([{"name": "session", "secure": false, "http_only": true, "same_site": null}])
+    );
+    assert!(
+        http["missing_security_headers"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("Content-Security-Policy")),
+        "{http}"
+    );
+    assert!(
+        http["head"]
+            .as_str()
+            .unwrap()
+            .starts_with("HTTP/1.1 302 Found\\r\\n")
+    );
+
+    let (code, table, stderr) = run(&[
+        "scan",
+        "127.0.0.1",
+        "-p",
+        &port_text,
+        "--detect",
+        "--connect",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        table.contains("[HTTP 302 -> https://app.pg.test/login \"Grafana\"]"),
+        "{table}"
+    );
 }

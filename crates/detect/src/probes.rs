@@ -18,6 +18,7 @@ use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use regex::bytes::{Captures, Regex, RegexBuilder};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -284,6 +285,7 @@ pub struct Match {
     version: Option<Template>,
     info: Option<Template>,
     cpe: Option<Template>,
+    follow_up: bool,
 }
 
 impl Match {
@@ -295,6 +297,12 @@ impl Match {
     /// Whether this is a soft match (service only, probing goes on).
     pub fn is_soft(&self) -> bool {
         self.soft
+    }
+
+    /// Whether this hard match is provisional: the follow-up probes for its
+    /// service are sent, and a hard match of theirs replaces it.
+    pub fn is_follow_up(&self) -> bool {
+        self.follow_up
     }
 
     fn apply(&self, response: &[u8], probe: &str) -> Option<Detection> {
@@ -322,6 +330,7 @@ pub struct Probe {
     ports: Vec<u16>,
     tls: bool,
     wait: Duration,
+    refines: Vec<String>,
     matches: Vec<Match>,
 }
 
@@ -351,6 +360,17 @@ impl Probe {
         self.wait
     }
 
+    /// The services whose provisional matches this follow-up probe refines
+    /// (empty for ordinary probes, which [`ProbeDb::order_for`] lists).
+    pub fn refines(&self) -> &[String] {
+        &self.refines
+    }
+
+    /// Whether this is a follow-up probe (sent only after a provisional match).
+    pub fn is_follow_up(&self) -> bool {
+        !self.refines.is_empty()
+    }
+
     /// The match rules, in order.
     pub fn matches(&self) -> &[Match] {
         &self.matches
@@ -369,10 +389,15 @@ impl Probe {
     }
 
     fn hard_match(&self, response: &[u8]) -> Option<Detection> {
+        self.hard_match_rule(response).map(|(d, _)| d)
+    }
+
+    /// The first hard match and whether it is provisional.
+    fn hard_match_rule(&self, response: &[u8]) -> Option<(Detection, bool)> {
         self.matches
             .iter()
             .filter(|m| !m.soft)
-            .find_map(|m| m.apply(response, &self.name))
+            .find_map(|m| m.apply(response, &self.name).map(|d| (d, m.follow_up)))
     }
 
     fn soft_match(&self, response: &[u8]) -> Option<Detection> {
@@ -426,6 +451,8 @@ struct RawProbe {
     #[serde(default)]
     tls: bool,
     wait_ms: toml::Spanned<u64>,
+    #[serde(default)]
+    refines: Vec<String>,
     #[serde(default, rename = "match")]
     matches: Vec<RawMatch>,
 }
@@ -437,6 +464,7 @@ struct RawMatch {
     service: toml::Spanned<String>,
     #[serde(default)]
     soft: bool,
+    follow_up: Option<toml::Spanned<bool>>,
     product: Option<toml::Spanned<String>>,
     version: Option<toml::Spanned<String>>,
     info: Option<toml::Spanned<String>>,
@@ -592,6 +620,13 @@ impl ProbeDb {
                         format!("match #{which}: empty service"),
                     ));
                 }
+                let follow_up = rm.follow_up.as_ref().is_some_and(|f| *f.get_ref());
+                if let Some(flag) = rm.follow_up.as_ref().filter(|_| rm.soft && follow_up) {
+                    return Err(at(
+                        flag.span(),
+                        format!("match #{which}: a soft match cannot also be `follow_up`"),
+                    ));
+                }
                 if rm.soft {
                     let extra = [
                         ("product", &rm.product),
@@ -618,6 +653,7 @@ impl ProbeDb {
                     version: template(rm.version, "version")?,
                     info: template(rm.info, "info")?,
                     cpe: template(rm.cpe, "cpe")?,
+                    follow_up,
                 });
             }
             probes.push(Probe {
@@ -626,6 +662,12 @@ impl ProbeDb {
                 ports: rp.ports,
                 tls: rp.tls,
                 wait: Duration::from_millis(wait_ms),
+                refines: rp
+                    .refines
+                    .iter()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect(),
                 matches,
             });
         }
@@ -653,18 +695,23 @@ impl ProbeDb {
     }
 
     /// The order probes are sent to `port`: null probes, then those listing the port, then
-    /// the rest (database order within each group).
+    /// the rest (database order within each group). Follow-up probes are not listed: they
+    /// are sent only after a provisional match (see [`ProbeDb::follow_ups`]).
     pub fn order_for(&self, port: u16) -> Vec<&Probe> {
-        let null = self.probes.iter().filter(|p| p.is_null());
-        let listed = self
-            .probes
-            .iter()
-            .filter(|p| !p.is_null() && p.ports.contains(&port));
-        let rest = self
-            .probes
-            .iter()
-            .filter(|p| !p.is_null() && !p.ports.contains(&port));
+        let ordinary = || self.probes.iter().filter(|p| !p.is_follow_up());
+        let null = ordinary().filter(|p| p.is_null());
+        let listed = ordinary().filter(|p| !p.is_null() && p.ports.contains(&port));
+        let rest = ordinary().filter(|p| !p.is_null() && !p.ports.contains(&port));
         null.chain(listed).chain(rest).collect()
+    }
+
+    /// The follow-up probes that refine a provisional match of `service`, in database
+    /// order.
+    pub fn follow_ups(&self, service: &str) -> Vec<&Probe> {
+        self.probes
+            .iter()
+            .filter(|p| p.refines.iter().any(|s| s == service))
+            .collect()
     }
 }
 
@@ -672,14 +719,29 @@ impl ProbeDb {
 // The engine
 // ---------------------------------------------------------------------------------------
 
+/// How long the null probe listens alone before the other probes are sent: services that
+/// speak first do so at once, and most protocols are then identified without sending a
+/// byte. The null probe keeps listening (up to its own `wait_ms`) after that.
+const NULL_GRACE: Duration = Duration::from_millis(300);
+
+/// Probes in flight at once against one port (each on its own connection).
+const PARALLEL_PROBES: usize = 10;
+
 /// What one probe got (`None` from [`run_probe`] when it could not connect).
 struct ProbeResponse {
-    hard: Option<Detection>,
+    hard: Option<(Detection, bool)>,
     soft: Option<Detection>,
     bytes: Vec<u8>,
 }
 
 /// Identify the service at `addr` with the probes of `db`.
+///
+/// The null probe listens first; after a short grace period (or at once when the service
+/// stays silent and closes) the other probes follow in [`ProbeDb::order_for`] order, up
+/// to [`PARALLEL_PROBES`] at a time, each on its own connection. The first hard match
+/// wins. A provisional hard match (`follow_up = true`, e.g. a generic HTTP server) stops
+/// the ordinary probes and sends the follow-up probes of its service (e.g. application
+/// endpoints); the first of those (in database order) that hard-matches replaces it.
 ///
 /// Never takes (much) longer than `opts.total_timeout`, keeps at most `opts.max_bytes` of
 /// any response, and never panics on what the service sends. A port that refuses or does
@@ -687,40 +749,166 @@ struct ProbeResponse {
 pub async fn detect(addr: SocketAddr, db: &ProbeDb, opts: &DetectOptions) -> Detection {
     let deadline = Instant::now() + opts.total_timeout;
     let port = addr.port();
-    let mut soft: Option<Detection> = None;
-    let mut first_bytes: Option<Vec<u8>> = None;
-    for probe in db.order_for(port) {
-        if !opts.all_probes && !probe.is_null() && !probe.ports.contains(&port) {
-            continue;
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        // No connection (refused, or not accepted in time): stop probing.
-        let Some(response) = run_probe(addr, probe, opts, deadline).await else {
-            break;
-        };
-        let ProbeResponse {
-            hard,
-            soft: soft_here,
-            bytes,
-        } = response;
-        if let Some(mut found) = hard {
-            found.evidence = bytes;
-            return found;
-        }
-        if let (None, Some(mut found)) = (&soft, soft_here) {
-            found.evidence = bytes.clone();
-            soft = Some(found);
-        }
-        if first_bytes.is_none() && !bytes.is_empty() {
-            first_bytes = Some(bytes);
+    let order: Vec<&Probe> = db
+        .order_for(port)
+        .into_iter()
+        .filter(|p| opts.all_probes || p.is_null() || p.ports.contains(&port))
+        .collect();
+    let mut state = Collected::default();
+    let mut pending = FuturesUnordered::new();
+    let mut next = 0usize;
+    // The null probes (normally one) start alone.
+    while let Some(probe) = order.get(next).filter(|p| p.is_null()) {
+        pending.push(indexed(next, run_probe(addr, probe, opts, deadline)));
+        next += 1;
+    }
+    let grace = deadline.min(Instant::now() + NULL_GRACE);
+    let mut refused = false;
+    while !pending.is_empty() {
+        match timeout_at(grace, pending.next()).await {
+            Ok(Some((index, response))) => match state.take(index, response) {
+                Outcome::Final(found) => return found,
+                Outcome::Provisional => break,
+                Outcome::Refused => {
+                    refused = true;
+                    break;
+                }
+                Outcome::Continue => {}
+            },
+            Ok(None) | Err(_) => break,
         }
     }
-    soft.unwrap_or_else(|| Detection {
-        evidence: first_bytes.unwrap_or_default(),
-        ..Detection::default()
-    })
+    if !refused && state.provisional.is_none() {
+        loop {
+            while pending.len() < PARALLEL_PROBES && !refused && Instant::now() < deadline {
+                let Some(probe) = order.get(next) else {
+                    break;
+                };
+                pending.push(indexed(next, run_probe(addr, probe, opts, deadline)));
+                next += 1;
+            }
+            let Some((index, response)) = pending.next().await else {
+                break;
+            };
+            match state.take(index, response) {
+                Outcome::Final(found) => return found,
+                Outcome::Provisional => break,
+                Outcome::Refused => refused = true,
+                Outcome::Continue => {}
+            }
+        }
+    }
+    // Stop whatever still runs (a provisional match settles the protocol).
+    drop(pending);
+    if let Some((found, _)) = state.provisional.take() {
+        return refine(addr, db, opts, deadline, found).await;
+    }
+    state.finish()
+}
+
+/// Runs the follow-up probes for `provisional`'s service; the first hard match in database
+/// order replaces `provisional`.
+async fn refine(
+    addr: SocketAddr,
+    db: &ProbeDb,
+    opts: &DetectOptions,
+    deadline: Instant,
+    provisional: Detection,
+) -> Detection {
+    let Some(service) = provisional.service.as_deref() else {
+        return provisional;
+    };
+    let probes = db.follow_ups(service);
+    let mut best: Option<(usize, Detection)> = None;
+    let mut next = 0usize;
+    let mut pending = FuturesUnordered::new();
+    loop {
+        while pending.len() < PARALLEL_PROBES && Instant::now() < deadline {
+            let Some(probe) = probes.get(next) else {
+                break;
+            };
+            pending.push(indexed(next, run_probe(addr, probe, opts, deadline)));
+            next += 1;
+        }
+        let Some((index, response)) = pending.next().await else {
+            break;
+        };
+        let Some(ProbeResponse { hard, bytes, .. }) = response else {
+            continue;
+        };
+        if let Some((mut found, _)) = hard
+            && best.as_ref().is_none_or(|(i, _)| index < *i)
+        {
+            found.evidence = bytes;
+            best = Some((index, found));
+            // Nothing earlier in the order is still to come: done.
+            if index == 0 {
+                break;
+            }
+        }
+    }
+    best.map_or(provisional, |(_, found)| found)
+}
+
+/// Pairs a probe's result with its position in the order.
+async fn indexed<F: std::future::Future<Output = Option<ProbeResponse>>>(
+    index: usize,
+    run: F,
+) -> (usize, Option<ProbeResponse>) {
+    (index, run.await)
+}
+
+/// What one finished probe means for the detection.
+enum Outcome {
+    /// A definitive answer.
+    Final(Detection),
+    /// A provisional hard match was recorded: go on with the follow-up probes.
+    Provisional,
+    /// The connection was refused: stop sending more probes.
+    Refused,
+    /// Nothing decisive: go on.
+    Continue,
+}
+
+/// The results gathered so far, keyed by position in the order (earlier wins).
+#[derive(Default)]
+struct Collected {
+    provisional: Option<(Detection, usize)>,
+    soft: Option<(Detection, usize)>,
+    first_bytes: Option<(Vec<u8>, usize)>,
+}
+
+impl Collected {
+    fn take(&mut self, index: usize, response: Option<ProbeResponse>) -> Outcome {
+        let Some(ProbeResponse { hard, soft, bytes }) = response else {
+            return Outcome::Refused;
+        };
+        if let Some((mut found, provisional)) = hard {
+            found.evidence = bytes;
+            if !provisional {
+                return Outcome::Final(found);
+            }
+            self.provisional = Some((found, index));
+            return Outcome::Provisional;
+        }
+        if let Some(mut found) = soft
+            && self.soft.as_ref().is_none_or(|(_, i)| index < *i)
+        {
+            found.evidence = bytes.clone();
+            self.soft = Some((found, index));
+        }
+        if !bytes.is_empty() && self.first_bytes.as_ref().is_none_or(|(_, i)| index < *i) {
+            self.first_bytes = Some((bytes, index));
+        }
+        Outcome::Continue
+    }
+
+    fn finish(self) -> Detection {
+        self.soft.map(|(d, _)| d).unwrap_or_else(|| Detection {
+            evidence: self.first_bytes.map(|(b, _)| b).unwrap_or_default(),
+            ..Detection::default()
+        })
+    }
 }
 
 async fn run_probe(
@@ -751,7 +939,10 @@ async fn run_probe(
         match timeout_at(read_deadline, stream.read(buf)).await {
             Ok(Ok(n)) if n > 0 => {
                 bytes.extend_from_slice(buf.get(..n).unwrap_or_default());
-                if let Some(hard) = probe.hard_match(&bytes) {
+                // A definitive match ends the read at once; a provisional one (e.g. generic
+                // HTTP headers) waits for the rest of the response, whose body may still
+                // identify the application.
+                if let Some(hard) = probe.hard_match_rule(&bytes).filter(|(_, prov)| !prov) {
                     return Some(ProbeResponse {
                         hard: Some(hard),
                         soft: None,
@@ -762,6 +953,13 @@ async fn run_probe(
             // EOF, error, or time is up.
             _ => break,
         }
+    }
+    if let Some(hard) = probe.hard_match_rule(&bytes) {
+        return Some(ProbeResponse {
+            hard: Some(hard),
+            soft: None,
+            bytes,
+        });
     }
     let soft = probe.soft_match(&bytes);
     Some(ProbeResponse {

@@ -36,6 +36,7 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
+pub use tokio_rustls::client::TlsStream;
 use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::FromDer;
@@ -120,6 +121,9 @@ pub struct TlsInfo {
     pub chain_len: usize,
     /// Total DER size of the certificates the server sent.
     pub chain_bytes: usize,
+    /// SHA-256 of the leaf certificate's DER, lower-case hex: what changes when the
+    /// certificate is replaced.
+    pub fingerprint_sha256: String,
     /// True when verification succeeded and no failure was found.
     pub valid: bool,
     /// Every failure found, sorted and without duplicates.
@@ -218,11 +222,31 @@ fn load_ca_file(path: &Path) -> Result<Roots, TlsError> {
     Ok(roots)
 }
 
+/// Trust roots already read, by CA file.
+type RootsCache = Vec<(PathBuf, Arc<Roots>)>;
+
 fn load_roots(opts: &TlsOptions) -> Result<Arc<Roots>, TlsError> {
     match &opts.ca_file {
-        Some(path) => Ok(Arc::new(load_ca_file(path)?)),
+        Some(path) => {
+            // A scan inspects many ports with the same file: read it once.
+            static CACHE: OnceLock<Mutex<RootsCache>> = OnceLock::new();
+            let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
+            let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((_, roots)) = cache.iter().find(|(p, _)| p == path) {
+                return Ok(roots.clone());
+            }
+            let roots = Arc::new(load_ca_file(path)?);
+            cache.push((path.clone(), roots.clone()));
+            Ok(roots)
+        }
         None => Ok(system_roots()),
     }
+}
+
+/// Check that `path` is a readable PEM file with at least one usable CA certificate, so
+/// that a bad `--ca` is reported before any scanning.
+pub fn check_ca_file(path: &Path) -> Result<(), TlsError> {
+    load_ca_file(path).map(|_| ())
 }
 
 /// What the recording verifier saw.
@@ -342,10 +366,33 @@ fn webpki_reason(err: &rustls::Error) -> CertFailure {
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 CertFailure::NameMismatch
             }
-            other => CertFailure::Other(format!("{other:?}")),
+            other => CertFailure::Other(kebab_name(&format!("{other:?}"))),
         },
         other => CertFailure::Other(other.to_string()),
     }
+}
+
+/// A readable reason from a verifier error's debug text: its innermost name in kebab case
+/// (`Other(OtherError(CaUsedAsEndEntity))` → `ca-used-as-end-entity`, `BadSignature` →
+/// `bad-signature`); text that is not a plain name is kept as it is.
+fn kebab_name(debug: &str) -> String {
+    let inner = debug.trim_end_matches(')');
+    let inner = inner.rsplit('(').next().unwrap_or(inner);
+    if inner.is_empty() || !inner.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return debug.to_string();
+    }
+    let mut out = String::new();
+    for (i, c) in inner.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('-');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The target name as given: DNS name or IP address.
@@ -490,16 +537,31 @@ pub async fn inspect_tls<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let roots = load_roots(opts)?;
-    inspect_with_roots(stream, server_name, opts, roots).await
+    handshake(stream, server_name, opts)
+        .await
+        .map(|(_, info)| info)
 }
 
-async fn inspect_with_roots<S>(
+/// Like [`inspect_tls`], but also hands back the established TLS stream, so that the
+/// caller can go on talking to the service inside TLS (HTTP, a banner, ...).
+pub async fn handshake<S>(
+    stream: S,
+    server_name: Option<&str>,
+    opts: &TlsOptions,
+) -> Result<(TlsStream<S>, TlsInfo), TlsError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let roots = load_roots(opts)?;
+    handshake_with_roots(stream, server_name, opts, roots).await
+}
+
+async fn handshake_with_roots<S>(
     stream: S,
     server_name: Option<&str>,
     opts: &TlsOptions,
     roots: Arc<Roots>,
-) -> Result<TlsInfo, TlsError>
+) -> Result<(TlsStream<S>, TlsInfo), TlsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -571,6 +633,11 @@ where
         .and_then(|c| c.first())
         .ok_or(TlsError::NoCertificate)?;
 
+    let fingerprint_sha256 = ring::digest::digest(&ring::digest::SHA256, leaf.as_ref())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let record = verifier.take();
     let facts = examine_leaf(leaf.as_ref(), target.as_ref());
     let mut reasons = facts.reasons;
@@ -594,7 +661,7 @@ where
     // With no name given, WebPKI may reject only the placeholder name.
     let valid = reasons.is_empty() && (webpki_ok || target.is_none() && record.webpki.is_some());
 
-    Ok(TlsInfo {
+    let info = TlsInfo {
         protocol,
         cipher_suite,
         alpn,
@@ -609,9 +676,11 @@ where
         self_signed: facts.self_signed,
         chain_len: record.chain_len,
         chain_bytes: record.chain_bytes,
+        fingerprint_sha256,
         valid,
         reasons,
-    })
+    };
+    Ok((tls, info))
 }
 
 /// Connect to `addr` (within [`TlsOptions::timeout`]) and run [`inspect_tls`] on it.
@@ -631,12 +700,24 @@ pub async fn inspect_tls_at(
         Ok(Ok(s)) => s,
     };
     let _ = stream.set_nodelay(true);
-    inspect_with_roots(stream, server_name, opts, roots).await
+    handshake_with_roots(stream, server_name, opts, roots)
+        .await
+        .map(|(_, info)| info)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::dns_matches;
+    use super::{dns_matches, kebab_name};
+
+    #[test]
+    fn reasons_read_well() {
+        assert_eq!(
+            kebab_name("Other(OtherError(CaUsedAsEndEntity))"),
+            "ca-used-as-end-entity"
+        );
+        assert_eq!(kebab_name("BadSignature"), "bad-signature");
+        assert_eq!(kebab_name("odd text: 1"), "odd text: 1");
+    }
 
     #[test]
     fn wildcards() {

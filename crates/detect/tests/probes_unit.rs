@@ -95,7 +95,11 @@ fn builtin_loads() {
     let order: Vec<&str> = db.order_for(6379).iter().map(|p| p.name()).collect();
     assert_eq!(order.first().copied(), Some("null"));
     assert_eq!(order.get(1).copied(), Some("redis"));
-    assert_eq!(order.len(), db.probes().len());
+    let ordinary = db.probes().iter().filter(|p| !p.is_follow_up()).count();
+    assert_eq!(order.len(), ordinary);
+    assert!(db.order_for(80).iter().all(|p| !p.is_follow_up()));
+    let follow_ups: Vec<&str> = db.follow_ups("http").iter().map(|p| p.name()).collect();
+    assert!(follow_ups.contains(&"http-jupyter-api"), "{follow_ups:?}");
     let http = db.probe("http-get").expect("http probe");
     assert!(http.payload().starts_with(b"GET / HTTP/1.0\r\n"));
 }

@@ -7,103 +7,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portgate_detect::tls::{CertFailure, TlsError, TlsOptions, inspect_tls, inspect_tls_at};
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use rustls::ServerConfig;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls_pki_types::CertificateDer;
 use tempfile::NamedTempFile;
 use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
+mod common;
+use common::{Ca, DAY, Leaf, ca_file, make_ca, make_leaf, server_config};
+
 type TestResult = Result<(), Box<dyn Error>>;
-
-const DAY: time::Duration = time::Duration::days(1);
-
-struct Ca {
-    issuer: Issuer<'static, KeyPair>,
-    pem: String,
-}
-
-fn dn(cn: &str) -> DistinguishedName {
-    let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, cn);
-    dn
-}
-
-fn make_ca() -> Result<Ca, Box<dyn Error>> {
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params.distinguished_name = dn("PG Test CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let now = OffsetDateTime::now_utc();
-    params.not_before = now - DAY;
-    params.not_after = now + DAY * 3650;
-    let cert = params.self_signed(&key)?;
-    Ok(Ca {
-        pem: cert.pem(),
-        issuer: Issuer::new(params, key),
-    })
-}
-
-struct Leaf {
-    der: CertificateDer<'static>,
-    pem: String,
-    key: KeyPair,
-    not_after: OffsetDateTime,
-}
-
-/// A leaf for `names`, valid from `from` to `until` (relative to now), signed by `ca`
-/// or self-signed when `ca` is `None`.
-fn make_leaf(
-    names: &[&str],
-    from: time::Duration,
-    until: time::Duration,
-    ca: Option<&Ca>,
-) -> Result<Leaf, Box<dyn Error>> {
-    let key = KeyPair::generate()?;
-    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let mut params = CertificateParams::new(names.clone())?;
-    params.distinguished_name = dn(names.first().map_or("leaf", String::as_str));
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0)?;
-    params.not_before = now + from;
-    params.not_after = now + until;
-    let cert = match ca {
-        Some(ca) => params.signed_by(&key, &ca.issuer)?,
-        None => params.self_signed(&key)?,
-    };
-    Ok(Leaf {
-        der: cert.der().clone(),
-        pem: cert.pem(),
-        key,
-        not_after: params.not_after,
-    })
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-fn server_config(
-    chain: Vec<CertificateDer<'static>>,
-    key: &KeyPair,
-    tls12_only: bool,
-) -> Result<ServerConfig, Box<dyn Error>> {
-    let versions: &[&rustls::SupportedProtocolVersion] = if tls12_only {
-        &[&rustls::version::TLS12]
-    } else {
-        &[&rustls::version::TLS13, &rustls::version::TLS12]
-    };
-    let key = PrivateKeyDer::from(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    Ok(ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)?)
-}
 
 /// A TLS server on 127.0.0.1 that serves one connection at a time.
 async fn tls_server(config: ServerConfig) -> Result<SocketAddr, Box<dyn Error>> {
@@ -130,13 +45,6 @@ async fn serve_leaf(leaf: &Leaf, ca: Option<&Ca>) -> Result<SocketAddr, Box<dyn 
         chain.push(CertificateDer::from_pem_slice(ca.pem.as_bytes())?);
     }
     tls_server(server_config(chain, &leaf.key, false)?).await
-}
-
-fn ca_file(ca: &Ca) -> Result<NamedTempFile, Box<dyn Error>> {
-    let mut f = NamedTempFile::new()?;
-    f.write_all(ca.pem.as_bytes())?;
-    f.flush()?;
-    Ok(f)
 }
 
 fn opts_with(file: &NamedTempFile) -> TlsOptions {
@@ -482,5 +390,42 @@ async fn system_roots_do_not_trust_test_ca() -> TestResult {
     assert!(!info.valid);
     assert_eq!(info.reasons, vec![CertFailure::UntrustedIssuer]);
     assert!(!info.self_signed);
+    Ok(())
+}
+
+/// A hostile server sending a giant certificate chain (1,000 certificates, several
+/// hundred KiB): the client gives up quickly instead of buffering or verifying it all.
+#[tokio::test]
+async fn giant_chain_is_bounded() -> TestResult {
+    let ca = make_ca()?;
+    let leaf = make_leaf(&["app.pg.test"], -DAY, DAY * 30, Some(&ca))?;
+    let ca_der = CertificateDer::from_pem_slice(ca.pem.as_bytes())?;
+    let mut chain = vec![leaf.der.clone()];
+    chain.extend(std::iter::repeat_n(ca_der, 1000));
+    let total: usize = chain.iter().map(|c| c.len()).sum();
+    assert!(total > 256 * 1024, "{total}");
+    let addr = tls_server(server_config(chain, &leaf.key, false)?).await?;
+    let started = Instant::now();
+    let result = inspect_tls_at(addr, Some("app.pg.test"), &TlsOptions::default()).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    match result {
+        // rustls refuses a handshake message that large ...
+        Err(TlsError::Handshake(message)) => assert!(!message.is_empty()),
+        // ... or, if it ever accepts it, the chain is flagged and not verified.
+        Ok(info) => {
+            assert!(!info.valid);
+            assert!(
+                info.reasons
+                    .iter()
+                    .any(|r| matches!(r, CertFailure::Other(m) if m.contains("chain too large"))),
+                "{info:?}"
+            );
+        }
+        Err(other) => panic!("unexpected error: {other}"),
+    }
     Ok(())
 }

@@ -28,6 +28,7 @@ mod cmd;
 mod firewall;
 mod listener;
 mod services;
+mod zoo;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -44,6 +45,10 @@ pub use addr::in_lab_range;
 use addr::{SUBNET_COUNT, Subnet, candidate_index};
 use listener::ListenerHandle;
 use services::Services;
+pub use zoo::{
+    Transport, ZOO_HOST_NAME, ZOO_PACKAGES, Zoo, ZooService, ZooSkip, installed_version,
+    upstream_version, zoo_skip_reason,
+};
 
 /// The 17 ports that are open by default.
 pub const DEFAULT_OPEN_PORTS: [u16; 17] = [
@@ -522,6 +527,14 @@ pub enum LabError {
     Service {
         /// The daemon (`dnsmasq`, `chronyd`, `snmpd`).
         service: String,
+        /// What went wrong, with the end of its log.
+        reason: String,
+    },
+    /// A zoo daemon exited or did not accept connections in time.
+    #[error("zoo daemon {daemon}: {reason}")]
+    ZooDaemon {
+        /// The daemon (`sshd`, `nginx`, ...).
+        daemon: String,
         /// What went wrong, with the end of its log.
         reason: String,
     },

@@ -26,6 +26,9 @@ enum Command {
     /// Start a lab host, print one JSON line describing it, and keep it up
     /// until SIGINT, SIGTERM, SIGHUP or EOF on stdin; then tear it down.
     Up(UpArgs),
+    /// Start the daemon zoo (real daemons in a lab host), print one JSON
+    /// line describing it, and keep it up like `up`.
+    Zoo(ZooArgs),
     /// Delete `pglab-*` namespaces whose process no longer runs.
     Clean,
 }
@@ -65,6 +68,27 @@ struct UpArgs {
     ignore_stdin: bool,
 }
 
+#[derive(Debug, clap::Args)]
+struct ZooArgs {
+    /// Wait for a signal only, not for EOF on stdin (see `up`).
+    #[arg(long)]
+    ignore_stdin: bool,
+}
+
+/// The line `zoo` prints.
+#[derive(Debug, Serialize)]
+struct ZooInfo<'a> {
+    namespace: &'a str,
+    ipv4: Ipv4Addr,
+    ipv6: Ipv6Addr,
+    ports: Vec<u16>,
+    tls_ports: Vec<u16>,
+    starttls_ports: Vec<u16>,
+    services: &'a [portgate_lab::ZooService],
+    skipped: &'a [portgate_lab::ZooSkip],
+    ca_pem: &'a str,
+}
+
 /// The line `up` prints.
 #[derive(Debug, Serialize)]
 struct UpInfo<'a> {
@@ -96,6 +120,7 @@ fn main() {
     };
     let result = match cli.command {
         Command::Up(args) => up(args),
+        Command::Zoo(args) => zoo(args),
         Command::Clean => clean(),
     };
     if let Err(err) = result {
@@ -156,6 +181,16 @@ fn up(args: UpArgs) -> Result<()> {
         stdout.flush().context("flushing stdout")?;
     }
 
+    let reason = wait_for_stop(signals, args.ignore_stdin)?;
+    eprintln!("portgate-lab: {reason}; tearing down {}", host.namespace());
+    drop(host);
+    // The waiter threads may still be blocked; exiting ends them.
+    std::process::exit(0);
+}
+
+/// Blocks until one of `signals` arrives or (unless `ignore_stdin`) stdin
+/// reaches EOF; returns why.
+fn wait_for_stop(signals: SigSet, ignore_stdin: bool) -> Result<String> {
     let (stop_tx, stop_rx) = mpsc::channel::<String>();
     let signal_tx = stop_tx.clone();
     std::thread::Builder::new()
@@ -170,7 +205,7 @@ fn up(args: UpArgs) -> Result<()> {
         .context("spawning the signal thread")?;
     // With --ignore-stdin this keeps the channel open, so only a signal ends the wait.
     let mut _keep_open = None;
-    if !args.ignore_stdin {
+    if !ignore_stdin {
         std::thread::Builder::new()
             .name("stdin-wait".to_owned())
             .spawn(move || {
@@ -194,9 +229,45 @@ fn up(args: UpArgs) -> Result<()> {
     let reason = stop_rx
         .recv()
         .unwrap_or_else(|_| "all waiters gone".to_owned());
-    eprintln!("portgate-lab: {reason}; tearing down {}", host.namespace());
-    drop(host);
-    // The waiter threads may still be blocked; exiting ends them.
+    Ok(reason)
+}
+
+fn zoo(args: ZooArgs) -> Result<()> {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    signals.thread_block().context("blocking signals")?;
+    let zoo = portgate_lab::Zoo::start().context("starting the zoo")?;
+    for skip in zoo.skipped() {
+        eprintln!(
+            "portgate-lab: zoo: skipped {}: {}",
+            skip.daemon, skip.reason
+        );
+    }
+    let info = ZooInfo {
+        namespace: zoo.lab().namespace(),
+        ipv4: zoo.lab().ipv4(),
+        ipv6: zoo.lab().ipv6(),
+        ports: zoo.ports(),
+        tls_ports: zoo.tls_ports(),
+        starttls_ports: zoo.starttls_ports(),
+        services: zoo.services(),
+        skipped: zoo.skipped(),
+        ca_pem: zoo.ca_pem(),
+    };
+    let line = serde_json::to_string(&info).context("serializing the zoo description")?;
+    {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{line}").context("writing to stdout")?;
+        stdout.flush().context("flushing stdout")?;
+    }
+    let reason = wait_for_stop(signals, args.ignore_stdin)?;
+    eprintln!(
+        "portgate-lab: {reason}; stopping the zoo in {}",
+        zoo.lab().namespace()
+    );
+    drop(zoo);
     std::process::exit(0);
 }
 

@@ -4,11 +4,15 @@
 //! [`ScanReport`] a scan produces. This crate is pure data and parsing: it performs
 //! no I/O, opens no socket and reads no file at run time.
 
+mod finding;
+pub mod http;
 mod ports;
 mod report;
 mod state;
 mod target;
 
+pub use finding::{Finding, ManifestLocation, Outcome, Rule, Severity};
+pub use http::{CookieFlags, Cors, HttpInfo, SecurityHeaders};
 pub use ports::{
     PortSet, PortSetEntry, PortSetSource, PortSpec, PortSpecError, Protocol, port_sets,
     service_name,

@@ -123,28 +123,56 @@ pub struct DetectedService {
     /// What a TLS handshake on the port showed, when the port speaks TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSummary>,
+    /// What an HTTP request showed, when the port speaks HTTP (plain or inside TLS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<crate::http::HttpInfo>,
+    /// What else inspection noticed (e.g. `STARTTLS not offered`, a failed handshake).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A TLS handshake on a port: protocol, cipher and the leaf certificate, with every reason
 /// it fails verification.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TlsSummary {
+    /// How TLS was reached: `None` for TLS from the first byte, or the plaintext upgrade
+    /// used (`smtp`, `imap`, `pop3`, `ftp`, `postgresql`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<String>,
     /// `TLSv1.3` or `TLSv1.2`.
     pub protocol: String,
     /// Negotiated cipher suite.
     pub cipher_suite: String,
+    /// Negotiated ALPN protocol.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+    /// The name sent as SNI and checked against the certificate (the scanned name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
     /// Leaf subject.
     pub subject: String,
     /// Leaf issuer.
     pub issuer: String,
     /// DNS names of the leaf.
     pub san_dns: Vec<String>,
+    /// IP addresses of the leaf.
+    #[serde(default)]
+    pub san_ips: Vec<String>,
+    /// Leaf start of validity, RFC 3339.
+    #[serde(default)]
+    pub not_before: Option<String>,
     /// Leaf expiry, RFC 3339.
     pub not_after: Option<String>,
     /// Days until expiry (negative once expired).
     pub days_left: Option<i64>,
     /// Issued by itself.
     pub self_signed: bool,
+    /// Certificates the server sent.
+    #[serde(default)]
+    pub chain_len: usize,
+    /// SHA-256 of the leaf certificate, lower-case hex.
+    #[serde(default)]
+    pub fingerprint_sha256: String,
     /// Chain and name verified.
     pub valid: bool,
     /// Why not: `expired`, `not-yet-valid`, `untrusted-issuer`, `name-mismatch`,

@@ -3,7 +3,9 @@
 
 use crate::{RenderOptions, visible_ports};
 use chrono::{DateTime, SecondsFormat, Utc};
-use portgate_model::{PortState, ScanReport, ScanStatus, service_name};
+use portgate_model::{
+    DetectedService, PortState, ScanReport, ScanStatus, TlsSummary, service_name,
+};
 use schemars::JsonSchema;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -195,32 +197,156 @@ pub struct JsonDetected {
     /// What a TLS handshake showed, when the port speaks TLS; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<JsonTls>,
+    /// What an HTTP request showed, when the port speaks HTTP (plain or inside TLS).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<JsonHttp>,
+    /// What else inspection noticed, e.g. that STARTTLS is not offered.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The answer of an HTTP service to one `GET /`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct JsonHttp {
+    /// The URL requested (relative redirects resolve against it).
+    pub url: String,
+    /// `HTTP/1.1` or `HTTP/1.0`.
+    pub version: String,
+    /// Status code.
+    pub status: u16,
+    /// Reason phrase as sent.
+    pub reason: String,
+    /// `Location` as sent.
+    pub location: Option<String>,
+    /// For a redirect, `Location` resolved to an absolute URL.
+    pub redirect_url: Option<String>,
+    /// For a redirect, whether it leads to `https`; null when not a redirect.
+    pub redirects_to_https: Option<bool>,
+    /// `Server` header.
+    pub server: Option<String>,
+    /// `Content-Type` header.
+    pub content_type: Option<String>,
+    /// Page title (entities decoded, whitespace collapsed, capped).
+    pub title: Option<String>,
+    /// Security headers present, with their values.
+    pub security_headers: portgate_model::SecurityHeaders,
+    /// Security headers absent (`Strict-Transport-Security` only expected over TLS).
+    pub missing_security_headers: Vec<String>,
+    /// Flags of each cookie set.
+    pub cookies: Vec<portgate_model::CookieFlags>,
+    /// CORS answer to a foreign `Origin`; null when no `Access-Control-Allow-*` header.
+    pub cors: Option<portgate_model::Cors>,
+    /// The response head as evidence: escaped like `evidence`, at most 512 bytes.
+    pub head: String,
+    /// Oddities met (header cap reached, body cut short, unparsable cookie, ...).
+    pub notes: Vec<String>,
+}
+
+impl From<&portgate_model::HttpInfo> for JsonHttp {
+    fn from(h: &portgate_model::HttpInfo) -> Self {
+        Self {
+            url: h.url.clone(),
+            version: h.version.clone(),
+            status: h.status,
+            reason: h.reason.clone(),
+            location: h.location.clone(),
+            redirect_url: h.redirect_url.clone(),
+            redirects_to_https: h.redirects_to_https,
+            server: h.server.clone(),
+            content_type: h.content_type.clone(),
+            title: h.title.clone(),
+            security_headers: h.security_headers.clone(),
+            missing_security_headers: h.missing_security_headers.clone(),
+            cookies: h.cookies.clone(),
+            cors: h.cors.clone(),
+            head: escape_evidence(&h.head),
+            notes: h.notes.clone(),
+        }
+    }
+}
+
+impl From<&DetectedService> for JsonDetected {
+    fn from(d: &DetectedService) -> Self {
+        Self {
+            service: d.service.clone(),
+            product: d.product.clone(),
+            version: d.version.clone(),
+            info: d.info.clone(),
+            cpe: d.cpe.clone(),
+            probe: d.probe.clone(),
+            soft: d.soft,
+            evidence: escape_evidence(&d.evidence),
+            tls: d.tls.as_ref().map(JsonTls::from),
+            http: d.http.as_ref().map(JsonHttp::from),
+            notes: d.notes.clone(),
+        }
+    }
 }
 
 /// A TLS handshake on a port.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct JsonTls {
+    /// How TLS was reached: absent for TLS from the first byte, else the plaintext
+    /// upgrade used (`smtp`, `imap`, `pop3`, `ftp`, `postgresql`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub starttls: Option<String>,
     /// `TLSv1.3` or `TLSv1.2`.
     pub protocol: String,
     /// Negotiated cipher suite.
     pub cipher_suite: String,
+    /// Negotiated ALPN protocol, if any.
+    pub alpn: Option<String>,
+    /// The name sent as SNI and checked against the certificate; null for a bare address.
+    pub server_name: Option<String>,
     /// Leaf certificate subject.
     pub subject: String,
     /// Leaf certificate issuer.
     pub issuer: String,
     /// DNS names of the leaf.
     pub san_dns: Vec<String>,
+    /// IP addresses of the leaf.
+    pub san_ips: Vec<String>,
+    /// Leaf start of validity, RFC 3339.
+    pub not_before: Option<String>,
     /// Leaf expiry, RFC 3339.
     pub not_after: Option<String>,
     /// Days until expiry, negative once expired.
     pub days_left: Option<i64>,
     /// The leaf is issued by itself.
     pub self_signed: bool,
+    /// Certificates the server sent.
+    pub chain_len: usize,
+    /// SHA-256 of the leaf certificate (DER), lower-case hex.
+    pub fingerprint_sha256: String,
     /// The chain and the name verified.
     pub valid: bool,
     /// Each reason it did not: `expired`, `not-yet-valid`, `untrusted-issuer`,
     /// `name-mismatch`, `self-signed`, or other text.
     pub reasons: Vec<String>,
+}
+
+impl From<&TlsSummary> for JsonTls {
+    fn from(t: &TlsSummary) -> Self {
+        Self {
+            starttls: t.starttls.clone(),
+            protocol: t.protocol.clone(),
+            cipher_suite: t.cipher_suite.clone(),
+            alpn: t.alpn.clone(),
+            server_name: t.server_name.clone(),
+            subject: t.subject.clone(),
+            issuer: t.issuer.clone(),
+            san_dns: t.san_dns.clone(),
+            san_ips: t.san_ips.clone(),
+            not_before: t.not_before.clone(),
+            not_after: t.not_after.clone(),
+            days_left: t.days_left,
+            self_signed: t.self_signed,
+            chain_len: t.chain_len,
+            fingerprint_sha256: t.fingerprint_sha256.clone(),
+            valid: t.valid,
+            reasons: t.reasons.clone(),
+        }
+    }
 }
 
 /// Bytes as text: printable ASCII kept, `\r`, `\n`, `\t` and `\\` escaped, other
@@ -314,28 +440,7 @@ impl JsonReport {
                                 report.started_at
                                     + chrono::Duration::milliseconds(i64::from(p.at_ms)),
                             ),
-                            detected: host.service_on(p.protocol, p.port).map(|d| JsonDetected {
-                                service: d.service.clone(),
-                                product: d.product.clone(),
-                                version: d.version.clone(),
-                                info: d.info.clone(),
-                                cpe: d.cpe.clone(),
-                                probe: d.probe.clone(),
-                                soft: d.soft,
-                                evidence: escape_evidence(&d.evidence),
-                                tls: d.tls.as_ref().map(|t| JsonTls {
-                                    protocol: t.protocol.clone(),
-                                    cipher_suite: t.cipher_suite.clone(),
-                                    subject: t.subject.clone(),
-                                    issuer: t.issuer.clone(),
-                                    san_dns: t.san_dns.clone(),
-                                    not_after: t.not_after.clone(),
-                                    days_left: t.days_left,
-                                    self_signed: t.self_signed,
-                                    valid: t.valid,
-                                    reasons: t.reasons.clone(),
-                                }),
-                            }),
+                            detected: host.service_on(p.protocol, p.port).map(JsonDetected::from),
                         })
                         .collect(),
                     tarpit: host.tarpit.map(|t| JsonTarpit {

@@ -3,10 +3,22 @@
 //! Pure functions from a [`ScanReport`] to text. This crate never probes, never reads
 //! files and never prints: the caller decides where the text goes.
 
+mod check;
+mod evidence;
 mod json;
+mod junit;
+mod markdown;
+mod sarif;
+mod summary;
 mod table;
 
+pub use check::CheckReport;
+pub use evidence::{CHECK_SCHEMA_ID, check_json};
 pub use json::{JSON_SCHEMA_ID, JsonReport, JsonTarpit, json, json_schema};
+pub use junit::junit;
+pub use markdown::markdown;
+pub use sarif::{FINGERPRINT_KEY, SARIF_VERSION, sarif};
+pub use summary::check_summary;
 pub use table::table;
 
 use portgate_model::{HostReport, PortResult, PortState};

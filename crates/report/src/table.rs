@@ -53,15 +53,31 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
                         .collect();
                     let mut words = words;
                     if let Some(tls) = &d.tls {
+                        let via = tls
+                            .starttls
+                            .as_ref()
+                            .map(|_| "STARTTLS ")
+                            .unwrap_or_default();
                         words.push(if tls.valid {
-                            format!("[{}, certificate valid]", tls.protocol)
+                            format!("[{via}{}, certificate valid]", tls.protocol)
                         } else {
                             format!(
-                                "[{}, certificate: {}]",
+                                "[{via}{}, certificate: {}]",
                                 tls.protocol,
                                 tls.reasons.join(", ")
                             )
                         });
+                    }
+                    if let Some(http) = &d.http {
+                        let mut text = format!("[HTTP {}", http.status);
+                        if let Some(to) = http.redirect_url.as_ref().or(http.location.as_ref()) {
+                            text.push_str(&format!(" -> {to}"));
+                        }
+                        if let Some(title) = &http.title {
+                            text.push_str(&format!(" \"{title}\""));
+                        }
+                        text.push(']');
+                        words.push(text);
                     }
                     if !words.is_empty() {
                         let _ = write!(out, "  {}", words.join(" "));

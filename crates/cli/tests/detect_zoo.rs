@@ -1,0 +1,252 @@
+//! Service detection against the daemon zoo: real daemons from Debian packages (OpenSSH,
+//! nginx, Apache, Exim, Dovecot, vsftpd, telnetd, memcached, Redis, node exporter,
+//! InfluxDB, Jupyter, xrdp, TigerVNC) in one lab namespace, each on its standard port.
+//! Every plain and STARTTLS port must be named with the exact service, product and
+//! version the ground truth gives (versions read from the installed packages), once
+//! through the library and once through `portgate scan --detect`.
+//!
+//! The zoo starts once for this test binary (one test), and is stopped with it. Needs
+//! root; daemons whose package is missing are skipped with a printed reason.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use portgate_detect::probes::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_lab::{Transport, Zoo, ZooService, zoo_skip_reason};
+
+/// Differences between a detection and the ground truth (empty: exact).
+fn mismatches(
+    expected: &ZooService,
+    service: Option<&str>,
+    product: Option<&str>,
+    version: Option<&str>,
+    info: Option<&str>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if service != Some(expected.service) {
+        out.push(format!("service {service:?}, want {:?}", expected.service));
+    }
+    if product != expected.product.as_deref() {
+        out.push(format!("product {product:?}, want {:?}", expected.product));
+    }
+    if version != expected.version.as_deref() {
+        out.push(format!("version {version:?}, want {:?}", expected.version));
+    }
+    if let Some(want) = expected.info
+        && !info.unwrap_or_default().contains(want)
+    {
+        out.push(format!("info {info:?}, want it to contain {want:?}"));
+    }
+    out
+}
+
+#[test]
+fn zoo_daemons_are_named_exactly() {
+    if let Some(reason) = zoo_skip_reason() {
+        eprintln!("SKIP zoo_daemons_are_named_exactly: {reason}");
+        return;
+    }
+    let zoo = Zoo::start().expect("the zoo starts");
+    for skip in zoo.skipped() {
+        eprintln!(
+            "SKIP zoo daemon {} ({}): {}",
+            skip.daemon, skip.package, skip.reason
+        );
+    }
+    if std::env::var_os("CI").is_some() {
+        assert!(zoo.skipped().is_empty(), "CI installs every zoo package");
+    }
+    let ip = IpAddr::V4(zoo.ipv4());
+    let checked: Vec<&ZooService> = zoo
+        .services()
+        .iter()
+        .filter(|s| s.transport != Transport::Tls)
+        .collect();
+    assert!(checked.len() >= 12, "{} zoo ports", checked.len());
+
+    // The library, every port at once (as the CLI does).
+    let db = Arc::new(ProbeDb::builtin().expect("db"));
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let results: Vec<(u16, Detection, Duration)> = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for s in &checked {
+            let db = Arc::clone(&db);
+            let addr = SocketAddr::new(ip, s.port);
+            tasks.spawn(async move {
+                let start = Instant::now();
+                let d = detect(addr, &db, &DetectOptions::default()).await;
+                (addr.port(), d, start.elapsed())
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            out.push(done.expect("detection task"));
+        }
+        out
+    });
+    let mut failures = Vec::new();
+    for expected in &checked {
+        let (_, d, took) = results
+            .iter()
+            .find(|(port, ..)| *port == expected.port)
+            .expect("a result per port");
+        println!(
+            "{:>5} {:<14} {:?} {:?} {:?} {:?} ({took:.2?})",
+            expected.port, expected.daemon, d.service, d.product, d.version, d.info
+        );
+        let wrong = mismatches(
+            expected,
+            d.service.as_deref(),
+            d.product.as_deref(),
+            d.version.as_deref(),
+            d.info.as_deref(),
+        );
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "{} {}: {}",
+                expected.port,
+                expected.daemon,
+                wrong.join("; ")
+            ));
+        }
+        if d.evidence.is_empty() {
+            failures.push(format!("{}: no evidence", expected.port));
+        }
+    }
+    // A plain web server is named after one more round trip, not after a timeout.
+    if let Some((_, _, took)) = results.iter().find(|(port, ..)| *port == 80) {
+        assert!(*took < Duration::from_millis(1500), "nginx took {took:?}");
+    }
+
+    // The binary: the same ports through `portgate scan --detect`.
+    let ip_text = ip.to_string();
+    let ports: Vec<String> = checked.iter().map(|s| s.port.to_string()).collect();
+    let (code, report, stderr) =
+        scan_json(&[&ip_text, "-p", &ports.join(","), "--detect", "--connect"]);
+    assert_eq!(code, 0, "{stderr}");
+    let host = host(&report, &ip_text);
+    for expected in &checked {
+        let Some(entry) = host["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == expected.port)
+        else {
+            failures.push(format!("portgate scan: port {} missing", expected.port));
+            continue;
+        };
+        let detected = &entry["detected"];
+        let wrong = mismatches(
+            expected,
+            detected["service"].as_str(),
+            detected["product"].as_str(),
+            detected["version"].as_str(),
+            detected["info"].as_str(),
+        );
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "portgate scan {} {}: {}",
+                expected.port,
+                expected.daemon,
+                wrong.join("; ")
+            ));
+        }
+    }
+
+    // What the zoo offers for TLS tests is real: the certificate and its CA are PEM.
+    // TLS and STARTTLS through `portgate scan --detect --ca <the zoo's CA>`: every TLS
+    // port is named as the service inside TLS, every STARTTLS port upgraded, every
+    // certificate verified against the zoo's CA, and the web servers inspected over HTTP.
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("zoo-ca.pem");
+    std::fs::write(&ca, zoo.ca_pem()).unwrap();
+    let tls_ports: Vec<&ZooService> = zoo
+        .services()
+        .iter()
+        .filter(|s| s.transport != Transport::Plain)
+        .collect();
+    let ports: Vec<String> = tls_ports.iter().map(|s| s.port.to_string()).collect();
+    let (code, report, stderr) = scan_json(&[
+        &ip_text,
+        "-p",
+        &ports.join(","),
+        "--detect",
+        "--connect",
+        "--ca",
+        ca.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let host = self::host(&report, &ip_text);
+    for expected in &tls_ports {
+        let entry = host["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["port"] == expected.port);
+        let detected = entry
+            .map(|e| &e["detected"])
+            .unwrap_or(&serde_json::Value::Null);
+        println!("{:>5} {}", expected.port, detected);
+        let service = match (expected.transport, expected.service) {
+            (Transport::Tls, "http") => "https".to_string(),
+            (Transport::Tls, plain) => format!("{plain}s"),
+            (_, plain) => plain.to_string(),
+        };
+        let tls = &detected["tls"];
+        let mut wrong = Vec::new();
+        if detected["service"] != service.as_str() {
+            wrong.push(format!("service {}, want {service}", detected["service"]));
+        }
+        if detected["product"].as_str() != expected.product.as_deref() {
+            wrong.push(format!(
+                "product {}, want {:?}",
+                detected["product"], expected.product
+            ));
+        }
+        if tls["valid"] != true {
+            wrong.push(format!("certificate not valid: {}", tls["reasons"]));
+        }
+        let via = if expected.transport == Transport::StartTls {
+            serde_json::Value::from(expected.service)
+        } else {
+            serde_json::Value::Null
+        };
+        if tls["starttls"] != via {
+            wrong.push(format!("starttls {}, want {via}", tls["starttls"]));
+        }
+        if expected.port == 443 && detected["http"]["status"] != 200 {
+            wrong.push(format!("HTTP inside TLS: {}", detected["http"]));
+        }
+        if !wrong.is_empty() {
+            failures.push(format!(
+                "TLS {} {}: {}",
+                expected.port,
+                expected.daemon,
+                wrong.join("; ")
+            ));
+        }
+    }
+
+    assert!(zoo.ca_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    assert!(zoo.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    for port in [443, 993, 995, 465] {
+        if zoo.service(port).is_some() {
+            assert!(zoo.tls_ports().contains(&port), "{port} speaks TLS");
+        }
+    }
+    for port in [25, 587, 110, 143] {
+        if zoo.service(port).is_some() {
+            assert!(
+                zoo.starttls_ports().contains(&port),
+                "{port} offers STARTTLS"
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,0 +1,1323 @@
+//! The daemon zoo: real server daemons from Debian packages inside a lab
+//! namespace, each on its standard port, with the service, product and
+//! version a correct detector must report.
+//!
+//! [`Zoo::start`] creates a [`LabHost`] without listeners of its own and runs
+//! every daemon whose package is installed under `ip netns exec <namespace>`
+//! in the foreground, so the [`Child`] spawned here *is* the daemon. Daemons
+//! that fork workers (nginx, Apache, Exim, Dovecot, inetd) are stopped with
+//! their descendants, each by pid, found through `/proc` before the parent is
+//! killed. Configuration, keys, certificates, spools and logs live in one
+//! private temporary directory; nothing outside it is written except
+//! `/run/sshd` (OpenSSH's privilege-separation directory, created empty when
+//! missing) and the namespace's own `net.ipv4.ip_unprivileged_port_start`
+//! sysctl (so daemons that drop privileges can still bind their port).
+//!
+//! A daemon whose package is not installed is skipped and listed in
+//! [`Zoo::skipped`] with the reason; one that is installed but does not come
+//! up fails [`Zoo::start`] with the end of its log.
+//!
+//! The zoo makes a small CA and a server certificate signed by it (with the
+//! `openssl` command) for the TLS and STARTTLS ports; [`Zoo::ca_pem`] and
+//! [`Zoo::cert_pem`] give them to tests.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::{LabConfig, LabError, LabHost, Profile, cmd, in_lab_range};
+
+/// How long [`Zoo::start`] waits for every daemon to accept connections.
+const ZOO_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The host name the daemons announce and the certificate names.
+pub const ZOO_HOST_NAME: &str = "zoo.portgate.test";
+
+/// How a zoo port speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// Plain text (or the protocol's own binary framing) from the first byte.
+    Plain,
+    /// Plain text with a STARTTLS upgrade offered (SMTP, IMAP, POP3).
+    StartTls,
+    /// TLS from the first byte (HTTPS, SMTPS, IMAPS, POP3S).
+    Tls,
+}
+
+/// One zoo port and what a correct detector reports for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZooService {
+    /// The daemon (`sshd`, `nginx`, ...).
+    pub daemon: &'static str,
+    /// The Debian package it comes from.
+    pub package: &'static str,
+    /// The TCP port.
+    pub port: u16,
+    /// Plain, STARTTLS or TLS.
+    pub transport: Transport,
+    /// Expected service name (inside TLS for [`Transport::Tls`] ports).
+    pub service: &'static str,
+    /// Expected product, when the daemon tells it.
+    pub product: Option<String>,
+    /// Expected version, when the daemon tells it (read from the installed
+    /// package or the daemon itself, never hard-coded).
+    pub version: Option<String>,
+    /// A word the detection's `info` must contain (`auth required`, ...).
+    pub info: Option<&'static str>,
+}
+
+/// A daemon that was not started, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZooSkip {
+    /// The daemon.
+    pub daemon: &'static str,
+    /// The Debian package it needs.
+    pub package: &'static str,
+    /// Why it was skipped.
+    pub reason: String,
+}
+
+/// Every daemon the zoo knows, with its Debian package, in start order.
+pub const ZOO_PACKAGES: [(&str, &str); 13] = [
+    ("sshd", "openssh-server"),
+    ("nginx", "nginx"),
+    ("apache2", "apache2"),
+    ("exim4", "exim4-daemon-light"),
+    ("dovecot", "dovecot-imapd"),
+    ("vsftpd", "vsftpd"),
+    ("telnetd", "inetutils-telnetd"),
+    ("memcached", "memcached"),
+    ("redis-server", "redis-server"),
+    ("node-exporter", "prometheus-node-exporter"),
+    ("influxd", "influxdb"),
+    ("jupyter", "python3-notebook"),
+    ("xrdp", "xrdp"),
+];
+
+/// The VNC server's package (started after the others).
+const VNC_PACKAGE: (&str, &str) = ("Xvnc", "tigervnc-standalone-server");
+
+/// Extra packages some daemons need besides their own.
+const EXTRA_PACKAGES: [(&str, &str); 3] = [
+    ("dovecot", "dovecot-pop3d"),
+    ("telnetd", "inetutils-inetd"),
+    ("exim4", "openssl"),
+];
+
+/// A started daemon.
+#[derive(Debug)]
+struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    /// Ports that must accept before the zoo is ready.
+    ports: Vec<u16>,
+}
+
+/// The running zoo. Dropping it stops every daemon and deletes the namespace.
+#[derive(Debug)]
+pub struct Zoo {
+    daemons: Vec<Daemon>,
+    services: Vec<ZooService>,
+    skipped: Vec<ZooSkip>,
+    ca_pem: String,
+    cert_pem: String,
+    // Dropped after the daemons are stopped (see Drop).
+    host: Option<LabHost>,
+    dir: Option<tempfile::TempDir>,
+}
+
+/// `Some(reason)` when the zoo cannot run here at all (not root, or a lab
+/// tool or `openssl` is missing). Missing daemon packages only skip those
+/// daemons; see [`Zoo::skipped`].
+pub fn zoo_skip_reason() -> Option<String> {
+    crate::skip_reason().or_else(|| {
+        (!cmd::tool_available("openssl"))
+            .then(|| "`openssl` not found in PATH (Debian package openssl)".to_owned())
+    })
+}
+
+/// The installed version of a Debian package, `None` when not installed.
+pub fn installed_version(package: &str) -> Option<String> {
+    let output = Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}\t${Version}", package])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (status, version) = text.split_once('\t')?;
+    (status.ends_with("installed") && !status.contains("not-installed") && !version.is_empty())
+        .then(|| version.trim().to_owned())
+}
+
+/// The upstream part of a Debian version: no epoch (`1:`), no Debian
+/// revision (`-2+deb12u10`), no repack suffix (`+dfsg`, `~rc0`, ...).
+pub fn upstream_version(debian: &str) -> String {
+    let no_epoch = debian.split_once(':').map_or(debian, |(_, rest)| rest);
+    let no_revision = no_epoch.rsplit_once('-').map_or(no_epoch, |(up, _)| up);
+    no_revision
+        .split(['+', '~'])
+        .next()
+        .unwrap_or(no_revision)
+        .to_owned()
+}
+
+impl Zoo {
+    /// Creates a lab host and starts every installed zoo daemon in it;
+    /// returns once each accepts connections on its ports.
+    pub fn start() -> Result<Zoo, LabError> {
+        if let Some(reason) = zoo_skip_reason() {
+            return Err(LabError::InvalidConfig(format!(
+                "the zoo cannot run: {reason}"
+            )));
+        }
+        let host = LabHost::start(LabConfig::new(Profile::Open).open_ports([]))?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-zoo-", host.namespace()))
+            .tempdir()
+            .map_err(|source| io_err("creating the zoo's temporary directory", source))?;
+        set_mode(dir.path(), 0o755)?;
+        let mut zoo = Zoo {
+            daemons: Vec::new(),
+            services: Vec::new(),
+            skipped: Vec::new(),
+            ca_pem: String::new(),
+            cert_pem: String::new(),
+            host: Some(host),
+            dir: Some(dir),
+        };
+        zoo.populate()?;
+        Ok(zoo)
+    }
+
+    fn populate(&mut self) -> Result<(), LabError> {
+        let (namespace, v4, v6) = {
+            let host = self.host()?;
+            (host.namespace().to_owned(), host.ipv4(), host.ipv6())
+        };
+        let root = self
+            .dir
+            .as_ref()
+            .map(|d| d.path().to_owned())
+            .ok_or_else(|| LabError::InvalidConfig("zoo directory gone".to_owned()))?;
+        cmd::run(&[
+            "ip",
+            "netns",
+            "exec",
+            &namespace,
+            "sysctl",
+            "-q",
+            "-w",
+            "net.ipv4.ip_unprivileged_port_start=0",
+        ])?;
+        self.make_certificates(&root, v4, v6)?;
+        let ctx = Ctx {
+            namespace,
+            root,
+            v4,
+            v6,
+        };
+        for (daemon, package) in ZOO_PACKAGES.into_iter().chain([VNC_PACKAGE]) {
+            let missing = std::iter::once((daemon, package))
+                .chain(EXTRA_PACKAGES.into_iter().filter(|(d, _)| *d == daemon))
+                .find(|(_, p)| installed_version(p).is_none());
+            if let Some((_, p)) = missing {
+                self.skipped.push(ZooSkip {
+                    daemon,
+                    package,
+                    reason: format!("Debian package {p} is not installed"),
+                });
+                continue;
+            }
+            self.start_daemon(&ctx, daemon)?;
+        }
+        self.wait_ready(v4)
+    }
+
+    fn host(&self) -> Result<&LabHost, LabError> {
+        self.host
+            .as_ref()
+            .ok_or_else(|| LabError::InvalidConfig("zoo host gone".to_owned()))
+    }
+
+    /// A CA and a server certificate for [`ZOO_HOST_NAME`] and the lab
+    /// addresses, valid for two days.
+    fn make_certificates(
+        &mut self,
+        root: &Path,
+        v4: Ipv4Addr,
+        v6: Ipv6Addr,
+    ) -> Result<(), LabError> {
+        let p = |name: &str| path_str(&root.join(name));
+        let (ca_key, ca, key, csr, cert, ext) = (
+            p("ca.key")?,
+            p("ca.pem")?,
+            p("key.pem")?,
+            p("server.csr")?,
+            p("cert.pem")?,
+            p("server.ext")?,
+        );
+        write_file(
+            &root.join("server.ext"),
+            &format!(
+                "basicConstraints=CA:FALSE\n\
+                 keyUsage=digitalSignature,keyEncipherment\n\
+                 extendedKeyUsage=serverAuth\n\
+                 subjectAltName=DNS:{ZOO_HOST_NAME},IP:{v4},IP:{v6}\n"
+            ),
+        )?;
+        let rsa = "rsa:2048";
+        cmd::run(&[
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            rsa,
+            "-nodes",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+            "-days",
+            "2",
+            "-subj",
+            "/CN=portgate zoo CA",
+        ])?;
+        cmd::run(&[
+            "openssl",
+            "req",
+            "-newkey",
+            rsa,
+            "-nodes",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            &format!("/CN={ZOO_HOST_NAME}"),
+        ])?;
+        cmd::run(&[
+            "openssl",
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-CAcreateserial",
+            "-out",
+            &cert,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ])?;
+        // Daemons that drop privileges (Exim, xrdp) read them as another user.
+        set_mode(&root.join("key.pem"), 0o644)?;
+        self.ca_pem = read_string(&root.join("ca.pem"))?;
+        self.cert_pem = read_string(&root.join("cert.pem"))?;
+        Ok(())
+    }
+
+    /// The lab host the daemons run in.
+    pub fn lab(&self) -> &LabHost {
+        // Present from start until drop.
+        self.host
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("zoo host present until drop"))
+    }
+
+    /// The zoo's IPv4 address (the scan target).
+    pub fn ipv4(&self) -> Ipv4Addr {
+        self.lab().ipv4()
+    }
+
+    /// Every port of every started daemon, with its expected detection.
+    pub fn services(&self) -> &[ZooService] {
+        &self.services
+    }
+
+    /// The expectation for `port`, if a zoo daemon serves it.
+    pub fn service(&self, port: u16) -> Option<&ZooService> {
+        self.services.iter().find(|s| s.port == port)
+    }
+
+    /// The daemons not started, with the reason.
+    pub fn skipped(&self) -> &[ZooSkip] {
+        &self.skipped
+    }
+
+    /// The zoo ports, sorted.
+    pub fn ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self.services.iter().map(|s| s.port).collect();
+        ports.sort_unstable();
+        ports
+    }
+
+    /// Ports speaking TLS from the first byte.
+    pub fn tls_ports(&self) -> Vec<u16> {
+        self.ports_with(Transport::Tls)
+    }
+
+    /// Ports offering STARTTLS.
+    pub fn starttls_ports(&self) -> Vec<u16> {
+        self.ports_with(Transport::StartTls)
+    }
+
+    fn ports_with(&self, transport: Transport) -> Vec<u16> {
+        self.services
+            .iter()
+            .filter(|s| s.transport == transport)
+            .map(|s| s.port)
+            .collect()
+    }
+
+    /// The PEM of the CA that signed the zoo's server certificate.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    /// The PEM of the server certificate every TLS and STARTTLS port presents
+    /// (names: [`ZOO_HOST_NAME`], the lab IPv4 and IPv6 address).
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// `(daemon, pid)` of every started daemon (the parent process).
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        self.daemons
+            .iter()
+            .map(|d| (d.name, d.child.id()))
+            .collect()
+    }
+
+    fn start_daemon(&mut self, ctx: &Ctx, daemon: &'static str) -> Result<(), LabError> {
+        let started = match daemon {
+            "sshd" => sshd(ctx)?,
+            "nginx" => nginx(ctx)?,
+            "apache2" => apache(ctx)?,
+            "exim4" => exim(ctx)?,
+            "dovecot" => dovecot(ctx)?,
+            "vsftpd" => vsftpd(ctx)?,
+            "telnetd" => telnet(ctx)?,
+            "memcached" => memcached(ctx)?,
+            "redis-server" => redis(ctx)?,
+            "node-exporter" => node_exporter(ctx)?,
+            "influxd" => influxdb(ctx)?,
+            "jupyter" => jupyter(ctx)?,
+            "xrdp" => xrdp(ctx)?,
+            "Xvnc" => vnc(ctx)?,
+            other => {
+                return Err(LabError::InvalidConfig(format!(
+                    "unknown zoo daemon {other}"
+                )));
+            }
+        };
+        for plan in started {
+            let ports = plan.services.iter().map(|s| s.port).collect();
+            let (child, log) = ctx.spawn(plan.name, &plan.args, &plan.env)?;
+            self.daemons.push(Daemon {
+                name: plan.name,
+                child,
+                log,
+                ports,
+            });
+            self.services.extend(plan.services);
+        }
+        Ok(())
+    }
+
+    /// Connects to every port until it accepts; fails when a daemon exits or
+    /// the time is up.
+    fn wait_ready(&mut self, v4: Ipv4Addr) -> Result<(), LabError> {
+        let deadline = Instant::now() + ZOO_READY_TIMEOUT;
+        for i in 0..self.daemons.len() {
+            let ports = self
+                .daemons
+                .get(i)
+                .map(|d| d.ports.clone())
+                .unwrap_or_default();
+            for port in ports {
+                let address = SocketAddr::new(IpAddr::V4(v4), port);
+                while let Some(daemon) = self.daemons.get_mut(i) {
+                    if let Ok(Some(status)) = daemon.child.try_wait() {
+                        return Err(LabError::ZooDaemon {
+                            daemon: daemon.name.to_owned(),
+                            reason: format!("exited ({status}); log: {}", log_tail(&daemon.log)),
+                        });
+                    }
+                    let error = match connect(address) {
+                        Ok(()) => break,
+                        Err(e) => e,
+                    };
+                    if Instant::now() >= deadline {
+                        return Err(LabError::ZooDaemon {
+                            daemon: daemon.name.to_owned(),
+                            reason: format!(
+                                "port {port} not accepting within {ZOO_READY_TIMEOUT:?} ({error}); log: {}",
+                                log_tail(&daemon.log)
+                            ),
+                        });
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every daemon and its descendants, each by pid (SIGKILL), and
+    /// reaps the daemons. Idempotent; never panics.
+    fn stop(&mut self) {
+        for mut daemon in self.daemons.drain(..) {
+            let pid = daemon.child.id();
+            // Collect the whole tree first: once the parent is gone, its
+            // children are re-parented and can no longer be found this way.
+            let tree = descendants(pid);
+            let _ = daemon.child.kill();
+            for child in tree {
+                kill_pid(child);
+            }
+            let _ = daemon.child.wait();
+            // Workers forked while the list was being made.
+            for child in descendants(pid) {
+                kill_pid(child);
+            }
+        }
+    }
+}
+
+impl Drop for Zoo {
+    fn drop(&mut self) {
+        self.stop();
+        // Stray workers re-parented to init are still in the namespace: kill
+        // each process left in it (all started by this zoo) before deleting it.
+        if let Some(host) = &self.host
+            && let Ok(listing) = cmd::run(&["ip", "netns", "pids", host.namespace()])
+        {
+            let me = std::process::id();
+            for pid in listing
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok())
+            {
+                if pid != me {
+                    kill_pid(pid);
+                }
+            }
+        }
+        self.host.take();
+        self.dir.take();
+    }
+}
+
+/// A daemon to spawn and the ports it serves.
+struct Plan {
+    name: &'static str,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    services: Vec<ZooService>,
+}
+
+impl Plan {
+    fn new(name: &'static str, args: &[&str]) -> Self {
+        Self {
+            name,
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            env: Vec::new(),
+            services: Vec::new(),
+        }
+    }
+
+    fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn serve(
+        mut self,
+        package: &'static str,
+        port: u16,
+        transport: Transport,
+        service: &'static str,
+        product: Option<&str>,
+        version: Option<&str>,
+        info: Option<&'static str>,
+    ) -> Self {
+        self.services.push(ZooService {
+            daemon: self.name,
+            package,
+            port,
+            transport,
+            service,
+            product: product.map(str::to_owned),
+            version: version.map(str::to_owned),
+            info,
+        });
+        self
+    }
+}
+
+/// Where and how daemons are started.
+struct Ctx {
+    namespace: String,
+    root: PathBuf,
+    v4: Ipv4Addr,
+    v6: Ipv6Addr,
+}
+
+impl Ctx {
+    fn path(&self, name: &str) -> String {
+        self.root.join(name).to_string_lossy().into_owned()
+    }
+
+    fn mkdir(&self, name: &str, mode: u32) -> Result<String, LabError> {
+        let path = self.root.join(name);
+        std::fs::create_dir_all(&path)
+            .map_err(|source| io_err(&format!("creating {}", path.display()), source))?;
+        set_mode(&path, mode)?;
+        path_str(&path)
+    }
+
+    fn write(&self, name: &str, contents: &str) -> Result<String, LabError> {
+        let path = self.root.join(name);
+        write_file(&path, contents)?;
+        path_str(&path)
+    }
+
+    fn cert(&self) -> String {
+        self.path("cert.pem")
+    }
+
+    fn key(&self) -> String {
+        self.path("key.pem")
+    }
+
+    /// `ip netns exec <namespace> <args...>`, output to `<name>.log`.
+    fn spawn(
+        &self,
+        name: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> Result<(Child, PathBuf), LabError> {
+        let log = self.root.join(format!("{name}.log"));
+        let file = File::create(&log)
+            .map_err(|source| io_err(&format!("creating {}", log.display()), source))?;
+        let stderr = file
+            .try_clone()
+            .map_err(|source| io_err(&format!("duplicating {}", log.display()), source))?;
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.namespace])
+            .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|source| io_err(&format!("spawning {name} in {}", self.namespace), source))?;
+        Ok((child, log))
+    }
+}
+
+fn pkg_upstream(package: &str) -> Option<String> {
+    installed_version(package).map(|v| upstream_version(&v))
+}
+
+/// The first capture of `marker` followed by a version in a command's output
+/// (stdout and stderr), e.g. `("exim4 -bV", "Exim version ")`.
+fn version_from_output(args: &[&str], marker: &str) -> Option<String> {
+    let (program, rest) = args.split_first()?;
+    let output = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    let start = text.find(marker)? + marker.len();
+    let version: String = text
+        .get(start..)?
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '~' | '-' | '_'))
+        .collect();
+    (!version.is_empty()).then_some(version)
+}
+
+fn sshd(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let key = ctx.path("ssh_host_ed25519_key");
+    cmd::run(&["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", &key])?;
+    // Privilege separation needs this (empty, root-owned) directory.
+    if !Path::new("/run/sshd").exists() {
+        std::fs::create_dir_all("/run/sshd")
+            .map_err(|source| io_err("creating /run/sshd", source))?;
+        set_mode(Path::new("/run/sshd"), 0o755)?;
+    }
+    let conf = ctx.write(
+        "sshd_config",
+        &format!(
+            "Port 22\nListenAddress {}\nListenAddress {}\nHostKey {key}\nPidFile {}\n\
+             UsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n",
+            ctx.v4,
+            ctx.v6,
+            ctx.path("sshd.pid")
+        ),
+    )?;
+    let version = pkg_upstream("openssh-server");
+    Ok(vec![
+        Plan::new("sshd", &["/usr/sbin/sshd", "-D", "-e", "-f", &conf]).serve(
+            "openssh-server",
+            22,
+            Transport::Plain,
+            "ssh",
+            Some("OpenSSH"),
+            version.as_deref(),
+            None,
+        ),
+    ])
+}
+
+fn nginx(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let www = ctx.mkdir("www", 0o755)?;
+    ctx.write(
+        "www/index.html",
+        "<html><head><title>zoo</title></head><body>zoo</body></html>\n",
+    )?;
+    let temp = ctx.mkdir("nginx-temp", 0o700)?;
+    let (v4, v6) = (ctx.v4, ctx.v6);
+    let conf = ctx.write(
+        "nginx.conf",
+        &format!(
+            "daemon off;\nuser root;\nworker_processes 1;\npid {pid};\nerror_log stderr;\n\
+             events {{ worker_connections 128; }}\n\
+             http {{\n  access_log off;\n  client_body_temp_path {temp}/body;\n\
+               proxy_temp_path {temp}/proxy;\n  fastcgi_temp_path {temp}/fastcgi;\n\
+               uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n\
+               server {{\n    listen {v4}:80;\n    listen [{v6}]:80;\n\
+                 listen {v4}:443 ssl;\n    listen [{v6}]:443 ssl;\n\
+                 server_name {ZOO_HOST_NAME};\n    ssl_certificate {cert};\n\
+                 ssl_certificate_key {key};\n    root {www};\n  }}\n}}\n",
+            pid = ctx.path("nginx.pid"),
+            cert = ctx.cert(),
+            key = ctx.key(),
+        ),
+    )?;
+    let version = pkg_upstream("nginx");
+    let v = version.as_deref();
+    Ok(vec![
+        Plan::new(
+            "nginx",
+            &[
+                "/usr/sbin/nginx",
+                "-e",
+                "stderr",
+                "-p",
+                &ctx.path(""),
+                "-c",
+                &conf,
+            ],
+        )
+        .serve(
+            "nginx",
+            80,
+            Transport::Plain,
+            "http",
+            Some("nginx"),
+            v,
+            None,
+        )
+        .serve("nginx", 443, Transport::Tls, "http", Some("nginx"), v, None),
+    ])
+}
+
+fn apache(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let run = ctx.mkdir("apache-run", 0o755)?;
+    let www = ctx.mkdir("www", 0o755)?;
+    let modules = "/usr/lib/apache2/modules";
+    let conf = ctx.write(
+        "apache2.conf",
+        &format!(
+            "ServerRoot /etc/apache2\nDefaultRuntimeDir {run}\nPidFile {run}/apache2.pid\n\
+             Mutex file:{run} default\nErrorLog {log}\nLogLevel warn\n\
+             LoadModule mpm_event_module {modules}/mod_mpm_event.so\n\
+             LoadModule authz_core_module {modules}/mod_authz_core.so\n\
+             LoadModule dir_module {modules}/mod_dir.so\n\
+             User www-data\nGroup www-data\nServerName {ZOO_HOST_NAME}\nServerTokens Full\n\
+             Listen {v4}:8080\nListen [{v6}]:8080\nDocumentRoot {www}\n\
+             <Directory {www}>\n  Require all granted\n</Directory>\n",
+            log = ctx.path("apache-error.log"),
+            v4 = ctx.v4,
+            v6 = ctx.v6,
+        ),
+    )?;
+    let version = version_from_output(&["/usr/sbin/apache2", "-v"], "Apache/")
+        .or_else(|| pkg_upstream("apache2"));
+    Ok(vec![
+        Plan::new(
+            "apache2",
+            &["/usr/sbin/apache2", "-DFOREGROUND", "-f", &conf],
+        )
+        .env("APACHE_LOG_DIR", &ctx.path(""))
+        .serve(
+            "apache2",
+            8080,
+            Transport::Plain,
+            "http",
+            Some("Apache httpd"),
+            version.as_deref(),
+            None,
+        ),
+    ])
+}
+
+fn exim(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let spool = ctx.mkdir("exim-spool", 0o750)?;
+    // Exim drops root after binding; its spool must be its own.
+    cmd::run(&["chown", "-R", "Debian-exim:Debian-exim", &spool])?;
+    let conf = ctx.write(
+        "exim.conf",
+        &format!(
+            "primary_hostname = {ZOO_HOST_NAME}\n\
+             daemon_smtp_ports = 25 : 465 : 587\n\
+             tls_on_connect_ports = 465\n\
+             local_interfaces = <; {v4} ; {v6}\n\
+             tls_advertise_hosts = *\n\
+             tls_certificate = {cert}\n\
+             tls_privatekey = {key}\n\
+             spool_directory = {spool}\n\
+             log_file_path = {spool}/%slog\n\
+             pid_file_path = {pid}\n\
+             rfc1413_hosts =\n\
+             keep_environment =\n\
+             host_lookup =\n\
+             acl_smtp_rcpt = acl_check_rcpt\n\
+             begin acl\n\
+             acl_check_rcpt:\n  deny message = relay not permitted\n",
+            v4 = ctx.v4,
+            v6 = ctx.v6,
+            cert = ctx.cert(),
+            key = ctx.key(),
+            pid = ctx.path("exim.pid"),
+        ),
+    )?;
+    let version = version_from_output(&["/usr/sbin/exim4", "-bV"], "Exim version ")
+        .or_else(|| pkg_upstream("exim4-daemon-light"));
+    let v = version.as_deref();
+    let p = Some("Exim smtpd");
+    Ok(vec![
+        Plan::new("exim4", &["/usr/sbin/exim4", "-C", &conf, "-bdf", "-q30m"])
+            .serve(
+                "exim4-daemon-light",
+                25,
+                Transport::StartTls,
+                "smtp",
+                p,
+                v,
+                None,
+            )
+            .serve(
+                "exim4-daemon-light",
+                465,
+                Transport::Tls,
+                "smtp",
+                p,
+                v,
+                None,
+            )
+            .serve(
+                "exim4-daemon-light",
+                587,
+                Transport::StartTls,
+                "smtp",
+                p,
+                v,
+                None,
+            ),
+    ])
+}
+
+fn dovecot(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let base = ctx.mkdir("dovecot-run", 0o755)?;
+    let state = ctx.mkdir("dovecot-state", 0o750)?;
+    let passwd = ctx.write("dovecot.passwd", "")?;
+    let conf = ctx.write(
+        "dovecot.conf",
+        &format!(
+            "base_dir = {base}\nstate_dir = {state}\nlog_path = {log}\n\
+             listen = {v4}, {v6}\nprotocols = imap pop3\n\
+             ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\n\
+             default_login_user = dovenull\ndefault_internal_user = dovecot\n\
+             disable_plaintext_auth = yes\nauth_mechanisms = plain\n\
+             mail_location = maildir:/nonexistent\n\
+             passdb {{\n  driver = passwd-file\n  args = {passwd}\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home=/nonexistent\n}}\n",
+            log = ctx.path("dovecot-detail.log"),
+            v4 = ctx.v4,
+            v6 = ctx.v6,
+            cert = ctx.cert(),
+            key = ctx.key(),
+        ),
+    )?;
+    let imap = Some("Dovecot imapd");
+    let pop3 = Some("Dovecot pop3d");
+    let pkg = "dovecot-imapd";
+    Ok(vec![
+        Plan::new("dovecot", &["/usr/sbin/dovecot", "-F", "-c", &conf])
+            .serve(pkg, 110, Transport::StartTls, "pop3", pop3, None, None)
+            .serve(pkg, 143, Transport::StartTls, "imap", imap, None, None)
+            .serve(pkg, 993, Transport::Tls, "imap", imap, None, None)
+            .serve(pkg, 995, Transport::Tls, "pop3", pop3, None, None),
+    ])
+}
+
+fn vsftpd(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let empty = ctx.mkdir("vsftpd-empty", 0o755)?;
+    let conf = ctx.write(
+        "vsftpd.conf",
+        &format!(
+            "listen=YES\nlisten_ipv6=NO\nlisten_address={}\nbackground=NO\n\
+             anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=NO\n\
+             secure_chroot_dir={empty}\npam_service_name=vsftpd\nxferlog_enable=NO\n",
+            ctx.v4
+        ),
+    )?;
+    let version = pkg_upstream("vsftpd");
+    Ok(vec![
+        Plan::new("vsftpd", &["/usr/sbin/vsftpd", &conf]).serve(
+            "vsftpd",
+            21,
+            Transport::Plain,
+            "ftp",
+            Some("vsftpd"),
+            version.as_deref(),
+            None,
+        ),
+    ])
+}
+
+fn telnet(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let conf = ctx.write(
+        "inetd.conf",
+        &format!(
+            "{}:telnet stream tcp nowait root /usr/sbin/telnetd telnetd\n",
+            ctx.v4
+        ),
+    )?;
+    Ok(vec![
+        Plan::new(
+            "inetutils-inetd",
+            &["/usr/sbin/inetutils-inetd", "-d", &conf],
+        )
+        .serve(
+            "inetutils-telnetd",
+            23,
+            Transport::Plain,
+            "telnet",
+            None,
+            None,
+            None,
+        ),
+    ])
+}
+
+fn memcached(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let version = version_from_output(&["memcached", "-V"], "memcached ")
+        .or_else(|| pkg_upstream("memcached"));
+    let listen = format!("{},{}", ctx.v4, ctx.v6);
+    let plan = |port: u16| {
+        let port_arg = port.to_string();
+        Plan {
+            name: if port == 11211 {
+                "memcached"
+            } else {
+                "memcached-2"
+            },
+            args: [
+                "memcached",
+                "-u",
+                "nobody",
+                "-l",
+                &listen,
+                "-p",
+                &port_arg,
+                "-U",
+                "0",
+                "-m",
+                "16",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect(),
+            env: Vec::new(),
+            services: Vec::new(),
+        }
+        .serve(
+            "memcached",
+            port,
+            Transport::Plain,
+            "memcached",
+            Some("Memcached"),
+            version.as_deref(),
+            None,
+        )
+    };
+    Ok(vec![plan(11211), plan(11212)])
+}
+
+fn redis(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let version =
+        version_from_output(&["redis-server", "-v"], "v=").or_else(|| pkg_upstream("redis-server"));
+    let open_dir = ctx.mkdir("redis-open", 0o700)?;
+    let auth_dir = ctx.mkdir("redis-auth", 0o700)?;
+    let (v4, v6) = (ctx.v4.to_string(), ctx.v6.to_string());
+    let common = |port: &str, dir: &str| -> Vec<String> {
+        [
+            "redis-server",
+            "--port",
+            port,
+            "--bind",
+            &v4,
+            &v6,
+            "--protected-mode",
+            "no",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            dir,
+            "--logfile",
+            "",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    };
+    let open = Plan {
+        name: "redis-server",
+        args: common("6379", &open_dir),
+        env: Vec::new(),
+        services: Vec::new(),
+    }
+    .serve(
+        "redis-server",
+        6379,
+        Transport::Plain,
+        "redis",
+        Some("Redis"),
+        version.as_deref(),
+        Some("no authentication"),
+    );
+    let mut auth_args = common("6380", &auth_dir);
+    auth_args.extend(["--requirepass".to_owned(), "zoo-secret-password".to_owned()]);
+    let auth = Plan {
+        name: "redis-server-auth",
+        args: auth_args,
+        env: Vec::new(),
+        services: Vec::new(),
+    }
+    .serve(
+        "redis-server",
+        6380,
+        Transport::Plain,
+        "redis",
+        Some("Redis"),
+        None,
+        Some("auth required"),
+    );
+    Ok(vec![open, auth])
+}
+
+fn node_exporter(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let listen = format!("--web.listen-address={}:9100", ctx.v4);
+    let version = pkg_upstream("prometheus-node-exporter");
+    Ok(vec![
+        Plan::new(
+            "node-exporter",
+            &["/usr/bin/prometheus-node-exporter", &listen],
+        )
+        .serve(
+            "prometheus-node-exporter",
+            9100,
+            Transport::Plain,
+            "http",
+            Some("Prometheus Node Exporter"),
+            version.as_deref(),
+            None,
+        ),
+    ])
+}
+
+fn influxdb(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let data = ctx.mkdir("influxdb", 0o700)?;
+    let conf = ctx.write(
+        "influxdb.conf",
+        &format!(
+            "reporting-disabled = true\nbind-address = \"{v4}:8088\"\n\
+             [meta]\n  dir = \"{data}/meta\"\n\
+             [data]\n  dir = \"{data}/data\"\n  wal-dir = \"{data}/wal\"\n  query-log-enabled = false\n\
+             [http]\n  bind-address = \"{v4}:8086\"\n  log-enabled = false\n\
+             [monitor]\n  store-enabled = false\n",
+            v4 = ctx.v4
+        ),
+    )?;
+    let version = version_from_output(&["/usr/bin/influxd", "version"], "InfluxDB v")
+        .or_else(|| installed_version("influxdb").map(|v| upstream_version(&v)));
+    Ok(vec![
+        Plan::new("influxd", &["/usr/bin/influxd", "run", "-config", &conf]).serve(
+            "influxdb",
+            8086,
+            Transport::Plain,
+            "http",
+            Some("InfluxDB"),
+            version.as_deref(),
+            None,
+        ),
+    ])
+}
+
+fn jupyter(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let home = ctx.mkdir("jupyter-home", 0o700)?;
+    let notebooks = ctx.mkdir("jupyter-home/notebooks", 0o700)?;
+    let ip = format!("--ip={}", ctx.v4);
+    let dir = format!("--notebook-dir={notebooks}");
+    let version = pkg_upstream("python3-notebook");
+    Ok(vec![
+        Plan::new(
+            "jupyter",
+            &[
+                "/usr/bin/python3",
+                "-m",
+                "notebook",
+                "--no-browser",
+                "--allow-root",
+                &ip,
+                "--port=8888",
+                "--port-retries=0",
+                &dir,
+                "--NotebookApp.token=zoo-notebook-token",
+            ],
+        )
+        .env("HOME", &home)
+        .env("JUPYTER_RUNTIME_DIR", &format!("{home}/runtime"))
+        .env("JUPYTER_CONFIG_DIR", &format!("{home}/config"))
+        .env("JUPYTER_DATA_DIR", &format!("{home}/data"))
+        .env("IPYTHONDIR", &format!("{home}/ipython"))
+        .serve(
+            "python3-notebook",
+            8888,
+            Transport::Plain,
+            "http",
+            Some("Jupyter Notebook"),
+            version.as_deref(),
+            None,
+        ),
+    ])
+}
+
+fn xrdp(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    let conf = ctx.write(
+        "xrdp.ini",
+        &format!(
+            "[Globals]\nini_version=1\nfork=true\nport=tcp://{v4}:3389\n\
+             security_layer=negotiate\ncrypt_level=high\ncertificate={cert}\n\
+             key_file={key}\nssl_protocols=TLSv1.2, TLSv1.3\nchannel_code=1\nmax_bpp=32\n\
+             [Logging]\nLogFile={log}\nLogLevel=INFO\nEnableSyslog=false\n\
+             [Xorg]\nname=Xorg\nlib=libxup.so\nusername=ask\npassword=ask\n\
+             ip=127.0.0.1\nport=-1\ncode=20\n",
+            v4 = ctx.v4,
+            cert = ctx.cert(),
+            key = ctx.key(),
+            log = ctx.path("xrdp-detail.log"),
+        ),
+    )?;
+    Ok(vec![
+        Plan::new("xrdp", &["/usr/sbin/xrdp", "--nodaemon", "--config", &conf]).serve(
+            "xrdp",
+            3389,
+            Transport::Plain,
+            "rdp",
+            Some("xrdp"),
+            None,
+            None,
+        ),
+    ])
+}
+
+fn vnc(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
+    // An X display number no other X server on this machine uses (the lock
+    // files and sockets are shared across namespaces).
+    let display = (40..400)
+        .map(|n| n + std::process::id() % 200)
+        .find(|n| {
+            !Path::new(&format!("/tmp/.X{n}-lock")).exists()
+                && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
+        })
+        .ok_or_else(|| LabError::InvalidConfig("no free X display number".to_owned()))?;
+    let display = format!(":{display}");
+    let interface = ctx.v4.to_string();
+    Ok(vec![
+        Plan::new(
+            "Xvnc",
+            &[
+                "/usr/bin/Xvnc",
+                &display,
+                "-rfbport",
+                "5900",
+                "-interface",
+                &interface,
+                "-SecurityTypes",
+                "None",
+                "-nolisten",
+                "tcp",
+                "-geometry",
+                "640x480",
+            ],
+        )
+        .env("HOME", &ctx.path(""))
+        .serve(
+            "tigervnc-standalone-server",
+            5900,
+            Transport::Plain,
+            "vnc",
+            None,
+            None,
+            Some("protocol 3.8"),
+        ),
+    ])
+}
+
+/// One connect to a zoo port from the root namespace.
+fn connect(address: SocketAddr) -> io::Result<()> {
+    if !in_lab_range(address.ip()) {
+        return Err(io::Error::other(format!(
+            "refusing to connect to {address}: outside 198.18.0.0/15 and 2001:db8::/32"
+        )));
+    }
+    TcpStream::connect_timeout(&address, Duration::from_millis(300)).map(|_| ())
+}
+
+/// Every descendant of `pid`, from `/proc/*/stat` parent links.
+fn descendants(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...; comm may contain spaces and parentheses.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((child, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while let Some(&current) = found.get(i) {
+        for (child, ppid) in &parents {
+            if *ppid == current && !found.contains(child) {
+                found.push(*child);
+            }
+        }
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+fn kill_pid(pid: u32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+fn io_err(context: &str, source: io::Error) -> LabError {
+    LabError::Io {
+        context: context.to_owned(),
+        source,
+    }
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), LabError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|source| io_err(&format!("chmod {mode:o} {}", path.display()), source))
+}
+
+fn write_file(path: &Path, contents: &str) -> Result<(), LabError> {
+    let mut file = File::create(path)
+        .map_err(|source| io_err(&format!("creating {}", path.display()), source))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|source| io_err(&format!("writing {}", path.display()), source))
+}
+
+fn read_string(path: &Path) -> Result<String, LabError> {
+    let mut text = String::new();
+    File::open(path)
+        .and_then(|mut f| f.read_to_string(&mut text))
+        .map_err(|source| io_err(&format!("reading {}", path.display()), source))?;
+    Ok(text)
+}
+
+fn path_str(path: &Path) -> Result<String, LabError> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| LabError::InvalidConfig(format!("{} is not UTF-8", path.display())))
+}
+
+/// The last lines of a log, on one line.
+fn log_tail(path: &Path) -> String {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            let text =
+                String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(2048)..]).into_owned();
+            let lines: Vec<&str> = text.lines().rev().take(8).collect();
+            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        }
+        Err(e) => format!("(unreadable: {e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_versions() {
+        for (debian, upstream) in [
+            ("1:9.2p1-2+deb12u10", "9.2p1"),
+            ("1.22.1-9+deb12u11", "1.22.1"),
+            ("1.6.7~rc0-1+b13", "1.6.7"),
+            ("3.0.3-13+b2", "3.0.3"),
+            ("5:7.0.15-1~deb12u10", "7.0.15"),
+            ("6.4.12-2.2", "6.4.12"),
+            ("1.0", "1.0"),
+        ] {
+            assert_eq!(upstream_version(debian), upstream, "{debian}");
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! What the policy concluded about a target or a port: [`Finding`]s with a [`Rule`], an
+//! [`Outcome`] and a [`Severity`], each locatable in the manifest that asked for it.
+
+use crate::{PortState, Protocol};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::IpAddr;
+
+/// How bad a finding is, least to most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// For the record (an approved port, as expected).
+    Info,
+    /// Low risk.
+    Low,
+    /// Medium risk.
+    Medium,
+    /// High risk.
+    High,
+    /// Critical risk.
+    Critical,
+}
+
+impl Severity {
+    /// Every severity, most severe first.
+    pub const ALL: [Severity; 5] = [
+        Severity::Critical,
+        Severity::High,
+        Severity::Medium,
+        Severity::Low,
+        Severity::Info,
+    ];
+
+    /// `critical`, `high`, `medium`, `low` or `info`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+
+    /// One step less severe (info stays info).
+    pub fn lowered(self) -> Severity {
+        match self {
+            Severity::Critical => Severity::High,
+            Severity::High => Severity::Medium,
+            Severity::Medium => Severity::Low,
+            Severity::Low | Severity::Info => Severity::Info,
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a finding means for the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// As approved.
+    Pass,
+    /// Worth a look; does not fail the gate.
+    Warn,
+    /// Fails the gate (in enforce mode).
+    Fail,
+    /// The scan could not tell: never a silent pass.
+    Inconclusive,
+}
+
+impl Outcome {
+    /// `pass`, `warn`, `fail` or `inconclusive`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Pass => "pass",
+            Outcome::Warn => "warn",
+            Outcome::Fail => "fail",
+            Outcome::Inconclusive => "inconclusive",
+        }
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The rule of the decision matrix a finding comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rule {
+    /// An approved port is open and the service is as expected.
+    Approved,
+    /// A port is open that no approval covers.
+    UnapprovedPort,
+    /// An approved port is open but another service answers there.
+    ServiceMismatch,
+    /// The approval demands TLS and the port does not speak it.
+    TlsRequired,
+    /// The certificate fails verification (expired, untrusted, name mismatch).
+    TlsInvalid,
+    /// The certificate expires soon.
+    TlsExpiring,
+    /// An approved port is filtered or closed.
+    ApprovedPortMissing,
+    /// The approval of an open port is past its expiry date.
+    ApprovalExpired,
+    /// The target resolved to an address outside its expected network.
+    OutsideExpectedNetwork,
+    /// Service, product, version or certificate changed since the previous scan.
+    ChangedSinceLastScan,
+    /// The scan could not tell (unresolvable target, unreachable host, deadline).
+    ScanInconclusive,
+}
+
+impl Rule {
+    /// Every rule, in matrix order.
+    pub const ALL: [Rule; 11] = [
+        Rule::Approved,
+        Rule::UnapprovedPort,
+        Rule::ServiceMismatch,
+        Rule::TlsRequired,
+        Rule::TlsInvalid,
+        Rule::TlsExpiring,
+        Rule::ApprovedPortMissing,
+        Rule::ApprovalExpired,
+        Rule::OutsideExpectedNetwork,
+        Rule::ChangedSinceLastScan,
+        Rule::ScanInconclusive,
+    ];
+
+    /// The stable identifier (`unapproved-port`, ...), as in reports and SARIF.
+    pub fn id(self) -> &'static str {
+        match self {
+            Rule::Approved => "approved",
+            Rule::UnapprovedPort => "unapproved-port",
+            Rule::ServiceMismatch => "service-mismatch",
+            Rule::TlsRequired => "tls-required",
+            Rule::TlsInvalid => "tls-invalid",
+            Rule::TlsExpiring => "tls-expiring",
+            Rule::ApprovedPortMissing => "approved-port-missing",
+            Rule::ApprovalExpired => "approval-expired",
+            Rule::OutsideExpectedNetwork => "outside-expected-network",
+            Rule::ChangedSinceLastScan => "changed-since-last-scan",
+            Rule::ScanInconclusive => "scan-inconclusive",
+        }
+    }
+
+    /// One line saying what the rule checks.
+    pub fn title(self) -> &'static str {
+        match self {
+            Rule::Approved => "Approved port open with the expected service",
+            Rule::UnapprovedPort => "Open port not approved in the manifest",
+            Rule::ServiceMismatch => "Approved port answered by another service",
+            Rule::TlsRequired => "Approved port must speak TLS and does not",
+            Rule::TlsInvalid => "TLS certificate fails verification",
+            Rule::TlsExpiring => "TLS certificate expires soon",
+            Rule::ApprovedPortMissing => "Approved port is filtered or closed",
+            Rule::ApprovalExpired => "Approval past its expiry date",
+            Rule::OutsideExpectedNetwork => "Target resolves outside its expected network",
+            Rule::ChangedSinceLastScan => "Service, version or certificate changed",
+            Rule::ScanInconclusive => "Scan could not conclude",
+        }
+    }
+
+    /// What to do about a finding of this rule.
+    pub fn help(self) -> &'static str {
+        match self {
+            Rule::Approved => "Nothing to do: the port is approved and answers as expected.",
+            Rule::UnapprovedPort => {
+                "Close the port or bind the service to a private interface; if the exposure is intended, add an entry to the asset's `approved` list with a justification (and an `approved_until` date for a temporary exception)."
+            }
+            Rule::ServiceMismatch => {
+                "Another service answers on an approved port. Find out what is listening (a misrouted deploy, a debug service) or correct the expected `service` of the approval."
+            }
+            Rule::TlsRequired => {
+                "The approval says `tls: required`: serve TLS on the port, or change the approval after review."
+            }
+            Rule::TlsInvalid => {
+                "Renew or replace the certificate: it must be within its validity period, chain to a trusted root and name the host."
+            }
+            Rule::TlsExpiring => {
+                "Renew the certificate before it expires (the warning window is `defaults.tls_expiry_warn_days`)."
+            }
+            Rule::ApprovedPortMissing => {
+                "An approved service is not reachable: check whether it died or a firewall changed. Set the asset's `on_missing` to `fail`, `warn` or `ignore`."
+            }
+            Rule::ApprovalExpired => {
+                "Renew the approval (a new `approved_until` after review) or close the port."
+            }
+            Rule::OutsideExpectedNetwork => {
+                "The name resolves to an address outside `expected_network`: check DNS (hijack, stale record) or update the expected network."
+            }
+            Rule::ChangedSinceLastScan => {
+                "Confirm the change was intended (an upgrade, a certificate renewal)."
+            }
+            Rule::ScanInconclusive => {
+                "The scan could not conclude for this target: check that it resolves and is reachable from where the check runs, or raise the deadline."
+            }
+        }
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.id())
+    }
+}
+
+/// A place in the manifest: the file as given and a 1-based line and column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ManifestLocation {
+    /// The manifest file as given on the command line.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column.
+    pub column: u32,
+}
+
+/// One conclusion of the policy about a target, an address or a port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The rule of the decision matrix.
+    pub rule: Rule,
+    /// What it means for the gate.
+    pub outcome: Outcome,
+    /// How bad it is.
+    pub severity: Severity,
+    /// The target as written in the manifest or on the command line.
+    pub target: String,
+    /// The address, when the finding is about one.
+    pub ip: Option<IpAddr>,
+    /// The protocol, when the finding is about a port.
+    pub protocol: Option<Protocol>,
+    /// The port, when the finding is about one.
+    pub port: Option<u16>,
+    /// The port's state, when the finding is about a port.
+    pub state: Option<PortState>,
+    /// The detected service (else the usual service of the port number).
+    pub service: Option<String>,
+    /// The detected product.
+    pub product: Option<String>,
+    /// The detected version.
+    pub version: Option<String>,
+    /// The manifest asset the target belongs to; none for a target given on the command
+    /// line that no asset lists (checked against the global approved list).
+    pub asset: Option<String>,
+    /// The asset's owner.
+    pub owner: Option<String>,
+    /// The asset's escalation channel.
+    pub escalation: Option<String>,
+    /// Why, in one sentence a person understands.
+    pub message: String,
+    /// Where in the manifest the asset (or the approval) is written.
+    pub location: Option<ManifestLocation>,
+}
+
+impl Finding {
+    /// `198.18.0.1:443/tcp`, `198.18.0.1`, or the target when there is no address.
+    pub fn endpoint(&self) -> String {
+        match (self.ip, self.port, self.protocol) {
+            (Some(IpAddr::V6(ip)), Some(port), Some(protocol)) => {
+                format!("[{ip}]:{port}/{protocol}")
+            }
+            (Some(ip), Some(port), Some(protocol)) => format!("{ip}:{port}/{protocol}"),
+            (Some(ip), _, _) => ip.to_string(),
+            _ => self.target.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_order_and_lower() {
+        assert!(Severity::Critical > Severity::High);
+        assert!(Severity::Low > Severity::Info);
+        assert_eq!(Severity::Critical.lowered(), Severity::High);
+        assert_eq!(Severity::Info.lowered(), Severity::Info);
+    }
+
+    #[test]
+    fn rule_ids_are_unique_and_documented() {
+        let mut ids: Vec<&str> = Rule::ALL.iter().map(|r| r.id()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), Rule::ALL.len());
+        for rule in Rule::ALL {
+            assert!(
+                !rule.title().is_empty() && !rule.help().is_empty(),
+                "{rule}"
+            );
+        }
+    }
+}

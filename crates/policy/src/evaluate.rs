@@ -1,0 +1,563 @@
+//! The decision matrix: a scan report (and the previous one, when there is history)
+//! against the manifest, into findings and an outcome.
+
+use crate::manifest::{ApprovedPort, Asset, Manifest, Mode, OnMissing, TlsPolicy};
+use crate::risk;
+use chrono::NaiveDate;
+use portgate_model::{
+    DetectedService, Finding, HostReport, ManifestLocation, Outcome, PortResult, PortState,
+    Protocol, Reason, Rule, ScanReport, ScanStatus, Severity, TargetSpec, service_name,
+};
+use serde::Serialize;
+use serde_saphyr::Spanned;
+use std::collections::BTreeMap;
+
+/// What a check concluded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evaluation {
+    /// Every finding, failures first.
+    pub findings: Vec<Finding>,
+    /// The decision: `fail` when any finding fails, else `inconclusive` when the scan
+    /// could not conclude somewhere, else `warn` when any finding warns, else `pass`.
+    pub outcome: Outcome,
+    /// `enforce` or `monitor`, as the manifest (or the command line) said.
+    pub monitor: bool,
+}
+
+impl Evaluation {
+    /// The exit code of a check: 0 pass or warn (and always in monitor mode), 1 policy
+    /// failure, 3 scan inconclusive.
+    pub fn exit_code(&self) -> u8 {
+        if self.monitor {
+            return 0;
+        }
+        match self.outcome {
+            Outcome::Pass | Outcome::Warn => 0,
+            Outcome::Fail => 1,
+            Outcome::Inconclusive => 3,
+        }
+    }
+
+    /// Findings with an outcome.
+    pub fn with_outcome(&self, outcome: Outcome) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.outcome == outcome)
+    }
+}
+
+/// The asset a report's target belongs to, with where it is written.
+struct AssetRef<'a> {
+    asset: &'a Asset,
+    spanned: &'a Spanned<Asset>,
+}
+
+/// Evaluates `report` against `manifest` for environment `env` (all assets when none).
+///
+/// A host whose target no selected asset lists is checked against the global approved list
+/// alone. `previous` (an earlier report of the same targets) adds the changes since then.
+/// The day of the scan (`report.started_at`) decides whether approvals have expired, so the
+/// result depends on nothing but the arguments.
+pub fn evaluate(
+    manifest: &Manifest,
+    env: Option<&str>,
+    report: &ScanReport,
+    previous: Option<&ScanReport>,
+) -> Evaluation {
+    let today = report.started_at.date_naive();
+    let mut by_target: BTreeMap<String, AssetRef<'_>> = BTreeMap::new();
+    for spanned in manifest.assets_in(env) {
+        for target in &spanned.value.targets {
+            by_target
+                .entry(target.value.0.to_string())
+                .or_insert(AssetRef {
+                    asset: &spanned.value,
+                    spanned,
+                });
+        }
+    }
+    let asset_of = |target: &str| -> Option<&AssetRef<'_>> {
+        let normal = target
+            .parse::<TargetSpec>()
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| target.to_string());
+        by_target.get(&normal)
+    };
+
+    let mut findings = Vec::new();
+    for target in &report.targets {
+        if let Some(error) = &target.error {
+            let owner = asset_of(&target.input);
+            findings.push(Finding {
+                rule: Rule::ScanInconclusive,
+                outcome: Outcome::Inconclusive,
+                severity: Severity::Medium,
+                message: format!("{} could not be scanned: {error}", target.input),
+                ..base(manifest, owner, &target.input, None)
+            });
+        }
+    }
+    for host in &report.hosts {
+        let owner = asset_of(&host.target);
+        let previous_host = previous.and_then(|p| {
+            p.hosts
+                .iter()
+                .find(|h| h.ip == host.ip && h.target == host.target)
+        });
+        evaluate_host(manifest, owner, host, previous_host, today, &mut findings);
+    }
+    if report.status == ScanStatus::Incomplete
+        && !findings.iter().any(|f| f.outcome == Outcome::Inconclusive)
+    {
+        for reason in &report.incomplete_reasons {
+            findings.push(Finding {
+                rule: Rule::ScanInconclusive,
+                outcome: Outcome::Inconclusive,
+                severity: Severity::Medium,
+                message: format!("the scan is incomplete: {reason}"),
+                ..base(manifest, None, "scan", None)
+            });
+        }
+    }
+
+    // Failures below the threshold do not fail the check; they stay visible as warnings.
+    let threshold = manifest.defaults.fail_on.severity();
+    for finding in &mut findings {
+        if finding.outcome == Outcome::Fail && finding.severity < threshold {
+            finding.outcome = Outcome::Warn;
+            finding.message = format!(
+                "{} (severity {} is below the fail-on threshold {threshold})",
+                finding.message, finding.severity
+            );
+        }
+    }
+    findings.sort_by(|a, b| {
+        rank(a.outcome)
+            .cmp(&rank(b.outcome))
+            .then(b.severity.cmp(&a.severity))
+            .then(a.target.cmp(&b.target))
+            .then(a.ip.cmp(&b.ip))
+            .then(a.protocol.cmp(&b.protocol))
+            .then(a.port.cmp(&b.port))
+            .then(a.rule.cmp(&b.rule))
+    });
+    let any = |o| findings.iter().any(|f: &Finding| f.outcome == o);
+    let outcome = if any(Outcome::Fail) {
+        Outcome::Fail
+    } else if any(Outcome::Inconclusive) || report.status == ScanStatus::Incomplete {
+        Outcome::Inconclusive
+    } else if any(Outcome::Warn) {
+        Outcome::Warn
+    } else {
+        Outcome::Pass
+    };
+    Evaluation {
+        findings,
+        outcome,
+        monitor: manifest.mode == Mode::Monitor,
+    }
+}
+
+fn rank(outcome: Outcome) -> u8 {
+    match outcome {
+        Outcome::Fail => 0,
+        Outcome::Inconclusive => 1,
+        Outcome::Warn => 2,
+        Outcome::Pass => 3,
+    }
+}
+
+/// A finding about `target` (and `host`), with the asset's owner and location filled in.
+fn base(
+    manifest: &Manifest,
+    owner: Option<&AssetRef<'_>>,
+    target: &str,
+    host: Option<&HostReport>,
+) -> Finding {
+    Finding {
+        rule: Rule::Approved,
+        outcome: Outcome::Pass,
+        severity: Severity::Info,
+        target: target.to_string(),
+        ip: host.map(|h| h.ip),
+        protocol: None,
+        port: None,
+        state: None,
+        service: None,
+        product: None,
+        version: None,
+        asset: owner.map(|o| o.asset.name.clone()),
+        owner: owner.and_then(|o| o.asset.owner.clone()),
+        escalation: owner.and_then(|o| o.asset.escalation.clone()),
+        message: String::new(),
+        location: owner.map(|o| manifest.location(o.spanned)),
+    }
+}
+
+fn evaluate_host(
+    manifest: &Manifest,
+    owner: Option<&AssetRef<'_>>,
+    host: &HostReport,
+    previous: Option<&HostReport>,
+    today: NaiveDate,
+    findings: &mut Vec<Finding>,
+) {
+    let host_finding = || base(manifest, owner, &host.target, Some(host));
+    let asset = owner.map(|o| o.asset);
+
+    if let Some(asset) = asset
+        && !asset.expected_network.is_empty()
+        && !asset
+            .expected_network
+            .iter()
+            .any(|net| net.0.contains(&host.ip))
+    {
+        let networks: Vec<String> = asset
+            .expected_network
+            .iter()
+            .map(|n| n.0.to_string())
+            .collect();
+        findings.push(Finding {
+            rule: Rule::OutsideExpectedNetwork,
+            outcome: Outcome::Fail,
+            severity: Severity::High,
+            message: format!(
+                "{} resolved to {}, outside its expected network {}",
+                host.target,
+                host.ip,
+                networks.join(", ")
+            ),
+            ..host_finding()
+        });
+    }
+
+    let unreachable = !host.ports.is_empty()
+        && host
+            .ports
+            .iter()
+            .all(|p| matches!(p.reason, Reason::HostUnreachable | Reason::NetUnreachable));
+    if unreachable {
+        findings.push(Finding {
+            rule: Rule::ScanInconclusive,
+            outcome: Outcome::Inconclusive,
+            severity: Severity::Medium,
+            message: format!(
+                "{} ({}) is unreachable: every port answered host or network unreachable",
+                host.target, host.ip
+            ),
+            ..host_finding()
+        });
+        return;
+    }
+    let not_scanned = u64::from(host.ports_requested).saturating_sub(host.ports.len() as u64);
+    if not_scanned > 0 {
+        findings.push(Finding {
+            rule: Rule::ScanInconclusive,
+            outcome: Outcome::Inconclusive,
+            severity: Severity::Medium,
+            message: format!(
+                "{} of {} ports of {} ({}) were not scanned (the deadline was reached)",
+                not_scanned, host.ports_requested, host.target, host.ip
+            ),
+            ..host_finding()
+        });
+    }
+
+    let role = asset.and_then(|a| a.tags.get("role")).map(String::as_str);
+    let on_missing = asset
+        .and_then(|a| a.on_missing)
+        .unwrap_or(manifest.defaults.on_missing);
+    let own: &[Spanned<ApprovedPort>] = asset.map_or(&[], |a| a.approved.as_slice());
+
+    for port in &host.ports {
+        let approval = own
+            .iter()
+            .find(|a| matches_port(&a.value, port))
+            .map(|a| (a, true))
+            .or_else(|| {
+                manifest
+                    .approved
+                    .iter()
+                    .find(|a| matches_port(&a.value, port))
+                    .map(|a| (a, false))
+            });
+        let detected = host.service_on(port.protocol, port.port);
+        let port_finding = |approval: Option<&Spanned<ApprovedPort>>| {
+            let mut f = host_finding();
+            f.protocol = Some(port.protocol);
+            f.port = Some(port.port);
+            f.state = Some(port.state);
+            f.service = detected
+                .and_then(|d| d.service.clone())
+                .or_else(|| service_name(port.protocol, port.port).map(str::to_string));
+            f.product = detected.and_then(|d| d.product.clone());
+            f.version = detected.and_then(|d| d.version.clone());
+            if let Some(approval) = approval {
+                f.location = Some(manifest.location(approval));
+            }
+            f
+        };
+        match port.state {
+            PortState::Open => {}
+            PortState::Closed | PortState::Filtered => {
+                // An approved service that is not reachable (only the asset's own
+                // approvals: the global list does not say every host runs everything).
+                if let Some((approval, true)) = approval
+                    && on_missing != OnMissing::Ignore
+                {
+                    findings.push(Finding {
+                        rule: Rule::ApprovedPortMissing,
+                        outcome: if on_missing == OnMissing::Fail {
+                            Outcome::Fail
+                        } else {
+                            Outcome::Warn
+                        },
+                        severity: Severity::Medium,
+                        message: format!(
+                            "approved port {}/{} is {} ({})",
+                            port.port, port.protocol, port.state, port.reason
+                        ),
+                        ..port_finding(Some(approval))
+                    });
+                }
+                continue;
+            }
+            // UDP without an answer: an open service and a filter look the same, so
+            // neither an exposure nor a missing service can be claimed.
+            PortState::OpenFiltered => continue,
+        }
+
+        let shown_service = port_finding(None).service;
+        let risk = risk::assess(
+            detected.and_then(|d| d.service.as_deref()),
+            detected.and_then(|d| d.product.as_deref()),
+            port.protocol,
+            port.port,
+            role,
+        );
+        let what = describe(port, detected, shown_service.as_deref());
+        match approval {
+            None => findings.push(Finding {
+                rule: Rule::UnapprovedPort,
+                outcome: Outcome::Fail,
+                severity: risk.severity,
+                message: format!(
+                    "{what} is open and not approved ({} risk: {})",
+                    risk.severity, risk.category
+                ),
+                ..port_finding(None)
+            }),
+            Some((approval, _)) => {
+                let a = &approval.value;
+                let expected_service = a.service.as_deref();
+                let detected_service = detected.and_then(|d| d.service.as_deref());
+                if let Some(until) = a.approved_until
+                    && until.0 < today
+                {
+                    findings.push(Finding {
+                        rule: Rule::ApprovalExpired,
+                        outcome: Outcome::Fail,
+                        severity: risk.severity.max(Severity::Medium),
+                        message: format!(
+                            "{what} is open and its approval expired on {until} ({})",
+                            a.justification
+                        ),
+                        ..port_finding(Some(approval))
+                    });
+                } else if let (Some(expected), Some(found)) = (expected_service, detected_service)
+                    && !same_service(expected, found)
+                {
+                    findings.push(Finding {
+                        rule: Rule::ServiceMismatch,
+                        outcome: Outcome::Fail,
+                        severity: risk.severity.max(Severity::Medium),
+                        message: format!(
+                            "{what} is approved for {expected}, but {found} answers there"
+                        ),
+                        ..port_finding(Some(approval))
+                    });
+                } else {
+                    findings.push(Finding {
+                        rule: Rule::Approved,
+                        outcome: Outcome::Pass,
+                        severity: Severity::Info,
+                        message: format!("{what} is approved: {}", a.justification),
+                        ..port_finding(Some(approval))
+                    });
+                }
+                if a.tls == TlsPolicy::Required
+                    && port.protocol == Protocol::Tcp
+                    && detected.is_some_and(|d| d.tls.is_none())
+                {
+                    findings.push(Finding {
+                        rule: Rule::TlsRequired,
+                        outcome: Outcome::Fail,
+                        severity: Severity::High,
+                        message: format!("{what} must speak TLS (tls: required) and does not"),
+                        ..port_finding(Some(approval))
+                    });
+                }
+            }
+        }
+
+        if let Some(tls) = detected.and_then(|d| d.tls.as_ref()) {
+            let approval = approval.map(|(a, _)| a);
+            let expiry = tls
+                .not_after
+                .as_deref()
+                .map(|n| format!(" (not after {n})"))
+                .unwrap_or_default();
+            if !tls.valid {
+                let reasons = if tls.reasons.is_empty() {
+                    "verification failed".to_string()
+                } else {
+                    tls.reasons.join(", ")
+                };
+                findings.push(Finding {
+                    rule: Rule::TlsInvalid,
+                    outcome: Outcome::Fail,
+                    severity: Severity::High,
+                    message: format!(
+                        "{what}: the certificate for \"{}\" is invalid: {reasons}{expiry}",
+                        tls.subject
+                    ),
+                    ..port_finding(approval)
+                });
+            } else if let Some(days) = tls.days_left
+                && days <= i64::from(manifest.defaults.tls_expiry_warn_days)
+            {
+                findings.push(Finding {
+                    rule: Rule::TlsExpiring,
+                    outcome: Outcome::Warn,
+                    severity: Severity::Medium,
+                    message: format!(
+                        "{what}: the certificate for \"{}\" expires in {days} days{expiry}",
+                        tls.subject
+                    ),
+                    ..port_finding(approval)
+                });
+            }
+        }
+
+        if let Some(change) = previous
+            .and_then(|p| p.service_on(port.protocol, port.port))
+            .and_then(|before| changes(before, detected))
+        {
+            findings.push(Finding {
+                rule: Rule::ChangedSinceLastScan,
+                outcome: Outcome::Warn,
+                severity: Severity::Low,
+                message: format!("{what} changed since the last scan: {change}"),
+                ..port_finding(approval.map(|(a, _)| a))
+            });
+        }
+    }
+}
+
+fn matches_port(approval: &ApprovedPort, port: &PortResult) -> bool {
+    approval.port == port.port && Protocol::from(approval.protocol) == port.protocol
+}
+
+/// `6379/tcp (redis, Redis 7.0.15, no authentication)`.
+fn describe(
+    port: &PortResult,
+    detected: Option<&DetectedService>,
+    service: Option<&str>,
+) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(service) = service {
+        parts.push(service.to_string());
+    }
+    if let Some(d) = detected {
+        match (&d.product, &d.version) {
+            (Some(p), Some(v)) => parts.push(format!("{p} {v}")),
+            (Some(p), None) => parts.push(p.clone()),
+            (None, Some(v)) => parts.push(format!("version {v}")),
+            (None, None) => {}
+        }
+        if let Some(info) = &d.info {
+            parts.push(info.clone());
+        }
+    }
+    if parts.is_empty() {
+        format!("{}/{}", port.port, port.protocol)
+    } else {
+        format!("{}/{} ({})", port.port, port.protocol, parts.join(", "))
+    }
+}
+
+/// Whether a detected service is the expected one (`https` is HTTP over TLS).
+fn same_service(expected: &str, found: &str) -> bool {
+    let norm = |s: &str| -> String {
+        match s.to_ascii_lowercase().as_str() {
+            "https" | "http" | "http-alt" | "https-alt" => "http".to_string(),
+            "postgres" => "postgresql".to_string(),
+            "mariadb" => "mysql".to_string(),
+            other => other.to_string(),
+        }
+    };
+    let (e, f) = (norm(expected), norm(found));
+    // A TLS port whose inner protocol was not identified matches any TLS service.
+    e == f || f == "tls" || (f == "ssl")
+}
+
+/// What changed between two detections of a port, if anything.
+fn changes(before: &DetectedService, now: Option<&DetectedService>) -> Option<String> {
+    let now = now?;
+    let mut out = Vec::new();
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    for (what, a, b) in [
+        ("service", &before.service, &now.service),
+        ("product", &before.product, &now.product),
+        ("version", &before.version, &now.version),
+    ] {
+        if a != b {
+            out.push(format!("{what} {} -> {}", show(a), show(b)));
+        }
+    }
+    let cert = |d: &DetectedService| {
+        d.tls
+            .as_ref()
+            .map(|t| (t.subject.clone(), t.issuer.clone(), t.not_after.clone()))
+    };
+    if let (Some(a), Some(b)) = (cert(before), cert(now))
+        && a != b
+    {
+        out.push(format!(
+            "certificate {} (not after {}) -> {} (not after {})",
+            a.0,
+            a.2.unwrap_or_default(),
+            b.0,
+            b.2.unwrap_or_default()
+        ));
+    }
+    (!out.is_empty()).then(|| out.join("; "))
+}
+
+/// Where a finding without an asset points: the top of the manifest.
+pub fn manifest_top(manifest: &Manifest) -> ManifestLocation {
+    ManifestLocation {
+        file: manifest.source.clone(),
+        line: 1,
+        column: 1,
+    }
+}
+
+/// One report from several scans of disjoint targets (one per port set): targets and
+/// hosts in order, the earliest start, the latest end, incomplete when any part is.
+pub fn merge_reports(parts: Vec<ScanReport>) -> Option<ScanReport> {
+    let mut parts = parts.into_iter();
+    let mut merged = parts.next()?;
+    for part in parts {
+        merged.started_at = merged.started_at.min(part.started_at);
+        merged.finished_at = merged.finished_at.max(part.finished_at);
+        if part.status == ScanStatus::Incomplete {
+            merged.status = ScanStatus::Incomplete;
+        }
+        merged.incomplete_reasons.extend(part.incomplete_reasons);
+        merged.targets.extend(part.targets);
+        merged.hosts.extend(part.hosts);
+        if merged.method != part.method && part.method != portgate_model::ScanMethod::Udp {
+            merged.method = part.method;
+        }
+    }
+    Some(merged)
+}

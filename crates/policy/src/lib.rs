@@ -1,0 +1,20 @@
+//! portgate's policy: the manifest (baseline) a team keeps in its repository, the risk
+//! table, and the evaluation of a scan report against them into [`Finding`]s.
+//!
+//! Pure functions of their inputs: this crate never scans, never prints and never exits;
+//! it reads a file only in [`Manifest::load`]. Every error names the manifest file, line,
+//! column and key.
+
+pub mod drift;
+mod evaluate;
+mod manifest;
+pub mod risk;
+
+pub use evaluate::{Evaluation, evaluate, manifest_top, merge_reports};
+pub use manifest::{
+    ApprovalDate, ApprovedPort, Asset, Cidr, Criticality, Defaults, FailOn, MANIFEST_SCHEMA_ID,
+    MAX_MANIFEST_BYTES, Manifest, ManifestError, Mode, OnMissing, Ports, ProtocolName, ScanGroup,
+    Target, TlsPolicy, manifest_schema, with_approved,
+};
+pub use portgate_model::{Finding, Outcome, Rule, Severity};
+pub use serde_saphyr::Spanned;

@@ -1,0 +1,81 @@
+//! A Markdown summary of a check, for a pipeline's step summary or a merge-request comment.
+
+use crate::check::{CheckReport, plural, port_text, service_text};
+use portgate_model::Outcome;
+use std::fmt::Write;
+
+/// Text safe inside a Markdown table cell.
+fn cell(text: &str) -> String {
+    text.chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('`', "'")
+}
+
+/// Renders the check as Markdown (trailing newline).
+pub fn markdown(report: &CheckReport<'_>) -> String {
+    let mut out = String::new();
+    let verdict = match report.outcome {
+        Outcome::Pass => "✅ pass",
+        Outcome::Warn => "✅ pass with warnings",
+        Outcome::Fail => "❌ fail",
+        Outcome::Inconclusive => "⚠️ inconclusive",
+    };
+    let _ = writeln!(out, "## portgate check: {verdict}\n");
+    let env = report
+        .env
+        .map(|e| format!(", environment `{}`", cell(e)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "**{}** failed, **{}** inconclusive, **{}** warning{}, **{}** passed. Manifest `{}`{env}, {} mode, {} host{} scanned in {:.1} s.\n",
+        report.count(Outcome::Fail),
+        report.count(Outcome::Inconclusive),
+        report.count(Outcome::Warn),
+        plural(report.count(Outcome::Warn)),
+        report.count(Outcome::Pass),
+        cell(report.manifest),
+        report.mode(),
+        report.scan.hosts.len(),
+        plural(report.scan.hosts.len()),
+        report.scan.duration().as_secs_f64()
+    );
+    if report.monitor && report.outcome == Outcome::Fail {
+        let _ = writeln!(
+            out,
+            "_Monitor mode: the failures below do not fail the pipeline._\n"
+        );
+    }
+    for (outcome, findings) in report.needing_attention() {
+        let title = match outcome {
+            Outcome::Fail => "Failed",
+            Outcome::Inconclusive => "Inconclusive",
+            _ => "Warnings",
+        };
+        let _ = writeln!(out, "### {title}\n");
+        let _ = writeln!(
+            out,
+            "| severity | target | address | port | service | rule | owner | why |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+        for f in findings {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | `{}` | {} | {} |",
+                f.severity,
+                cell(&f.target),
+                f.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+                port_text(f),
+                cell(&service_text(f)),
+                f.rule.id(),
+                cell(f.owner.as_deref().unwrap_or("")),
+                cell(&f.message)
+            );
+        }
+        out.push('\n');
+    }
+    out
+}

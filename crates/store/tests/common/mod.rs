@@ -1,0 +1,238 @@
+//! Backends for the store tests: a SQLite file in a temporary directory and a fresh database
+//! on the PostgreSQL server of 127.0.0.1:5432 (dropped afterwards), and report fixtures.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use portgate_model::{
+    DetectedService, HostReport, PortResult, PortState, Protocol, Reason, ScanMethod, ScanReport,
+    ScanStatus, TargetReport, TlsSummary,
+};
+use portgate_store::Location;
+use sqlx::Connection;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The server the PostgreSQL tests use (trust authentication for `postgres`).
+pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database made for one test, removed on drop.
+pub struct TestDb {
+    pub name: &'static str,
+    pub location: Location,
+    _dir: Option<tempfile::TempDir>,
+    pg_database: Option<String>,
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(db) = self.pg_database.take() {
+            // Drop runs outside any runtime the test may be in: use a thread of its own.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                runtime.block_on(async {
+                    if let Ok(mut admin) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
+                        let _ =
+                            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
+                                .execute(&mut admin)
+                                .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+pub fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let location = Location::Sqlite(dir.path().join("sub/dir/history.db"));
+    TestDb {
+        name: "sqlite",
+        location,
+        _dir: Some(dir),
+        pg_database: None,
+    }
+}
+
+pub async fn postgres() -> TestDb {
+    let name = format!(
+        "portgate_test_{}_{}_{}",
+        std::process::id(),
+        Utc::now().timestamp_micros(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is needed on 127.0.0.1:5432 (user postgres, trust authentication; \
+             .ci/run starts it): {e}"
+            )
+        });
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut admin)
+        .await
+        .expect("create the test database");
+    TestDb {
+        name: "postgres",
+        location: Location::Postgres(format!("postgres://postgres@127.0.0.1:5432/{name}")),
+        _dir: None,
+        pg_database: Some(name),
+    }
+}
+
+/// Both backends, SQLite first.
+pub async fn backends() -> Vec<TestDb> {
+    vec![sqlite(), postgres().await]
+}
+
+pub fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0)
+        .single()
+        .expect("fixed date")
+        + Duration::minutes(minutes)
+}
+
+pub fn port(port: u16, state: PortState) -> PortResult {
+    PortResult {
+        port,
+        protocol: Protocol::Tcp,
+        state,
+        reason: match state {
+            PortState::Open => Reason::SynAck,
+            PortState::Closed => Reason::Reset,
+            _ => Reason::NoResponse,
+        },
+        rtt_us: (state != PortState::Filtered).then_some(150),
+        attempts: 1,
+        at_ms: 3,
+    }
+}
+
+pub fn service(port: u16, name: &str, product: &str, version: &str) -> DetectedService {
+    DetectedService {
+        port,
+        protocol: Protocol::Tcp,
+        service: Some(name.into()),
+        product: Some(product.into()),
+        version: Some(version.into()),
+        info: None,
+        cpe: None,
+        probe: Some("null".into()),
+        soft: false,
+        evidence: b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(),
+        tls: None,
+        http: None,
+        notes: vec![],
+    }
+}
+
+pub fn tls(issuer: &str, fingerprint: &str, valid: bool) -> TlsSummary {
+    TlsSummary {
+        starttls: None,
+        protocol: "TLSv1.3".into(),
+        cipher_suite: "TLS13_AES_256_GCM_SHA384".into(),
+        alpn: None,
+        server_name: Some("app.example".into()),
+        subject: "CN=app.example".into(),
+        issuer: issuer.into(),
+        san_dns: vec!["app.example".into()],
+        san_ips: vec![],
+        not_before: Some("2026-01-01T00:00:00Z".into()),
+        not_after: Some("2027-01-01T00:00:00Z".into()),
+        days_left: Some(31),
+        self_signed: false,
+        chain_len: 2,
+        fingerprint_sha256: fingerprint.into(),
+        valid,
+        reasons: if valid {
+            vec![]
+        } else {
+            vec!["expired".into()]
+        },
+    }
+}
+
+pub fn host(target: &str, ip: &str, ports: Vec<PortResult>) -> HostReport {
+    HostReport {
+        target: target.into(),
+        hostname: None,
+        ip: ip.parse::<IpAddr>().expect("fixture address"),
+        ports_requested: ports.len() as u32,
+        ports,
+        services: vec![],
+        tarpit: None,
+    }
+}
+
+pub fn report(started: DateTime<Utc>, hosts: Vec<HostReport>) -> ScanReport {
+    let mut targets: Vec<TargetReport> = Vec::new();
+    for h in &hosts {
+        if let Some(t) = targets.iter_mut().find(|t| t.input == h.target) {
+            t.addresses.push(h.ip);
+            t.address_count += 1;
+        } else {
+            targets.push(TargetReport {
+                input: h.target.clone(),
+                kind: "ip".into(),
+                addresses: vec![h.ip],
+                address_count: 1,
+                cname_chain: vec![],
+                error: None,
+            });
+        }
+    }
+    ScanReport {
+        method: ScanMethod::Connect,
+        started_at: started,
+        finished_at: started + Duration::seconds(2),
+        status: ScanStatus::Completed,
+        incomplete_reasons: vec![],
+        targets,
+        hosts,
+    }
+}
+
+/// A web host with ssh and https, one closed and one filtered port.
+pub fn web_report(started: DateTime<Utc>, target: &str, ip: &str) -> ScanReport {
+    let mut h = host(
+        target,
+        ip,
+        vec![
+            port(22, PortState::Open),
+            port(80, PortState::Closed),
+            port(443, PortState::Open),
+            port(8080, PortState::Filtered),
+        ],
+    );
+    let mut https = service(443, "https", "nginx", "1.24.0");
+    https.tls = Some(tls("CN=Test CA", "ab12", true));
+    https.http = Some(portgate_model::HttpInfo {
+        url: format!("https://{ip}/"),
+        tls: true,
+        version: "HTTP/1.1".into(),
+        status: 200,
+        reason: "OK".into(),
+        location: None,
+        redirect_url: None,
+        redirects_to_https: None,
+        server: Some("nginx/1.24.0".into()),
+        content_type: Some("text/html".into()),
+        title: Some("Welcome".into()),
+        security_headers: Default::default(),
+        missing_security_headers: vec![],
+        cookies: vec![],
+        cors: None,
+        head: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+        head_truncated: false,
+        body_bytes_read: 0,
+        notes: vec![],
+    });
+    h.services = vec![service(22, "ssh", "OpenSSH", "9.6"), https];
+    report(started, vec![h])
+}
