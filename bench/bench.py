@@ -808,6 +808,18 @@ def product_agrees(nmap_p: str | None, ours: str | None) -> bool:
     return bool(a and b) and (a in b or b in a)
 
 
+def named_in_info(nmap_p: str | None, nmap_v: str | None, info: str | None) -> bool:
+    """nmap's product (its first word) and version (its first word) both appear in our
+    `info`: the same fact, reported beside a more specific product (e.g. nmap's
+    "Tornado httpd 6.2" under our "Jupyter Notebook 6.4.12", info "Tornado httpd 6.2")."""
+    if not nmap_p or not info:
+        return False
+    words = norm_product(nmap_p.split()[0])
+    if not words or words not in norm_product(info):
+        return False
+    return not nmap_v or nmap_v.split()[0] in info
+
+
 def version_agrees(nmap_v: str | None, ours: str | None) -> bool:
     if not nmap_v:
         return True
@@ -847,7 +859,8 @@ def parse_portgate_services(path: Path, ip: str) -> dict[int, dict]:
         for p in host.get("ports", []):
             d = p.get("detected") or {}
             out[int(p["port"])] = {"state": p.get("state"), "service": d.get("service"),
-                                   "product": d.get("product"), "version": d.get("version")}
+                                   "product": d.get("product"), "version": d.get("version"),
+                                   "info": d.get("info")}
     return out
 
 
@@ -867,6 +880,10 @@ def compare_zoo(ports: list[int], ours: dict[int, dict], nmap: dict[int, dict]) 
                 pv_n += 1
                 row["pv_agrees"] = product_agrees(n.get("product"), o.get("product")) and \
                     version_agrees(n.get("version"), o.get("version"))
+                if not row["pv_agrees"] and named_in_info(n.get("product"), n.get("version"),
+                                                          o.get("info")):
+                    row["pv_agrees"] = True
+                    row["pv_in_info"] = True
                 pv_ok += row["pv_agrees"]
         rows.append(row)
     return {"rows": rows, "service": [svc_ok, svc_n], "product_version": [pv_ok, pv_n]}
@@ -981,16 +998,18 @@ def zoo_markdown(sc: dict) -> list[str]:
                 return "–"
             tun = "ssl/" if d.get("tunnel") == "ssl" else ""
             guess = "" if d.get("identified", True) else " (port guess)"
+            info = f" ({d['info']})" if d.get("info") and "identified" not in d else ""
             return (f"{tun}{d.get('service')} " + " ".join(
-                x for x in (d.get("product"), d.get("version")) if x)).strip() + guess
+                x for x in (d.get("product"), d.get("version")) if x)).strip() + info + guess
 
         for row in last["rows"]:
             t = expected.get(row["port"], {})
             truth = " ".join(x for x in (t.get("service"), t.get("product"), t.get("version"))
                              if x) + (f" [{t['transport']}]" if t.get("transport") != "plain" else "")
             yn = lambda k: "–" if k not in row else ("yes" if row[k] else "**no**")  # noqa: E731
+            pv = yn("pv_agrees") + (" (named in info)" if row.get("pv_in_info") else "")
             out.append(f"| {row['port']} | {truth} | {cell(row['nmap'])} | {cell(row['ours'])} "
-                       f"| {yn('service_agrees')} | {yn('pv_agrees')} |")
+                       f"| {yn('service_agrees')} | {pv} |")
         out.append("")
     return out
 

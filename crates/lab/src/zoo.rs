@@ -1119,7 +1119,8 @@ fn jupyter(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
             "http",
             Some("Jupyter Notebook"),
             version.as_deref(),
-            None,
+            // The web server under it, named from its Server header.
+            Some("Tornado httpd"),
         ),
     ])
 }
