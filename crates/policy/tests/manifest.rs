@@ -122,7 +122,7 @@ fn semantic_errors_name_file_line_column_and_key() {
             "m.yaml:5:24: expected_network: invalid CIDR range \"198.18.0.0/33\"",
         ),
         (
-            "    expected_network:\n      - 10.0.0.300/8\n",
+            "    expected_network:\n      - 198.18.0.300/8\n",
             "m.yaml:6:9: expected_network: invalid CIDR range",
         ),
         (
@@ -203,7 +203,7 @@ fn semantic_errors_name_file_line_column_and_key() {
         ("version: 1\nassets: [\n", "m.yaml:2"),
         ("- 1\n- 2\n", "m.yaml:1:1"),
         (
-            "version: 1\nassets:\n  - name: web\n    targets: [\"300.1.1.1/8\"]\n",
+            "version: 1\nassets:\n  - name: web\n    targets: [\"198.18.1.300/8\"]\n",
             "m.yaml:4:15: targets: invalid target",
         ),
     ];
