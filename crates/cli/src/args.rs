@@ -184,7 +184,7 @@ pub(crate) struct ScanArgs {
     pub(crate) save: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("\"{text}\" is not a duration like 250ms, 2s or 5m: {e}"))
 }

@@ -7,7 +7,7 @@ use portgate_detect::probes::ProbeDb;
 use portgate_model::{ScanReport, TargetSpec};
 use portgate_policy::{FailOn, Manifest, Mode, evaluate, merge_reports};
 use portgate_report::CheckReport;
-use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
+use portgate_scan::{Scanner, TcpMethod};
 use portgate_store::{ScanId, Store};
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
@@ -87,7 +87,7 @@ pub(crate) struct CheckArgs {
     pub(crate) connect: bool,
 
     /// Stop scanning after this long; what was not scanned is inconclusive (exit 3).
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) deadline: Option<Duration>,
 
     /// Compare with the last scan of each target in this history database, then save the
@@ -100,22 +100,6 @@ pub(crate) struct CheckArgs {
     /// else ~/.local/share/portgate/history.db (as --db does).
     #[arg(long, conflicts_with = "db")]
     pub(crate) save: bool,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("\"{text}\" is not a duration like 250ms, 2s or 5m: {e}"))
-}
-
-/// Prints the scanner's notices (e.g. the fallback to connect scanning) on standard error.
-struct NoticeSink;
-
-impl ScanSink for NoticeSink {
-    fn event(&mut self, event: ScanEvent<'_>) {
-        if let ScanEvent::Notice(notice) = event {
-            eprintln!("portgate: {notice}");
-        }
-    }
 }
 
 /// Runs the check and returns its exit code.
@@ -158,7 +142,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
     }
     let options = crate::scan::inspect_options(args.ca_file.as_deref())?;
     let db = ProbeDb::builtin().map_err(|e| Failure::usage(e.to_string()))?;
-    raise_open_file_limit();
+    crate::scan::raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -190,7 +174,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
             .check_targets(&group.targets)
             .map_err(|e| Failure::usage(e.to_string()))?;
         let mut report = runtime
-            .block_on(scanner.run(&group.targets, &mut NoticeSink))
+            .block_on(scanner.run(&group.targets, &mut crate::scan::ProgressSink::new(false)))
             .map_err(|e| Failure::usage(e.to_string()))?;
         // Service-aware rules need to know what answers: detection always runs.
         runtime.block_on(crate::scan::detect_services(&mut report, &db, &options));
@@ -406,17 +390,6 @@ type Renderer = fn(&CheckReport<'_>) -> String;
 fn write_file(path: &Path, text: &str) -> Result<(), Failure> {
     std::fs::write(path, text)
         .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))
-}
-
-/// Probes need one descriptor each: take the hard limit, which is often far above the
-/// soft one. Failing to raise it only means a smaller window.
-fn raise_open_file_limit() {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
-        && soft < hard
-    {
-        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-    }
 }
 
 #[cfg(test)]

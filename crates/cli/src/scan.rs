@@ -162,7 +162,7 @@ pub(crate) fn inspect_options(
 
 /// Probes need one descriptor each: take the hard limit, which is often far above the
 /// soft one. Failing to raise it only means a smaller window.
-fn raise_open_file_limit() {
+pub(crate) fn raise_open_file_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE)
         && soft < hard
@@ -172,12 +172,12 @@ fn raise_open_file_limit() {
 }
 
 /// Draws a progress bar on standard error when it is a terminal; otherwise does nothing.
-struct ProgressSink {
+pub(crate) struct ProgressSink {
     bar: Option<ProgressBar>,
 }
 
 impl ProgressSink {
-    fn new(enabled: bool) -> Self {
+    pub(crate) fn new(enabled: bool) -> Self {
         let bar = enabled.then(|| {
             let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
             bar.set_style(

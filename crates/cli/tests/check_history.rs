@@ -6,7 +6,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portgate_store::{Location, Store};
-use sqlx::Connection;
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
@@ -14,70 +13,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// One runtime for every test of this file: a store's connections belong to the runtime that
-/// opened them.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    });
-    RUNTIME.block_on(f)
-}
-
-/// A database made on the PostgreSQL server for one test, dropped afterwards.
-struct PgDatabase {
-    url: String,
-    name: String,
-}
-
-impl PgDatabase {
-    fn create(test: &str) -> PgDatabase {
-        let name = format!(
-            "portgate_check_{test}_{}_{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros())
-                .unwrap_or_default()
-        );
-        block_on(async {
-            let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
-                .await
-                .unwrap_or_else(|e| {
-                    panic!(
-                        "PostgreSQL is needed on 127.0.0.1:5432 (user postgres, trust \
-                         authentication; .ci/run starts it): {e}"
-                    )
-                });
-            sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-                .execute(&mut admin)
-                .await
-                .expect("create the test database");
-        });
-        PgDatabase {
-            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        block_on(async {
-            if let Ok(mut admin) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut admin)
-                    .await;
-            }
-        });
-    }
-}
+mod history_db;
+use history_db::{PgDatabase, block_on};
 
 /// Runs `portgate` (without the caller's $PORTGATE_DB unless `env` sets it); returns (exit
 /// code, stdout, stderr).
@@ -323,7 +260,7 @@ fn a_changed_ssh_version_warns_and_both_checks_are_stored_in_sqlite() {
 
 #[test]
 fn a_changed_ssh_version_warns_and_both_checks_are_stored_in_postgresql() {
-    let pg = PgDatabase::create("version");
+    let pg = PgDatabase::create("portgate_check_version");
     version_change_flow(&pg.url, "postgres");
 }
 

@@ -5,12 +5,12 @@
 #![allow(clippy::unwrap_used)]
 
 use portgate_store::{Location, Store, StoredStatus};
-use sqlx::Connection;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+mod history_db;
+use history_db::{PgDatabase, block_on};
 
 /// A history database for one test: a SQLite file in a temporary directory, or a database
 /// made on the PostgreSQL server and dropped afterwards.
@@ -18,34 +18,7 @@ struct TestDb {
     name: &'static str,
     arg: String,
     _dir: Option<tempfile::TempDir>,
-    pg_database: Option<String>,
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(db) = self.pg_database.take() {
-            block_on(async {
-                if let Ok(mut admin) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
-                }
-            });
-        }
-    }
-}
-
-/// One runtime for every test of this file: a store's connections belong to the runtime that
-/// opened them.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> = std::sync::LazyLock::new(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    });
-    RUNTIME.block_on(f)
+    _pg: Option<PgDatabase>,
 }
 
 fn backends(test: &str) -> Vec<TestDb> {
@@ -54,35 +27,14 @@ fn backends(test: &str) -> Vec<TestDb> {
         name: "sqlite",
         arg: dir.path().join("history.db").display().to_string(),
         _dir: Some(dir),
-        pg_database: None,
+        _pg: None,
     };
-    let name = format!(
-        "portgate_cli_{test}_{}_{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_micros())
-            .unwrap_or_default()
-    );
-    block_on(async {
-        let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
-            .await
-            .unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL is needed on 127.0.0.1:5432 (user postgres, trust \
-                     authentication; .ci/run starts it): {e}"
-                )
-            });
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut admin)
-            .await
-            .expect("create the test database");
-    });
+    let pg = PgDatabase::create(&format!("portgate_cli_{test}"));
     let postgres = TestDb {
         name: "postgres",
-        arg: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+        arg: pg.url.clone(),
         _dir: None,
-        pg_database: Some(name),
+        _pg: Some(pg),
     };
     vec![sqlite, postgres]
 }

@@ -343,7 +343,8 @@ fn match_inner(db: &ProbeDb, bytes: &[u8]) -> Option<Detection> {
     })
 }
 
-/// Read until the peer stops, `wait` passes, or `cap` bytes are kept.
+/// Read a greeting: until a line ends, the peer stops, `wait` passes, or `cap` bytes are
+/// kept.
 async fn read_some<S>(stream: &mut S, bytes: &mut Vec<u8>, wait: std::time::Duration, cap: usize)
 where
     S: AsyncRead + Unpin,
@@ -358,10 +359,8 @@ where
         match timeout_at(deadline, stream.read(buf)).await {
             Ok(Ok(n)) if n > 0 => {
                 bytes.extend_from_slice(buf.get(..n).unwrap_or_default());
-                // A complete HTTP head, or a greeting line, is enough to identify.
-                if bytes.windows(4).any(|w| w == b"\r\n\r\n")
-                    || (!bytes.starts_with(b"HTTP/") && bytes.ends_with(b"\n"))
-                {
+                // A whole greeting line is enough to identify.
+                if bytes.ends_with(b"\n") {
                     break;
                 }
             }
