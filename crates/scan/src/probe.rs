@@ -120,15 +120,16 @@ pub(crate) async fn connect_once(addr: SocketAddr, clock: Clock<'_>) -> Outcome 
         Ok(stream) => stream,
         Err(error) => return classify(&error),
     };
+    let mut connecting = Connecting::new(stream, addr);
     loop {
-        if let Some(outcome) = settled(&stream, addr) {
+        if let Some(outcome) = connecting.verdict() {
             return outcome;
         }
         let Some(wake) = clock.next_wake() else {
             return Outcome::TimedOut;
         };
-        if let Ok(Ok(())) = tokio::time::timeout_at(wake, stream.writable()).await
-            && settled(&stream, addr).is_none()
+        if let Ok(Ok(())) = tokio::time::timeout_at(wake, connecting.stream.writable()).await
+            && connecting.verdict().is_none()
         {
             // Writable yet not connected: a spurious wake-up. Wait out the interval
             // rather than spin on a readiness flag that stays set.
@@ -137,7 +138,39 @@ pub(crate) async fn connect_once(addr: SocketAddr, clock: Clock<'_>) -> Outcome 
     }
 }
 
-/// The kernel's verdict on a connecting socket, if it has one yet.
+/// A socket whose connect is under way, and the kernel's verdict on it once read.
+///
+/// The verdict must be kept the first time it is read: reading `SO_ERROR` clears it, so
+/// after a refusal a second look finds no error and no peer — the very picture of a
+/// connect still waiting for an answer — and the refused port would wait out its
+/// timeout and be called filtered. (On a zero-latency path `connect()` fails at once
+/// and the second look never happens; 20 ms away it always does.)
+struct Connecting {
+    stream: TcpStream,
+    addr: SocketAddr,
+    verdict: Option<Outcome>,
+}
+
+impl Connecting {
+    fn new(stream: TcpStream, addr: SocketAddr) -> Self {
+        Connecting {
+            stream,
+            addr,
+            verdict: None,
+        }
+    }
+
+    /// The kernel's verdict, read once and then kept.
+    fn verdict(&mut self) -> Option<Outcome> {
+        if self.verdict.is_none() {
+            self.verdict = settled(&self.stream, self.addr);
+        }
+        self.verdict
+    }
+}
+
+/// The kernel's verdict on a connecting socket, if it has one yet. Reading it clears a
+/// pending error: see [`Connecting`].
 fn settled(stream: &TcpStream, addr: SocketAddr) -> Option<Outcome> {
     match stream.take_error() {
         Ok(Some(error)) | Err(error) => return Some(classify(&error)),
@@ -248,6 +281,61 @@ mod tests {
                 "{errno}"
             );
         }
+    }
+
+    /// A refused connection on loopback, the way the scanner makes it: non-blocking,
+    /// with the refusal waiting in `SO_ERROR` once the socket turns writable.
+    async fn refused_socket() -> (TcpStream, SocketAddr) {
+        // A port that was just free (bound, then released) is closed.
+        let addr = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let socket = Socket::new(Domain::IPV4, Type::STREAM.nonblocking(), None).expect("socket");
+        match socket.connect(&addr.into()) {
+            Err(error) if error.raw_os_error() == Some(libc::EINPROGRESS) => {}
+            other => panic!("expected a connect in progress, got {other:?}"),
+        }
+        let stream = TcpStream::from_std(std::net::TcpStream::from(socket)).expect("tokio stream");
+        tokio::time::timeout(Duration::from_secs(5), stream.writable())
+            .await
+            .expect("refusal within 5 s")
+            .expect("writable");
+        (stream, addr)
+    }
+
+    /// Regression: at 20 ms and more the refusal arrives after `connect()` returned,
+    /// the first look at the socket read (and so cleared) `SO_ERROR`, the second found
+    /// nothing, and the closed port was reported filtered after its timeout.
+    #[tokio::test]
+    async fn a_refusal_read_once_is_kept() {
+        let (stream, addr) = refused_socket().await;
+        assert_eq!(settled(&stream, addr), Some(Outcome::Closed));
+        assert_eq!(
+            settled(&stream, addr),
+            None,
+            "the kernel clears SO_ERROR once read: a second raw look sees a pending connect"
+        );
+        let (stream, addr) = refused_socket().await;
+        let mut connecting = Connecting::new(stream, addr);
+        assert_eq!(connecting.verdict(), Some(Outcome::Closed));
+        assert_eq!(connecting.verdict(), Some(Outcome::Closed), "kept");
+    }
+
+    #[tokio::test]
+    async fn connect_once_reports_a_refusal_as_closed() {
+        let addr = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let timeouts = SharedTimeouts::new(Duration::from_secs(2), 1);
+        let clock = Clock {
+            started: Instant::now(),
+            timeouts: &timeouts,
+            host: 0,
+            recheck: Duration::from_millis(100),
+        };
+        let began = Instant::now();
+        assert_eq!(connect_once(addr, clock).await, Outcome::Closed);
+        assert!(began.elapsed() < Duration::from_secs(2), "not by timeout");
     }
 
     #[test]
