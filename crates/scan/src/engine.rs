@@ -8,9 +8,9 @@ use crate::ScanConfig;
 use crate::event::{Progress, ScanEvent, ScanSink};
 use crate::permute::Permutation;
 use crate::probe::{self, Clock, Outcome, SharedTimeouts};
-use crate::syn::{SynAnswer, SynProber};
+use crate::syn::{LATEST_ATTEMPT, SynAnswer, SynProber};
 use crate::targets::HostEntry;
-use crate::timing::{RttEstimator, Window};
+use crate::timing::{Pacer, RttEstimator, Window};
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{Quota, RateLimiter};
 use portgate_model::{PortResult, PortState, Protocol, Reason};
@@ -149,6 +149,38 @@ struct Completion {
     launched: Instant,
     started: Instant,
     finished: Instant,
+    /// The attempt still held a place in the window (false for a late answer: its
+    /// attempt had already timed out and given its place up).
+    holds_slot: bool,
+    /// The answer came for an attempt that had already timed out: the timeout was too
+    /// short, nothing was lost.
+    late: bool,
+}
+
+impl Completion {
+    /// The attempt `job` ended at once, without going out or coming back.
+    fn immediate(job: Job, outcome: Outcome, now: Instant) -> Self {
+        Completion {
+            job,
+            outcome,
+            launched: now,
+            started: now,
+            finished: Instant::now(),
+            holds_slot: true,
+            late: false,
+        }
+    }
+}
+
+/// A port probed by SYN and not settled yet.
+struct SynPort {
+    /// The latest attempt sent.
+    job: Job,
+    /// When each attempt went out (index: attempt number), so that an answer to any of
+    /// them, however late, is timed from its own SYN.
+    sent: Vec<Instant>,
+    /// The latest attempt is in flight (its timeout has not passed).
+    outstanding: bool,
 }
 
 /// How TCP ports are probed in this run.
@@ -183,11 +215,17 @@ struct Engine<'a> {
     /// UDP jobs held back by their host's ICMP pacing, and when the next may go.
     paced: VecDeque<Job>,
     window: Window,
+    pacer: Pacer,
     global_rtt: RttEstimator,
     timeouts: Arc<SharedTimeouts>,
     ports_per_host: usize,
-    /// SYNs in flight: (host, port) → the job and when it went out.
-    syn_pending: HashMap<(u32, u16), (Job, Instant)>,
+    /// Ports probed by SYN and not settled: (host, port) → their attempts. A port stays
+    /// here after its attempt times out, until it is settled, so that an answer that
+    /// comes after the timeout — while the retry waits for its turn, or after it went
+    /// out — still settles it.
+    syn_ports: HashMap<(u32, u16), SynPort>,
+    /// Entries of `syn_ports` whose latest attempt is in flight.
+    syn_outstanding: usize,
     syn_active: Vec<u32>,
     host_of: HashMap<IpAddr, u32>,
     done: u64,
@@ -239,9 +277,11 @@ pub(crate) async fn run(
             config.max_in_flight,
             config.min_rtt_timeout / QUEUE_TARGET_DIVISOR,
         ),
+        pacer: Pacer::new(),
         global_rtt: RttEstimator::default(),
         ports_per_host: probes.len(),
-        syn_pending: HashMap::new(),
+        syn_ports: HashMap::new(),
+        syn_outstanding: 0,
         syn_active: Vec::new(),
         host_of: HashMap::new(),
         done: 0,
@@ -328,6 +368,9 @@ pub(crate) async fn run(
                     break;
                 };
                 let mut job = job;
+                if engine.settled_late(&job) {
+                    continue;
+                }
                 let host = &mut engine.hosts[job.host as usize];
                 if host.in_flight >= engine.config.host_concurrency
                     || host.in_flight as f64 >= host.cwnd
@@ -343,6 +386,15 @@ pub(crate) async fn run(
                     }
                     host.udp_next = Some(now + ICMP_LIMITED_GAP);
                     job.paced = true;
+                }
+                if let Err(at) =
+                    engine
+                        .pacer
+                        .take(engine.window.size(), engine.window.srtt(), now.into_std())
+                {
+                    engine.ready.push_front(job);
+                    engine.pause_until = Some(Instant::from_std(at));
+                    break;
                 }
                 if let Some(limiter) = &limiter
                     && let Err(not_until) = limiter.check()
@@ -369,7 +421,7 @@ pub(crate) async fn run(
         } else {
             next_progress
         };
-        let syn_tick = (!engine.syn_pending.is_empty()).then_some(next_syn_tick);
+        let syn_tick = (engine.syn_outstanding > 0).then_some(next_syn_tick);
         for at in [engine.pause_until, deadline, engine.next_paced(), syn_tick]
             .into_iter()
             .flatten()
@@ -417,7 +469,16 @@ async fn next_answer(answers: &mut Option<UnboundedReceiver<SynAnswer>>) -> Opti
 
 impl Engine<'_> {
     fn in_flight(&self) -> usize {
-        self.tasks.len() + self.syn_pending.len()
+        self.tasks.len() + self.syn_outstanding
+    }
+
+    /// A retry whose port an answer to an earlier attempt settled while the retry
+    /// waited for its turn: it need not go out.
+    fn settled_late(&self, job: &Job) -> bool {
+        job.protocol == Protocol::Tcp
+            && job.attempt > 0
+            && matches!(self.probers.tcp, TcpProber::Syn(_))
+            && !self.syn_ports.contains_key(&(job.host, job.port))
     }
 
     fn launch(&mut self, job: Job, now: Instant) {
@@ -454,6 +515,8 @@ impl Engine<'_> {
                 launched: now,
                 started,
                 finished: Instant::now(),
+                holds_slot: true,
+                late: false,
             }
         });
     }
@@ -462,39 +525,73 @@ impl Engine<'_> {
     fn launch_syn(&mut self, prober: &SynProber, job: Job, now: Instant) {
         let host = &mut self.hosts[job.host as usize];
         host.in_flight += 1;
-        match prober.send(host.entry.ip, job.port) {
-            Some(outcome) => self.complete(Completion {
-                job,
-                outcome,
-                launched: now,
-                started: now,
-                finished: Instant::now(),
-            }),
+        match prober.send(host.entry.ip, job.port, job.attempt) {
+            Some(outcome) => self.complete(Completion::immediate(job, outcome, now)),
             None => {
                 host.syn_sent.push_back((now, job.port, job.attempt));
                 if !host.syn_active {
                     host.syn_active = true;
                     self.syn_active.push(job.host);
                 }
-                self.syn_pending.insert((job.host, job.port), (job, now));
+                let port = self
+                    .syn_ports
+                    .entry((job.host, job.port))
+                    .or_insert_with(|| SynPort {
+                        job,
+                        sent: Vec::new(),
+                        outstanding: false,
+                    });
+                let attempt = usize::from(job.attempt);
+                if port.sent.len() <= attempt {
+                    port.sent.resize(attempt + 1, now);
+                }
+                port.sent[attempt] = now;
+                port.job = job;
+                if !port.outstanding {
+                    port.outstanding = true;
+                    self.syn_outstanding += 1;
+                }
             }
         }
     }
 
-    /// A verified answer from the SYN receiver; late duplicates are ignored.
+    /// A verified answer from the SYN receiver. It settles its port whenever it comes,
+    /// as long as the port is not settled yet: an answer to an attempt that already
+    /// timed out is late, not lost, and is timed from its own SYN. Duplicates are ignored.
     fn syn_answer(&mut self, answer: SynAnswer) {
         let Some(&host) = self.host_of.get(&answer.ip) else {
             return;
         };
-        let Some((job, launched)) = self.syn_pending.remove(&(host, answer.port)) else {
+        let Some(port) = self.syn_ports.get_mut(&(host, answer.port)) else {
             return;
         };
+        let job = port.job;
+        let attempt = if answer.attempt == LATEST_ATTEMPT {
+            job.attempt
+        } else {
+            answer.attempt
+        };
+        // An attempt never sent: not an answer of ours after all.
+        let Some(&sent) = port.sent.get(usize::from(attempt)) else {
+            return;
+        };
+        let holds_slot = port.outstanding && attempt == job.attempt;
+        if port.outstanding {
+            // Whichever attempt it answers, the one in flight need not wait any more.
+            port.outstanding = false;
+            self.syn_outstanding -= 1;
+            if !holds_slot {
+                self.release(host);
+            }
+        }
         self.complete(Completion {
             job,
             outcome: answer.outcome,
-            launched,
-            started: launched,
+            launched: sent,
+            started: sent,
             finished: Instant::from_std(answer.at),
+            holds_slot,
+            late: !holds_slot,
         });
     }
 
@@ -510,9 +607,9 @@ impl Engine<'_> {
                     break;
                 };
                 let current = self
-                    .syn_pending
+                    .syn_ports
                     .get(&(host_index, port))
-                    .is_some_and(|(job, _)| job.attempt == attempt);
+                    .is_some_and(|p| p.outstanding && p.job.attempt == attempt);
                 if !current {
                     host.syn_sent.pop_front();
                     continue;
@@ -521,13 +618,19 @@ impl Engine<'_> {
                     break;
                 }
                 host.syn_sent.pop_front();
-                if let Some((job, launched)) = self.syn_pending.remove(&(host_index, port)) {
+                if let Some(p) = self.syn_ports.get_mut(&(host_index, port)) {
+                    // The port stays known until settled: a late answer still counts.
+                    p.outstanding = false;
+                    self.syn_outstanding -= 1;
+                    let job = p.job;
                     self.complete(Completion {
                         job,
                         outcome: Outcome::TimedOut,
-                        launched,
-                        started: launched,
+                        launched: sent,
+                        started: sent,
                         finished: now,
+                        holds_slot: true,
+                        late: false,
                     });
                 }
             }
@@ -599,7 +702,9 @@ impl Engine<'_> {
 
     fn complete(&mut self, completion: Completion) {
         let job = completion.job;
-        self.release(job.host);
+        if completion.holds_slot {
+            self.release(job.host);
+        }
         let now = completion.finished.into_std();
         let queued = completion
             .started
@@ -677,7 +782,9 @@ impl Engine<'_> {
                 1.0 / host.cwnd
             };
         }
-        let retried = job.attempt > 0;
+        // Earlier attempts went unanswered and this one was answered in time: loss. A
+        // late answer proves the opposite: the probe arrived, the wait was too short.
+        let retried = job.attempt > 0 && !completion.late;
         if !(udp && state == PortState::Closed) {
             host.epoch_answers += 1;
             host.epoch_losses += u32::from(retried);
@@ -789,6 +896,12 @@ impl Engine<'_> {
     }
 
     fn settle(&mut self, job: Job, state: PortState, reason: Reason, rtt: Option<Duration>) {
+        if job.protocol == Protocol::Tcp
+            && let Some(port) = self.syn_ports.remove(&(job.host, job.port))
+            && port.outstanding
+        {
+            self.syn_outstanding -= 1;
+        }
         self.done += 1;
         if state == PortState::Open {
             self.open += 1;

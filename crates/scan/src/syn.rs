@@ -9,6 +9,7 @@
 //! declares any probe unanswered.
 
 use crate::probe::{Outcome, classify};
+use crate::raw::cookie::ATTEMPT_MASK;
 use crate::raw::{
     CookieKey, PROTO_TCP, RawError, RawReceiver, RawSender, Reply, UnreachableKind, source_for,
 };
@@ -25,6 +26,10 @@ use tokio::sync::mpsc::UnboundedSender;
 /// (32768–60999), so it never collides with the connect scanner's or anyone's sockets.
 const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 61_000..=65_000;
 
+/// The attempt an answer is taken to answer when it does not say (an ICMP error quoting
+/// too little of the SYN): the engine reads it as "the latest one sent".
+pub(crate) const LATEST_ATTEMPT: u8 = u8::MAX;
+
 /// A verified answer to one of our SYNs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SynAnswer {
@@ -34,6 +39,8 @@ pub(crate) struct SynAnswer {
     pub(crate) port: u16,
     /// What it says.
     pub(crate) outcome: Outcome,
+    /// Which attempt it answers (0 for the first SYN).
+    pub(crate) attempt: u8,
     /// When the receiver read it.
     pub(crate) at: Instant,
 }
@@ -100,12 +107,19 @@ impl SynProber {
         Ok((prober, guard))
     }
 
-    /// Sends one SYN to `dst:port`. `Some` when it could not go out, saying why.
-    pub(crate) fn send(&self, dst: IpAddr, port: u16) -> Option<Outcome> {
+    /// Sends attempt `attempt` of the SYN to `dst:port`. `Some` when it could not go
+    /// out, saying why.
+    pub(crate) fn send(&self, dst: IpAddr, port: u16, attempt: u8) -> Option<Outcome> {
         let Some(Some(src)) = self.sources.get(&dst).copied() else {
             return Some(Outcome::Unreachable(Reason::NetUnreachable));
         };
-        let seq = self.key.cookie(src, dst, self.src_port, port);
+        let seq = self.key.probe_seq(
+            src,
+            dst,
+            self.src_port,
+            port,
+            attempt.min(ATTEMPT_MASK as u8),
+        );
         self.sender
             .send_syn(src, dst, self.src_port, port, seq)
             .err()
@@ -116,12 +130,13 @@ impl SynProber {
     fn receive(&self, mut receiver: RawReceiver, answers: &UnboundedSender<SynAnswer>) {
         while !self.stop.load(Ordering::Relaxed) {
             if let Some((reply, at)) = receiver.recv()
-                && let Some(((ip, port), outcome)) = self.verdict(reply)
+                && let Some(((ip, port), outcome, attempt)) = self.verdict(reply)
                 && answers
                     .send(SynAnswer {
                         ip,
                         port,
                         outcome,
+                        attempt,
                         at,
                     })
                     .is_err()
@@ -131,8 +146,9 @@ impl SynProber {
         }
     }
 
-    /// What a reply says about which probe, if it is a genuine answer to one of ours.
-    fn verdict(&self, reply: Reply) -> Option<((IpAddr, u16), Outcome)> {
+    /// What a reply says about which probe and which of its attempts, if it is a
+    /// genuine answer to one of ours.
+    fn verdict(&self, reply: Reply) -> Option<((IpAddr, u16), Outcome, u8)> {
         let ours = |target: IpAddr| self.sources.get(&target).copied().flatten();
         let (src, src_port, dst_port, ack, outcome) = match reply {
             Reply::SynAck {
@@ -156,11 +172,11 @@ impl SynProber {
         let local = ours(src)?;
         self.key
             .verify(local, src, self.src_port, src_port, ack)
-            .then_some(((src, src_port), outcome))
+            .map(|attempt| ((src, src_port), outcome, attempt))
     }
 
     /// An ICMP error about one of our SYNs, if it quotes our cookie.
-    fn unreachable_verdict(&self, reply: Reply) -> Option<((IpAddr, u16), Outcome)> {
+    fn unreachable_verdict(&self, reply: Reply) -> Option<((IpAddr, u16), Outcome, u8)> {
         let ours = |target: IpAddr| self.sources.get(&target).copied().flatten();
         match reply {
             Reply::Unreachable {
@@ -173,17 +189,18 @@ impl SynProber {
                 ..
             } if original_src_port == self.src_port => {
                 let local = ours(original_dst)?;
-                if let Some(seq) = original_seq
-                    && !self.key.verify_quoted(
+                // An ICMP error may quote too little of our header to carry the
+                // sequence number; it then counts as an answer to the latest attempt.
+                let attempt = match original_seq {
+                    Some(seq) => self.key.verify_quoted(
                         local,
                         original_dst,
                         self.src_port,
                         original_dst_port,
                         seq,
-                    )
-                {
-                    return None;
-                }
+                    )?,
+                    None => LATEST_ATTEMPT,
+                };
                 let reason = match kind {
                     UnreachableKind::HostUnreachable => Reason::HostUnreachable,
                     UnreachableKind::NetUnreachable => Reason::NetUnreachable,
@@ -195,6 +212,7 @@ impl SynProber {
                 Some((
                     (original_dst, original_dst_port),
                     Outcome::Unreachable(reason),
+                    attempt,
                 ))
             }
             _ => None,
@@ -229,7 +247,7 @@ mod tests {
         };
         let target: IpAddr = "198.18.0.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let local: IpAddr = "198.18.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        let cookie = p.key.cookie(local, target, 61_234, 443);
+        let cookie = p.key.probe_seq(local, target, 61_234, 443, 0);
         let syn_ack = |ack, dst_port| Reply::SynAck {
             src: target,
             src_port: 443,
@@ -238,7 +256,7 @@ mod tests {
         };
         assert_eq!(
             p.verdict(syn_ack(cookie.wrapping_add(1), 61_234)),
-            Some(((target, 443), Outcome::Open))
+            Some(((target, 443), Outcome::Open, 0))
         );
         assert_eq!(p.verdict(syn_ack(cookie, 61_234)), None, "ack off by one");
         assert_eq!(p.verdict(syn_ack(12345, 61_234)), None, "spoofed");
@@ -254,7 +272,13 @@ mod tests {
             ack: cookie.wrapping_add(1),
             ack_flag: true,
         };
-        assert_eq!(p.verdict(rst), Some(((target, 443), Outcome::Closed)));
+        assert_eq!(p.verdict(rst), Some(((target, 443), Outcome::Closed, 0)));
+        let retry = p.key.probe_seq(local, target, 61_234, 443, 2);
+        assert_eq!(
+            p.verdict(syn_ack(retry.wrapping_add(1), 61_234)),
+            Some(((target, 443), Outcome::Open, 2)),
+            "the answer says which attempt it answers"
+        );
         let stranger = Reply::SynAck {
             src: "198.18.0.9".parse().unwrap_or(target),
             src_port: 443,

@@ -159,6 +159,80 @@ impl Window {
     }
 }
 
+impl Window {
+    /// The smoothed round trip of answered attempts, queueing included, once known.
+    pub(crate) fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+}
+
+/// Spreads launches over the round trip, as TCP paces its congestion window: a window
+/// of `w` attempts over a path of round trip `srtt` goes out at `gain · w / srtt`
+/// probes per second instead of `w` at once. Bursts hurt on a real path — a router
+/// queue or a target's SYN backlog drops the tail of one, and every drop costs a
+/// timeout — while on a sub-millisecond path the rate is far above what the machine
+/// can send, so pacing costs nothing there.
+#[derive(Debug, Clone)]
+pub(crate) struct Pacer {
+    /// Launches allowed now (fractional), up to `burst`.
+    credit: f64,
+    last: Option<Instant>,
+}
+
+impl Pacer {
+    /// The rate may run ahead of the window by this factor, so that a growing window
+    /// (doubling per round trip while answers are prompt) is never held back.
+    const GAIN: f64 = 2.0;
+    /// The largest burst: this long's worth of the rate, and never fewer than
+    /// `MIN_BURST` launches.
+    const BURST_TIME: Duration = Duration::from_millis(1);
+    const MIN_BURST: f64 = 16.0;
+
+    pub(crate) fn new() -> Self {
+        Pacer {
+            credit: Self::MIN_BURST,
+            last: None,
+        }
+    }
+
+    fn rate(window: usize, srtt: Duration) -> f64 {
+        Self::GAIN * window as f64 / srtt.as_secs_f64().max(1e-6)
+    }
+
+    fn refill(&mut self, window: usize, srtt: Option<Duration>, now: Instant) {
+        let Some(srtt) = srtt else {
+            // Before any answer there is no rate to pace to: the window alone limits.
+            self.credit = f64::INFINITY;
+            self.last = Some(now);
+            return;
+        };
+        let rate = Self::rate(window, srtt);
+        let burst = (rate * Self::BURST_TIME.as_secs_f64()).max(Self::MIN_BURST);
+        let elapsed = self
+            .last
+            .map_or(Duration::ZERO, |last| now.saturating_duration_since(last));
+        self.credit = (self.credit.min(burst) + elapsed.as_secs_f64() * rate).min(burst);
+        self.last = Some(now);
+    }
+
+    /// Takes one launch if the pace allows it now; otherwise says when it will.
+    pub(crate) fn take(
+        &mut self,
+        window: usize,
+        srtt: Option<Duration>,
+        now: Instant,
+    ) -> Result<(), Instant> {
+        self.refill(window, srtt, now);
+        if self.credit >= 1.0 {
+            self.credit -= 1.0;
+            return Ok(());
+        }
+        let rate = srtt.map_or(f64::INFINITY, |srtt| Self::rate(window, srtt));
+        let wait = Duration::from_secs_f64(((1.0 - self.credit) / rate).min(1.0));
+        Err(now + wait)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,5 +312,51 @@ mod tests {
             w.on_silence();
         }
         assert_eq!(w.size(), low, "no growth on silence while answers are late");
+    }
+
+    #[test]
+    fn pacer_spreads_a_window_over_the_round_trip() {
+        let start = Instant::now();
+        let ms = Duration::from_millis;
+        let mut pacer = Pacer::new();
+        // No answer yet: nothing to pace to.
+        for _ in 0..5000 {
+            assert!(pacer.take(1000, None, start).is_ok());
+        }
+        // 1,000 in flight over 80 ms, gain 2: 25,000 per second, 25 per millisecond.
+        let srtt = Some(ms(80));
+        let mut now = start + ms(1);
+        let mut sent = 0;
+        let mut wakes = 0;
+        while now < start + ms(101) {
+            match pacer.take(1000, srtt, now) {
+                Ok(()) => sent += 1,
+                Err(at) => {
+                    assert!(at > now && at <= now + ms(1), "{:?}", at - now);
+                    now = at;
+                    wakes += 1;
+                }
+            }
+        }
+        assert!((2400..=2600).contains(&sent), "100 ms at 25/ms: {sent}");
+        assert!(wakes > 100, "spread out, not one burst: {wakes}");
+        // A microsecond path: the pace is far above anything the machine can send.
+        let mut fast = Pacer::new();
+        let now = start + ms(200);
+        let taken = (0..100_000)
+            .filter(|_| {
+                fast.take(8192, Some(Duration::from_micros(50)), now)
+                    .is_ok()
+            })
+            .count();
+        assert!(taken >= 16, "{taken}");
+        let later = now + Duration::from_micros(100);
+        let taken = (0..100_000)
+            .filter(|_| {
+                fast.take(8192, Some(Duration::from_micros(50)), later)
+                    .is_ok()
+            })
+            .count();
+        assert!(taken > 10_000, "{taken}");
     }
 }

@@ -2,9 +2,13 @@
 //! hash of its 4-tuple, so a reply can be matched to a probe without a table and a
 //! forged reply (one that did not see the probe) is rejected.
 //!
-//! A probe carries `seq = cookie(src, dst, src_port, dst_port)`. A genuine SYN-ACK or
+//! A probe carries `seq = cookie(src, dst, src_port, dst_port)` with its low four bits
+//! replaced by the attempt number ([`CookieKey::probe_seq`]). A genuine SYN-ACK or
 //! RST-ACK acknowledges it with `ack == seq + 1` (wrapping); an ICMP error quotes the
-//! probe's TCP header and so carries `seq` itself.
+//! probe's TCP header and so carries `seq` itself. Either way the answer says which
+//! attempt it answers: an answer to a first SYN that arrives after its retry went out is
+//! a late answer, not a lost probe, and its round trip is measured from the right send
+//! (Karn's problem, solved by tagging instead of by discarding the sample).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -13,6 +17,10 @@ use siphasher::sip::SipHasher13;
 
 /// Length of the hashed message: family tag, two 16-byte addresses, two ports.
 const MESSAGE_LEN: usize = 1 + 16 + 16 + 2 + 2;
+
+/// The low bits of a probe's sequence number that carry its attempt number; the other
+/// 28 bits are the keyed hash.
+pub(crate) const ATTEMPT_MASK: u32 = 0xF;
 
 /// A random 128-bit SipHash key, one per scan.
 #[derive(Clone)]
@@ -53,8 +61,23 @@ impl CookieKey {
         ((hash >> 32) as u32) ^ (hash as u32)
     }
 
-    /// Whether `ack` (from a SYN-ACK or RST-ACK) acknowledges the probe
-    /// `src:src_port -> dst:dst_port`, i.e. equals its cookie plus one.
+    /// The sequence number of attempt `attempt` (0-based, at most [`ATTEMPT_MASK`]) of
+    /// the probe `src:src_port -> dst:dst_port`.
+    pub(crate) fn probe_seq(
+        &self,
+        src: IpAddr,
+        dst: IpAddr,
+        src_port: u16,
+        dst_port: u16,
+        attempt: u8,
+    ) -> u32 {
+        (self.cookie(src, dst, src_port, dst_port) & !ATTEMPT_MASK)
+            | (u32::from(attempt) & ATTEMPT_MASK)
+    }
+
+    /// Which attempt `ack` (from a SYN-ACK or RST-ACK) acknowledges, if it acknowledges
+    /// one of the probe `src:src_port -> dst:dst_port`, i.e. equals one of its sequence
+    /// numbers plus one.
     ///
     /// The arguments describe the probe as sent, not the reply: a reply from
     /// `r.src:r.src_port` to our `r.dst_port` is verified with
@@ -66,11 +89,12 @@ impl CookieKey {
         src_port: u16,
         dst_port: u16,
         ack: u32,
-    ) -> bool {
-        ack == self.cookie(src, dst, src_port, dst_port).wrapping_add(1)
+    ) -> Option<u8> {
+        self.verify_quoted(src, dst, src_port, dst_port, ack.wrapping_sub(1))
     }
 
-    /// Whether `seq` (quoted by an ICMP error about a probe) is the probe's cookie.
+    /// Which attempt `seq` (quoted by an ICMP error about a probe) belongs to, if it is
+    /// one of the probe's sequence numbers.
     pub(crate) fn verify_quoted(
         &self,
         src: IpAddr,
@@ -78,8 +102,10 @@ impl CookieKey {
         src_port: u16,
         dst_port: u16,
         seq: u32,
-    ) -> bool {
-        seq == self.cookie(src, dst, src_port, dst_port)
+    ) -> Option<u8> {
+        let expected = self.cookie(src, dst, src_port, dst_port) & !ATTEMPT_MASK;
+        // The mask keeps the value under 16.
+        (seq & !ATTEMPT_MASK == expected).then_some((seq & ATTEMPT_MASK) as u8)
     }
 }
 
@@ -141,13 +167,27 @@ mod tests {
     #[test]
     fn verify_accepts_cookie_plus_one_only() {
         let key = CookieKey::random();
-        let seq = key.cookie(A6, B6, 50000, 443);
-        assert!(key.verify(A6, B6, 50000, 443, seq.wrapping_add(1)));
-        assert!(!key.verify(A6, B6, 50000, 443, seq));
-        assert!(!key.verify(A6, B6, 50000, 443, seq.wrapping_add(2)));
-        assert!(!key.verify(A6, B6, 50001, 443, seq.wrapping_add(1)));
-        assert!(key.verify_quoted(A6, B6, 50000, 443, seq));
-        assert!(!key.verify_quoted(A6, B6, 50000, 443, seq.wrapping_add(1)));
+        let seq = key.probe_seq(A6, B6, 50000, 443, 0);
+        assert_eq!(key.verify(A6, B6, 50000, 443, seq.wrapping_add(1)), Some(0));
+        assert_eq!(key.verify(A6, B6, 50000, 443, seq.wrapping_add(17)), None);
+        assert_eq!(key.verify(A6, B6, 50000, 443, seq.wrapping_sub(16)), None);
+        assert_eq!(key.verify(A6, B6, 50001, 443, seq.wrapping_add(1)), None);
+        assert_eq!(key.verify_quoted(A6, B6, 50000, 443, seq), Some(0));
+        assert_eq!(key.verify_quoted(A6, B6, 50000, 443, seq ^ 0x100), None);
+    }
+
+    #[test]
+    fn every_attempt_is_told_apart() {
+        let key = CookieKey::from_keys(7, 9);
+        for attempt in 0..=ATTEMPT_MASK as u8 {
+            let seq = key.probe_seq(A, B, 61_000, 22, attempt);
+            assert_eq!(
+                key.verify(A, B, 61_000, 22, seq.wrapping_add(1)),
+                Some(attempt)
+            );
+            assert_eq!(key.verify_quoted(A, B, 61_000, 22, seq), Some(attempt));
+            assert_eq!(key.verify(A, B, 61_000, 23, seq.wrapping_add(1)), None);
+        }
     }
 
     #[test]

@@ -26,6 +26,14 @@ use super::packet::{self, Reply};
 /// Socket buffer size asked for (the kernel caps it at `net.core.[rw]mem_max`).
 const SOCKET_BUFFER: usize = 4 << 20;
 
+/// Receive buffer forced past `net.core.rmem_max` where the process may
+/// (CAP_NET_ADMIN). A raw socket's buffer holds a reply's whole kernel
+/// allocation (about 1 KiB for a 40-byte RST), so the capped default (about
+/// 400 KiB) holds a few hundred replies: at 100,000 answers per second a
+/// receiver held up for 5 ms by a busy CPU loses answers, and a lost answer
+/// costs a retry or, worse, a closed port called filtered.
+const FORCED_RECV_BUFFER: usize = 64 << 20;
+
 /// Receive buffer: replies are parsed from their headers only, and a longer
 /// datagram is truncated to this (which the parsers handle).
 const RECV_BUFFER: usize = 4096;
@@ -139,7 +147,15 @@ fn open(kind: RawSocketKind) -> Result<Socket, RawError> {
             source,
         })?;
     // Best effort: the default buffers are fine at low rates.
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    if nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &FORCED_RECV_BUFFER,
+    )
+    .is_err()
+    {
+        let _ = socket.set_recv_buffer_size(SOCKET_BUFFER);
+    }
     let _ = socket.set_send_buffer_size(SOCKET_BUFFER);
     Ok(socket)
 }
@@ -563,7 +579,7 @@ mod tests {
                     address,
                     sport,
                     dport,
-                    key.cookie(src, address, sport, dport),
+                    key.probe_seq(src, address, sport, dport, 0),
                 )
                 .expect("send");
         }
@@ -589,7 +605,10 @@ mod tests {
         });
         let (port, ack) = syn_ack.unwrap_or_else(|| panic!("no SYN-ACK in {replies:?}"));
         assert_eq!(port, open_port);
-        assert!(key.verify(src, address, sport_open, open_port, ack));
+        assert_eq!(
+            key.verify(src, address, sport_open, open_port, ack),
+            Some(0)
+        );
         let rst = replies.iter().find_map(|r| match *r {
             Reply::Rst {
                 src_port,
@@ -603,7 +622,10 @@ mod tests {
         let (port, ack, ack_flag) = rst.unwrap_or_else(|| panic!("no RST in {replies:?}"));
         assert_eq!(port, closed_port);
         assert!(ack_flag);
-        assert!(key.verify(src, address, sport_closed, closed_port, ack));
+        assert_eq!(
+            key.verify(src, address, sport_closed, closed_port, ack),
+            Some(0)
+        );
     }
 
     #[test]
@@ -657,7 +679,7 @@ mod tests {
                     target,
                     sport,
                     dport,
-                    key.cookie(src, target, sport, dport),
+                    key.probe_seq(src, target, sport, dport, 0),
                 )
                 .expect("send");
         }
@@ -680,7 +702,7 @@ mod tests {
             |_| false,
         );
         let verified =
-            |sport: u16, dport: u16, ack: u32| key.verify(src, target, sport, dport, ack);
+            |sport: u16, dport: u16, ack: u32| key.verify(src, target, sport, dport, ack).is_some();
         assert!(
             replies.iter().any(|r| matches!(*r,
                 Reply::SynAck { src_port, dst_port, ack, .. }
