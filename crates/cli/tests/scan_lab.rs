@@ -7,9 +7,10 @@
 mod common;
 
 use common::*;
-use portgate_lab::{LabConfig, LabHost, Profile, skip_reason};
+use portgate_lab::{DelayConfig, LabConfig, LabHost, Profile, skip_reason};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Full-range scans one at a time: two cores shared by parallel scans would measure
 /// the test harness, not the scanner.
@@ -21,6 +22,103 @@ fn lab(test: &str, profile: Profile) -> Option<LabHost> {
         return None;
     }
     Some(LabHost::start(LabConfig::new(profile)).expect("lab host starts"))
+}
+
+/// A lab host whose every reply is held back by a delay line: a path with a real round
+/// trip. Without root it skips with the reason — and under CI (`CI` set) it fails.
+fn wan_lab(test: &str, profile: Profile, delay: DelayConfig) -> Option<LabHost> {
+    if let Some(reason) = skip_reason() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test} cannot run under CI: {reason}"
+        );
+        eprintln!("SKIP {test}: {reason}");
+        return None;
+    }
+    Some(
+        LabHost::start(LabConfig::new(profile).delay(delay))
+            .expect("lab host with a delay line starts"),
+    )
+}
+
+/// The delay line must not have been what decided the result: no packet of the lab
+/// host's lost in its queue, no release far later than scheduled.
+fn assert_delay_line_kept_up(lab: &LabHost, label: &str) {
+    let stats = lab.delay_stats().expect("a delay line");
+    eprintln!("{label}: delay line {stats:?}");
+    assert_eq!(
+        stats.bottleneck(Duration::from_millis(50)),
+        None,
+        "{label}: the delay line, not the scanner, limited this run"
+    );
+}
+
+/// Every port of a host `rtt` away, both profiles (RST host; firewall with REJECT
+/// ports), both methods, both families: each port's state equals the truth.
+fn wan_every_port_exact(test: &str, delay: DelayConfig) {
+    for profile in [Profile::Open, Profile::Firewalled] {
+        let Some(lab) = wan_lab(test, profile, delay) else {
+            return;
+        };
+        for method in METHODS {
+            for ip in [lab.ipv4().to_string(), lab.ipv6().to_string()] {
+                let began = Instant::now();
+                assert_exact_states(&lab, &ip, method, 1);
+                eprintln!(
+                    "{test}: {profile} {ip} {method}: {:.2} s",
+                    began.elapsed().as_secs_f64()
+                );
+            }
+        }
+        assert_delay_line_kept_up(&lab, &format!("{test} {profile}"));
+    }
+}
+
+/// Regression: at 20 ms the connect scan called every closed port filtered (a refusal
+/// read from SO_ERROR once, then lost), and the SYN scan took late answers for loss.
+#[test]
+fn wan_20ms_every_port_exact() {
+    wan_every_port_exact(
+        "wan_20ms_every_port_exact",
+        DelayConfig::new(Duration::from_millis(20)),
+    );
+}
+
+/// Regression: at 80 ms the SYN scan of all ports took minutes and called thousands of
+/// closed ports filtered.
+#[test]
+fn wan_80ms_every_port_exact() {
+    wan_every_port_exact(
+        "wan_80ms_every_port_exact",
+        DelayConfig::new(Duration::from_millis(80)),
+    );
+}
+
+#[test]
+fn wan_200ms_every_port_exact() {
+    wan_every_port_exact(
+        "wan_200ms_every_port_exact",
+        DelayConfig::new(Duration::from_millis(200)),
+    );
+}
+
+/// 80 ms with 1% jitter (±0.8 ms): at tens of thousands of answers a second, answers
+/// overtake each other all the time.
+#[test]
+fn wan_80ms_with_jitter_every_port_exact() {
+    wan_every_port_exact(
+        "wan_80ms_with_jitter_every_port_exact",
+        DelayConfig::new(Duration::from_millis(80)).jitter(Duration::from_micros(800)),
+    );
+}
+
+/// 80 ms with 2% of the host's replies lost on the way back.
+#[test]
+fn wan_80ms_with_loss_every_port_exact() {
+    wan_every_port_exact(
+        "wan_80ms_with_loss_every_port_exact",
+        DelayConfig::new(Duration::from_millis(80)).loss(0.02),
+    );
 }
 
 /// Both ways of probing TCP: full handshakes, and raw SYNs (root is given here).

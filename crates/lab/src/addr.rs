@@ -1,6 +1,7 @@
 //! Address and name derivation for lab hosts.
 //!
-//! Every lab host gets one /30 out of 198.18.0.0/15 (RFC 2544, benchmarking)
+//! Every lab host gets one /30 out of 198.18.0.0/16 (the lower half of
+//! 198.18.0.0/15, RFC 2544, benchmarking; lab networks take 198.19.0.0/16)
 //! and one /64 out of 2001:db8::/32 (RFC 3849, documentation), both chosen by
 //! a "subnet index" in `0..SUBNET_COUNT`. Nothing in this module can produce an
 //! address outside those two ranges; [`in_lab_range`] is the check the rest of
@@ -9,8 +10,8 @@
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// Number of /30 subnets in 198.18.0.0/15.
-pub(crate) const SUBNET_COUNT: u16 = 32768;
+/// Number of /30 subnets in 198.18.0.0/16 (198.19.0.0/16 is for lab networks).
+pub(crate) const SUBNET_COUNT: u16 = 16384;
 
 /// First address of 198.18.0.0/15.
 const V4_BASE: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
@@ -120,14 +121,14 @@ mod tests {
         assert_eq!(first.ns_if(), "pgn0");
 
         let last = Subnet::new(SUBNET_COUNT - 1);
-        assert_eq!(last.host_v4(), Ipv4Addr::new(198, 19, 255, 253));
-        assert_eq!(last.ns_v4(), Ipv4Addr::new(198, 19, 255, 254));
+        assert_eq!(last.host_v4(), Ipv4Addr::new(198, 18, 255, 253));
+        assert_eq!(last.ns_v4(), Ipv4Addr::new(198, 18, 255, 254));
         assert_eq!(
             last.ns_v6(),
-            "2001:db8:7fff::2".parse::<Ipv6Addr>().expect("literal")
+            "2001:db8:3fff::2".parse::<Ipv6Addr>().expect("literal")
         );
-        assert_eq!(last.host_if(), "pgh7fff");
-        assert_eq!(last.ns_if(), "pgn7fff");
+        assert_eq!(last.host_if(), "pgh3fff");
+        assert_eq!(last.ns_if(), "pgn3fff");
     }
 
     #[test]
@@ -156,6 +157,8 @@ mod tests {
             assert!(s.ns_if().len() <= 15);
             // .1 and .2 of a /30: the network address is a multiple of 4.
             assert_eq!(u32::from(s.host_v4()) % 4, 1);
+            // 198.19.0.0/16 is left to lab networks.
+            assert_eq!(s.ns_v4().octets()[..2], [198, 18]);
         }
     }
 

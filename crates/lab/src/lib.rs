@@ -9,24 +9,48 @@
 //! correct scanner must report for every TCP and UDP port. Integration tests
 //! use the library; the benchmark script uses the `portgate-lab` binary.
 //!
+//! Optionally ([`LabConfig::delay`]) a delay line holds every packet that
+//! reaches the lab host for a configured time, with jitter, random loss and a
+//! packet-rate ceiling ([`DelayConfig`]), so scanners meet a real round-trip
+//! time: an `iptables -t mangle -A PREROUTING -i <veth> -j NFQUEUE` rule (and its
+//! ip6tables twin) inside the namespace hands those packets to a thread of
+//! this process that releases them when due ([`DelayStats`] says how well it
+//! kept up).
+//!
+//! A [`LabNetwork`] is one namespace that answers for every address of a
+//! prefix of 198.19.0.0/16 (up to a /20: 4096 scan targets), each address a
+//! dark, RST-only, firewalled or open host with its own open ports drawn from
+//! a seed, all enforced by one nftables ruleset; [`NetworkTruth`] is its
+//! ground truth. Lab hosts' /30s stay inside 198.18.0.0/16, so the two never
+//! collide.
+//!
 //! # What this crate must not do
 //!
 //! It must never send packets to, or configure, any address outside
 //! 198.18.0.0/15 (RFC 2544 benchmarking range) and 2001:db8::/32 (RFC 3849
 //! documentation range): every address it derives lies in those ranges (see
 //! [`in_lab_range`]), and the only traffic it generates itself is readiness
-//! probes to the lab host's own addresses. It only creates and deletes
+//! probes to the lab host's own addresses (or to addresses of a lab
+//! network's prefix). It only creates and deletes
 //! namespaces named `pglab-*` and veth interfaces named `pgh*`/`pgn*`, never
-//! touches the root namespace's firewall, routes (other than the veth's own
-//! connected routes), sysctls or other interfaces, and never kills a process
+//! touches the root namespace's firewall (its own rules live in the lab
+//! namespace's filter table and, with a delay line, its mangle table's
+//! PREROUTING chain; a lab network's nftables table lives in its namespace),
+//! routes (other than the veth's own connected routes and, for a
+//! [`LabNetwork`], one route to its 198.19.0.0/16 prefix via its own veth,
+//! added only after checking the prefix against every root-namespace address
+//! and route, and deleted at teardown), sysctls or other interfaces, and
+//! never kills a process
 //! other than the UDP service daemons it started itself (by their pid).
 //! Creating a lab needs root (CAP_NET_ADMIN); see [`skip_reason`] and
 //! [`udp_services_skip_reason`].
 
 mod addr;
 mod cmd;
+mod delay;
 mod firewall;
 mod listener;
+mod network;
 mod services;
 mod zoo;
 
@@ -43,7 +67,14 @@ use serde::{Deserialize, Serialize};
 
 pub use addr::in_lab_range;
 use addr::{SUBNET_COUNT, Subnet, candidate_index};
+pub use delay::{DEFAULT_DELAY_SEED, DelayConfig, DelayLine, DelayStats, MAX_DELAY};
 use listener::ListenerHandle;
+pub use network::{
+    DEFAULT_DARK_SHARE, DEFAULT_FIREWALLED_SHARE, DEFAULT_OPEN_SHARE, DEFAULT_RST_ONLY_SHARE,
+    HostKind, HostTruth, KindCounts, LabNetwork, MAX_NETWORK_HOSTS, MAX_OPEN_PER_HOST,
+    MAX_REJECT_PER_HOST, NetworkConfig, NetworkPrefix, NetworkTruth, common_ports,
+    network_skip_reason,
+};
 use services::Services;
 pub use zoo::{
     Transport, ZOO_HOST_NAME, ZOO_PACKAGES, Zoo, ZooService, ZooSkip, installed_version,
@@ -219,6 +250,9 @@ pub struct LabConfig {
     /// The kernel's overall ICMP budget (`net.ipv4.icmp_msgs_per_sec`,
     /// `icmp_msgs_burst`) is not changed and still applies.
     pub icmp_ratelimit_ms: Option<u32>,
+    /// A delay line on every packet that reaches the lab host (`None`: none, the
+    /// default). See [`LabConfig::delay`].
+    pub delay: Option<DelayConfig>,
 }
 
 impl LabConfig {
@@ -250,6 +284,7 @@ impl LabConfig {
                 Vec::new()
             },
             icmp_ratelimit_ms: None,
+            delay: None,
         }
     }
 
@@ -306,6 +341,17 @@ impl LabConfig {
         self
     }
 
+    /// Puts a delay line on every packet that reaches the lab host (SYNs,
+    /// ACKs, UDP, data), so a scanner in the root namespace sees
+    /// a round trip of `delay` (plus jitter), with random loss and a
+    /// packet-rate ceiling if configured. It is installed last, after the
+    /// readiness checks and the firewall. Needs `iptables` and `ip6tables`.
+    #[must_use]
+    pub fn delay(mut self, delay: DelayConfig) -> Self {
+        self.delay = Some(delay);
+        self
+    }
+
     /// Checks the configuration and computes the ground truth.
     fn validate(&self) -> Result<GroundTruth, LabError> {
         let open: BTreeSet<u16> = self.open_ports.iter().copied().collect();
@@ -357,6 +403,9 @@ impl LabConfig {
             return Err(LabError::InvalidConfig(format!(
                 "TCP port {port} is taken by the DNS service of udp_services and cannot be open"
             )));
+        }
+        if let Some(delay) = &self.delay {
+            delay.validate()?;
         }
         if let Some(ms) = self.icmp_ratelimit_ms
             && i32::try_from(ms).is_err()
@@ -506,8 +555,8 @@ pub enum LabError {
     /// The configuration is inconsistent.
     #[error("invalid lab configuration: {0}")]
     InvalidConfig(String),
-    /// Every candidate /30 in 198.18.0.0/15 is in use.
-    #[error("no free subnet in 198.18.0.0/15 after {attempts} attempts")]
+    /// Every candidate /30 in 198.18.0.0/16 is in use.
+    #[error("no free subnet in 198.18.0.0/16 after {attempts} attempts")]
     NoFreeSubnet {
         /// How many subnets were tried.
         attempts: u32,
@@ -537,6 +586,23 @@ pub enum LabError {
         daemon: String,
         /// What went wrong, with the end of its log.
         reason: String,
+    },
+    /// The delay line failed to start or to bind its NFQUEUE queue.
+    #[error("delay line of namespace {namespace}: {reason}")]
+    DelayLine {
+        /// The namespace.
+        namespace: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No /`len` of 198.19.0.0/16 is free for a [`LabNetwork`] (every
+    /// candidate overlaps an address or route of the root namespace).
+    #[error("no free /{len} in 198.19.0.0/16 for a lab network after {attempts} attempts")]
+    NoFreePrefix {
+        /// The prefix length wanted.
+        len: u8,
+        /// How many prefixes were tried.
+        attempts: u32,
     },
     /// A command printed something this crate could not understand.
     #[error("unexpected output from `{command}`: {detail}")]
@@ -582,12 +648,19 @@ struct Resources {
     host_if: Option<String>,
     listener: Option<ListenerHandle>,
     services: Option<Services>,
+    delay: Option<DelayLine>,
 }
 
 impl Resources {
-    /// Stops the listeners and the UDP service daemons, deletes the veth and
-    /// the namespace. Idempotent; never panics.
+    /// Stops the delay line (its iptables rules first, then its thread), the
+    /// listeners and the UDP service daemons, deletes the veth and the
+    /// namespace. Idempotent; never panics.
     fn teardown(&mut self) {
+        // The delay line was set up last and goes first: its rules must not
+        // outlive its thread, and its thread lives in the namespace.
+        if let Some(mut delay) = self.delay.take() {
+            delay.stop();
+        }
         // The listener thread and the daemons are inside the namespace and
         // keep it alive.
         if let Some(mut listener) = self.listener.take() {
@@ -655,10 +728,16 @@ impl LabHost {
         } else {
             &[]
         };
+        let delay_tools: &[&str] = if config.delay.is_some() {
+            &["iptables", "ip6tables"]
+        } else {
+            &[]
+        };
         if let Some(tool) = REQUIRED_TOOLS
             .iter()
             .chain(service_tools)
             .chain(sysctl_tool)
+            .chain(delay_tools)
             .find(|t| !cmd::tool_available(t))
         {
             return Err(LabError::ToolMissing {
@@ -715,6 +794,12 @@ impl LabHost {
             },
             config.effective_loss(),
         )?;
+
+        // Last, so the readiness checks above were not delayed; nothing
+        // probes through it (a lossy delay line could fail any probe).
+        if let Some(delay) = config.delay {
+            resources.delay = Some(DelayLine::start(&namespace, &ns_if, delay)?);
+        }
 
         Ok(LabHost {
             resources,
@@ -791,6 +876,30 @@ impl LabHost {
         self.icmp_ratelimit_ms
     }
 
+    /// The delay line's configuration, if the host has one.
+    pub fn delay_config(&self) -> Option<&DelayConfig> {
+        self.resources.delay.as_ref().map(DelayLine::config)
+    }
+
+    /// The delay line's counters so far (final ones after
+    /// [`LabHost::stop_delay`]); `None` without a delay line.
+    pub fn delay_stats(&self) -> Option<DelayStats> {
+        self.resources.delay.as_ref().map(DelayLine::stats)
+    }
+
+    /// The delay line, if the host has one.
+    pub fn delay_line(&self) -> Option<&DelayLine> {
+        self.resources.delay.as_ref()
+    }
+
+    /// Removes the delay line (rules, then thread; held packets are released
+    /// at once) and returns its final counters; `None` without a delay line.
+    /// Afterwards the host answers without delay, and [`LabHost::delay_stats`]
+    /// keeps returning these final counters. Dropping the host does this too.
+    pub fn stop_delay(&mut self) -> Option<DelayStats> {
+        self.resources.delay.as_mut().map(DelayLine::stop)
+    }
+
     /// `(program, pid)` of each UDP service daemon; empty without
     /// [`LabConfig::udp_services`]. The daemons are gone once the host is
     /// dropped.
@@ -807,6 +916,21 @@ impl Drop for LabHost {
     fn drop(&mut self) {
         self.resources.teardown();
     }
+}
+
+/// Moves the calling thread into the network namespace at `ns_path`
+/// (`/var/run/netns/<name>`): every socket it creates afterwards belongs there.
+pub(crate) fn enter_namespace(ns_path: &std::path::Path) -> Result<(), LabError> {
+    let ns_file = std::fs::File::open(ns_path).map_err(|source| LabError::Io {
+        context: format!("opening {}", ns_path.display()),
+        source,
+    })?;
+    nix::sched::setns(&ns_file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
+        LabError::Io {
+            context: format!("setns into {}", ns_path.display()),
+            source: io::Error::from(errno),
+        }
+    })
 }
 
 /// Creates `pglab-<pid>-<counter>`, skipping names left over by a dead
@@ -1076,6 +1200,14 @@ mod tests {
         assert!(!open.udp_services);
         assert!(open.udp_reject_ports.is_empty());
         assert_eq!(open.icmp_ratelimit_ms, None);
+        assert_eq!(open.delay, None);
+        let delayed =
+            LabConfig::new(Profile::Open).delay(DelayConfig::new(Duration::from_millis(80)));
+        assert_eq!(
+            delayed.delay.map(|d| d.delay),
+            Some(Duration::from_millis(80))
+        );
+        assert!(delayed.validate().is_ok());
         assert_eq!(fw.udp_reject_ports, DEFAULT_UDP_REJECT_PORTS);
         assert_eq!(
             LabConfig::new(Profile::Open)
@@ -1101,6 +1233,9 @@ mod tests {
                 .open_ports([22, 53])
                 .udp_services(true),
             LabConfig::new(Profile::Open).icmp_ratelimit_ms(u32::MAX),
+            LabConfig::new(Profile::Open)
+                .delay(DelayConfig::new(Duration::from_millis(5)).jitter(Duration::from_millis(6))),
+            LabConfig::new(Profile::Open).delay(DelayConfig::new(Duration::ZERO).loss(2.0)),
         ];
         for config in cases {
             assert!(

@@ -6,7 +6,6 @@
 //! both the IPv4 and the IPv6 address.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -15,7 +14,6 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use nix::sched::CloneFlags;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -148,15 +146,8 @@ fn listener_thread(
 
 type Setup = (tokio::runtime::Runtime, Vec<(u16, std::net::TcpListener)>);
 
-fn setup(ns_path: &PathBuf, namespace: &str, ports: &[u16]) -> Result<Setup, LabError> {
-    let ns_file = File::open(ns_path).map_err(|source| LabError::Io {
-        context: format!("opening {}", ns_path.display()),
-        source,
-    })?;
-    nix::sched::setns(&ns_file, CloneFlags::CLONE_NEWNET).map_err(|errno| LabError::Io {
-        context: format!("setns into {}", ns_path.display()),
-        source: io::Error::from(errno),
-    })?;
+fn setup(ns_path: &std::path::Path, namespace: &str, ports: &[u16]) -> Result<Setup, LabError> {
+    crate::enter_namespace(ns_path)?;
     let mut listeners = Vec::with_capacity(ports.len());
     for &port in ports {
         let listener = bind_dual_stack(port).map_err(|source| LabError::Bind {

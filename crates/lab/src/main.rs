@@ -6,11 +6,12 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use nix::sys::signal::{SigSet, Signal};
-use portgate_lab::{LabConfig, LabHost, Profile};
+use portgate_lab::{DEFAULT_DELAY_SEED, DelayConfig, LabConfig, LabHost, Profile};
 use serde::Serialize;
 
 /// Network-namespace lab hosts with known open, closed and filtered ports.
@@ -29,6 +30,11 @@ enum Command {
     /// Start the daemon zoo (real daemons in a lab host), print one JSON
     /// line describing it, and keep it up like `up`.
     Zoo(ZooArgs),
+    /// Start a lab network (one namespace answering for a whole prefix of
+    /// 198.19.0.0/16, each address a dark, RST-only, firewalled or open host
+    /// drawn from the seed), print one JSON line describing it, write its
+    /// full ground truth to a JSON file, and keep it up like `up`.
+    Net(NetArgs),
     /// Delete `pglab-*` namespaces whose process no longer runs.
     Clean,
 }
@@ -61,11 +67,103 @@ struct UpArgs {
     /// [default: the kernel's, 1000].
     #[arg(long)]
     icmp_ratelimit_ms: Option<u32>,
+    /// Hold every packet that reaches the lab host for DURATION (e.g. 80ms,
+    /// 1.5s, 250us) before its stack sees it: the round trip a scanner sees. Any of
+    /// --delay, --jitter, --path-loss and --rate-pps turns the delay line on
+    /// (delay 0 unless given).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    delay: Option<Duration>,
+    /// Add a uniform random offset in [-DURATION, +DURATION] to each
+    /// packet's delay (reorders packets; at most --delay).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    jitter: Option<Duration>,
+    /// Drop each packet that reaches the lab host with probability P
+    /// (0..=1), in the delay line. Unlike --loss, which drops only the
+    /// lossy profile's SYNs, this hits every packet: SYNs, ACKs, UDP, data.
+    #[arg(long, value_name = "P")]
+    path_loss: Option<f64>,
+    /// Release at most N packets per second from the delay line (the queue
+    /// grows beyond that).
+    #[arg(long, value_name = "N")]
+    rate_pps: Option<u32>,
+    /// Seed of the delay line's jitter and loss choices.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_DELAY_SEED)]
+    delay_seed: u64,
     /// Do not tear down on EOF on stdin; wait for a signal only. Needed when
     /// started in the background by a non-interactive shell, whose background
     /// jobs get /dev/null as stdin.
     #[arg(long)]
     ignore_stdin: bool,
+}
+
+impl UpArgs {
+    /// The delay line the flags ask for, if any.
+    fn delay_config(&self) -> Option<DelayConfig> {
+        if self.delay.is_none()
+            && self.jitter.is_none()
+            && self.path_loss.is_none()
+            && self.rate_pps.is_none()
+        {
+            return None;
+        }
+        let mut config =
+            DelayConfig::new(self.delay.unwrap_or(Duration::ZERO)).seed(self.delay_seed);
+        if let Some(jitter) = self.jitter {
+            config = config.jitter(jitter);
+        }
+        if let Some(loss) = self.path_loss {
+            config = config.loss(loss);
+        }
+        if let Some(rate) = self.rate_pps {
+            config = config.rate_pps(rate);
+        }
+        Some(config)
+    }
+}
+
+/// Parses `80ms`, `1.5s`, `250us`, `100ns` (or `0`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("`{text}` has no unit (ns, us, ms or s)"))?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{number}` is not a number"))?;
+    let scale = match unit.trim() {
+        "ns" => 1e-9,
+        "us" | "µs" => 1e-6,
+        "ms" => 1e-3,
+        "s" => 1.0,
+        other => return Err(format!("unknown unit `{other}` (ns, us, ms or s)")),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|e| format!("`{text}`: {e}"))
+}
+
+/// The delay settings in the line `up` prints.
+#[derive(Debug, Serialize)]
+struct DelayInfo {
+    delay_ms: f64,
+    jitter_ms: f64,
+    path_loss: f64,
+    rate_pps: Option<u32>,
+    seed: u64,
+}
+
+impl From<&DelayConfig> for DelayInfo {
+    fn from(config: &DelayConfig) -> Self {
+        DelayInfo {
+            delay_ms: config.delay.as_secs_f64() * 1e3,
+            jitter_ms: config.jitter.as_secs_f64() * 1e3,
+            path_loss: config.loss,
+            rate_pps: config.rate_pps,
+            seed: config.seed,
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -106,6 +204,8 @@ struct UpInfo<'a> {
     udp_open: Vec<u16>,
     udp_reject: Vec<u16>,
     icmp_ratelimit_ms: Option<u32>,
+    /// `null` without a delay line.
+    delay: Option<DelayInfo>,
 }
 
 fn main() {
@@ -121,6 +221,7 @@ fn main() {
     let result = match cli.command {
         Command::Up(args) => up(args),
         Command::Zoo(args) => zoo(args),
+        Command::Net(args) => net(args),
         Command::Clean => clean(),
     };
     if let Err(err) = result {
@@ -138,6 +239,7 @@ fn up(args: UpArgs) -> Result<()> {
     }
     signals.thread_block().context("blocking signals")?;
 
+    let delay = args.delay_config();
     let mut config = LabConfig::new(args.profile);
     if let Some(open) = args.open {
         config = config.open_ports(open);
@@ -155,7 +257,10 @@ fn up(args: UpArgs) -> Result<()> {
     if let Some(ms) = args.icmp_ratelimit_ms {
         config = config.icmp_ratelimit_ms(ms);
     }
-    let host = LabHost::start(config).context("starting the lab host")?;
+    if let Some(delay) = delay {
+        config = config.delay(delay);
+    }
+    let mut host = LabHost::start(config).context("starting the lab host")?;
 
     let truth = host.truth();
     let info = UpInfo {
@@ -173,6 +278,7 @@ fn up(args: UpArgs) -> Result<()> {
         udp_open: truth.udp_open.iter().copied().collect(),
         udp_reject: truth.udp_reject.iter().copied().collect(),
         icmp_ratelimit_ms: host.icmp_ratelimit_ms(),
+        delay: host.delay_config().map(DelayInfo::from),
     };
     let line = serde_json::to_string(&info).context("serializing the host description")?;
     {
@@ -183,6 +289,12 @@ fn up(args: UpArgs) -> Result<()> {
 
     let reason = wait_for_stop(signals, args.ignore_stdin)?;
     eprintln!("portgate-lab: {reason}; tearing down {}", host.namespace());
+    if let Some(stats) = host.stop_delay() {
+        match serde_json::to_string(&stats) {
+            Ok(line) => eprintln!("delay-stats: {line}"),
+            Err(err) => eprintln!("portgate-lab: cannot serialize the delay stats: {err}"),
+        }
+    }
     drop(host);
     // The waiter threads may still be blocked; exiting ends them.
     std::process::exit(0);
@@ -271,6 +383,135 @@ fn zoo(args: ZooArgs) -> Result<()> {
     std::process::exit(0);
 }
 
+#[derive(Debug, clap::Args)]
+struct NetArgs {
+    /// Number of hosts (addresses), a power of two from 1 to 4096.
+    #[arg(long, default_value_t = portgate_lab::MAX_NETWORK_HOSTS)]
+    hosts: u32,
+    /// Seed of the per-host kinds and ports.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The ports whose states vary between hosts, comma separated
+    /// [default: nmap's 100 most common TCP ports].
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    ports: Option<Vec<u16>>,
+    /// Share of dark hosts (every packet dropped) [default: 0.5].
+    #[arg(long, value_name = "SHARE")]
+    dark: Option<f64>,
+    /// Share of RST-only hosts (every port closed) [default: 0.15].
+    #[arg(long, value_name = "SHARE")]
+    rst_only: Option<f64>,
+    /// Share of firewalled hosts (open ports accept, 0-3 reject ports
+    /// answer RST, all else dropped) [default: 0.2].
+    #[arg(long, value_name = "SHARE")]
+    firewalled: Option<f64>,
+    /// Share of open hosts (open ports accept, all else RST) [default: 0.15].
+    #[arg(long, value_name = "SHARE")]
+    open: Option<f64>,
+    /// Write the ground truth here (kept afterwards) instead of to a
+    /// temporary file that is removed at teardown.
+    #[arg(long, value_name = "PATH")]
+    truth_file: Option<std::path::PathBuf>,
+    /// Wait for a signal only, not for EOF on stdin (see `up`).
+    #[arg(long)]
+    ignore_stdin: bool,
+}
+
+/// The line `net` prints.
+#[derive(Debug, Serialize)]
+struct NetInfo<'a> {
+    namespace: &'a str,
+    prefix: String,
+    hosts: u32,
+    seed: u64,
+    ports: &'a [u16],
+    counts: portgate_lab::KindCounts,
+    listening_ports: &'a [u16],
+    host_interface: &'a str,
+    host_ipv4: Ipv4Addr,
+    gateway_ipv4: Ipv4Addr,
+    target_mac: &'a str,
+    truth_file: &'a std::path::Path,
+}
+
+fn net(args: NetArgs) -> Result<()> {
+    // As in `up`: block the signals before any thread exists.
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    signals.thread_block().context("blocking signals")?;
+
+    let mut config = portgate_lab::NetworkConfig::new()
+        .hosts(args.hosts)
+        .seed(args.seed);
+    if let Some(ports) = args.ports {
+        config = config.ports(ports);
+    }
+    if let Some(share) = args.dark {
+        config = config.dark(share);
+    }
+    if let Some(share) = args.rst_only {
+        config = config.rst_only(share);
+    }
+    if let Some(share) = args.firewalled {
+        config = config.firewalled(share);
+    }
+    if let Some(share) = args.open {
+        config = config.open(share);
+    }
+    let hosts = config.hosts;
+    let network = portgate_lab::LabNetwork::start(config).context("starting the lab network")?;
+
+    // The temporary directory (if any) lives until teardown.
+    let (temp_dir, truth_path) = match args.truth_file {
+        Some(path) => (None, path),
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("pglab-net-")
+                .tempdir()
+                .context("creating a temporary directory for the ground truth")?;
+            let path = dir.path().join("truth.json");
+            (Some(dir), path)
+        }
+    };
+    let truth_json = serde_json::to_vec(network.truth()).context("serializing the ground truth")?;
+    std::fs::write(&truth_path, truth_json)
+        .with_context(|| format!("writing the ground truth to {}", truth_path.display()))?;
+
+    let info = NetInfo {
+        namespace: network.namespace(),
+        prefix: network.prefix().to_string(),
+        hosts,
+        seed: network.truth().seed,
+        ports: &network.truth().ports,
+        counts: network.counts(),
+        listening_ports: network.listening_ports(),
+        host_interface: network.host_interface(),
+        host_ipv4: network.host_ipv4(),
+        gateway_ipv4: network.gateway_ipv4(),
+        target_mac: network.target_mac(),
+        truth_file: &truth_path,
+    };
+    let line = serde_json::to_string(&info).context("serializing the network description")?;
+    {
+        let mut stdout = io::stdout().lock();
+        writeln!(stdout, "{line}").context("writing to stdout")?;
+        stdout.flush().context("flushing stdout")?;
+    }
+
+    let reason = wait_for_stop(signals, args.ignore_stdin)?;
+    eprintln!(
+        "portgate-lab: {reason}; tearing down {} ({})",
+        network.namespace(),
+        network.prefix()
+    );
+    drop(network);
+    drop(temp_dir);
+    // The waiter threads may still be blocked; exiting ends them.
+    std::process::exit(0);
+}
+
 fn clean() -> Result<()> {
     let removed = portgate_lab::clean_stale_namespaces().context("cleaning namespaces")?;
     if removed.is_empty() {
@@ -280,4 +521,64 @@ fn clean() -> Result<()> {
         println!("removed {name}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("80ms"), Ok(Duration::from_millis(80)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("250us"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("250µs"), Ok(Duration::from_micros(250)));
+        assert_eq!(parse_duration("100ns"), Ok(Duration::from_nanos(100)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in ["80", "ms", "80 m", "-5ms", "1e3ms", "", "x5ms"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn delay_flags_make_a_delay_config() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["portgate-lab", "up"].iter().chain(args))
+                .expect("valid arguments");
+            match cli.command {
+                Command::Up(up) => up.delay_config(),
+                _ => None,
+            }
+        };
+        assert_eq!(parse(&[]), None);
+        let config = parse(&[
+            "--delay",
+            "80ms",
+            "--jitter",
+            "5ms",
+            "--path-loss",
+            "0.1",
+            "--rate-pps",
+            "1000",
+            "--delay-seed",
+            "7",
+        ])
+        .expect("delay configured");
+        assert_eq!(
+            config,
+            DelayConfig::new(Duration::from_millis(80))
+                .jitter(Duration::from_millis(5))
+                .loss(0.1)
+                .rate_pps(1000)
+                .seed(7)
+        );
+        // Path loss alone turns the delay line on, with no delay.
+        let config = parse(&["--path-loss", "0.5"]).expect("delay configured");
+        assert_eq!(config.delay, Duration::ZERO);
+        assert_eq!(config.loss, 0.5);
+        let info = serde_json::to_value(DelayInfo::from(&config)).expect("serialize");
+        assert_eq!(info["path_loss"], 0.5);
+        assert_eq!(info["delay_ms"], 0.0);
+        assert!(info["rate_pps"].is_null());
+    }
 }
