@@ -513,3 +513,85 @@ fn icmp_unreachable_and_admin_prohibited_are_filtered_with_their_reason() {
         }
     }
 }
+
+/// Every (address, port) of a lab network — 256 addresses behind one namespace, each a
+/// dark, RST-only, firewalled or open host drawn from a seed — against the truth.
+fn assert_network_exact(test: &str, net: &portgate_lab::LabNetwork, method: &str) {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let prefix = net.prefix().to_string();
+    let ports: Vec<String> = net.truth().ports.iter().map(u16::to_string).collect();
+    let ports = ports.join(",");
+    let began = Instant::now();
+    let (code, report, stderr) = scan_json(&[&prefix, "-p", &ports, method, "--all-ports"]);
+    let label = format!("{test} {prefix} {method}");
+    eprintln!("{label}: {:.2} s", began.elapsed().as_secs_f64());
+    assert_eq!(code, 0, "{label}: {stderr}");
+    let hosts = report["hosts"].as_array().unwrap();
+    // The network and broadcast addresses of the prefix are not scanned.
+    assert_eq!(hosts.len() as u32, net.prefix().size() - 2, "{label}");
+    let mut wrong = Vec::new();
+    let mut open = 0;
+    for entry in hosts {
+        let ip: std::net::Ipv4Addr = entry["ip"].as_str().unwrap().parse().unwrap();
+        let reported = entry["ports"].as_array().unwrap();
+        assert_eq!(reported.len(), net.truth().ports.len(), "{label}: {ip}");
+        for port in reported {
+            let number = port["port"].as_u64().unwrap() as u16;
+            let want = net.expected(ip, number).to_string();
+            open += usize::from(want == "open");
+            if port["state"] != want.as_str() {
+                wrong.push(format!("{ip}:{number} {} (want {want})", port["state"]));
+            }
+        }
+    }
+    assert!(open > 0, "{label}: the seed gave no open port");
+    assert!(
+        wrong.is_empty(),
+        "{label}: {} wrong: {wrong:?}",
+        wrong.len()
+    );
+}
+
+fn lab_network(
+    test: &str,
+    config: portgate_lab::NetworkConfig,
+) -> Option<portgate_lab::LabNetwork> {
+    if let Some(reason) = portgate_lab::network_skip_reason() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test} cannot run under CI: {reason}"
+        );
+        eprintln!("SKIP {test}: {reason}");
+        return None;
+    }
+    Some(portgate_lab::LabNetwork::start(config).expect("lab network starts"))
+}
+
+#[test]
+fn many_hosts_every_port_exact() {
+    let test = "many_hosts_every_port_exact";
+    let config = portgate_lab::NetworkConfig::new().hosts(256).seed(7);
+    let Some(net) = lab_network(test, config) else {
+        return;
+    };
+    for method in METHODS {
+        assert_network_exact(test, &net, method);
+    }
+}
+
+#[test]
+fn many_hosts_80ms_away_every_port_exact() {
+    let test = "many_hosts_80ms_away_every_port_exact";
+    let config = portgate_lab::NetworkConfig::new()
+        .hosts(256)
+        .seed(11)
+        .delay(DelayConfig::new(Duration::from_millis(80)));
+    let Some(net) = lab_network(test, config) else {
+        return;
+    };
+    for method in METHODS {
+        assert_network_exact(test, &net, method);
+    }
+    let stats = net.delay_stats().expect("a delay line");
+    assert_eq!(stats.bottleneck(Duration::from_millis(50)), None, "{test}");
+}

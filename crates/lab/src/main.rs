@@ -67,7 +67,19 @@ struct UpArgs {
     /// [default: the kernel's, 1000].
     #[arg(long)]
     icmp_ratelimit_ms: Option<u32>,
-    /// Hold every packet that reaches the lab host for DURATION (e.g. 80ms,
+    #[command(flatten)]
+    delay: DelayArgs,
+    /// Do not tear down on EOF on stdin; wait for a signal only. Needed when
+    /// started in the background by a non-interactive shell, whose background
+    /// jobs get /dev/null as stdin.
+    #[arg(long)]
+    ignore_stdin: bool,
+}
+
+/// The delay line's flags, shared by `up` and `net`.
+#[derive(Debug, clap::Args)]
+struct DelayArgs {
+    /// Hold every packet that reaches the lab host (or network) for DURATION (e.g. 80ms,
     /// 1.5s, 250us) before its stack sees it: the round trip a scanner sees. Any of
     /// --delay, --jitter, --path-loss and --rate-pps turns the delay line on
     /// (delay 0 unless given).
@@ -77,7 +89,7 @@ struct UpArgs {
     /// packet's delay (reorders packets; at most --delay).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     jitter: Option<Duration>,
-    /// Drop each packet that reaches the lab host with probability P
+    /// Drop each packet that reaches the lab host (or network) with probability P
     /// (0..=1), in the delay line. Unlike --loss, which drops only the
     /// lossy profile's SYNs, this hits every packet: SYNs, ACKs, UDP, data.
     #[arg(long, value_name = "P")]
@@ -89,16 +101,11 @@ struct UpArgs {
     /// Seed of the delay line's jitter and loss choices.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_DELAY_SEED)]
     delay_seed: u64,
-    /// Do not tear down on EOF on stdin; wait for a signal only. Needed when
-    /// started in the background by a non-interactive shell, whose background
-    /// jobs get /dev/null as stdin.
-    #[arg(long)]
-    ignore_stdin: bool,
 }
 
-impl UpArgs {
+impl DelayArgs {
     /// The delay line the flags ask for, if any.
-    fn delay_config(&self) -> Option<DelayConfig> {
+    fn config(&self) -> Option<DelayConfig> {
         if self.delay.is_none()
             && self.jitter.is_none()
             && self.path_loss.is_none()
@@ -239,7 +246,7 @@ fn up(args: UpArgs) -> Result<()> {
     }
     signals.thread_block().context("blocking signals")?;
 
-    let delay = args.delay_config();
+    let delay = args.delay.config();
     let mut config = LabConfig::new(args.profile);
     if let Some(open) = args.open {
         config = config.open_ports(open);
@@ -289,12 +296,7 @@ fn up(args: UpArgs) -> Result<()> {
 
     let reason = wait_for_stop(signals, args.ignore_stdin)?;
     eprintln!("portgate-lab: {reason}; tearing down {}", host.namespace());
-    if let Some(stats) = host.stop_delay() {
-        match serde_json::to_string(&stats) {
-            Ok(line) => eprintln!("delay-stats: {line}"),
-            Err(err) => eprintln!("portgate-lab: cannot serialize the delay stats: {err}"),
-        }
-    }
+    print_delay_stats(host.stop_delay());
     drop(host);
     // The waiter threads may still be blocked; exiting ends them.
     std::process::exit(0);
@@ -412,6 +414,8 @@ struct NetArgs {
     /// temporary file that is removed at teardown.
     #[arg(long, value_name = "PATH")]
     truth_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    delay: DelayArgs,
     /// Wait for a signal only, not for EOF on stdin (see `up`).
     #[arg(long)]
     ignore_stdin: bool,
@@ -432,6 +436,7 @@ struct NetInfo<'a> {
     gateway_ipv4: Ipv4Addr,
     target_mac: &'a str,
     truth_file: &'a std::path::Path,
+    delay: Option<DelayInfo>,
 }
 
 fn net(args: NetArgs) -> Result<()> {
@@ -459,6 +464,10 @@ fn net(args: NetArgs) -> Result<()> {
     }
     if let Some(share) = args.open {
         config = config.open(share);
+    }
+    let delay = args.delay.config();
+    if let Some(delay) = delay {
+        config = config.delay(delay);
     }
     let hosts = config.hosts;
     let network = portgate_lab::LabNetwork::start(config).context("starting the lab network")?;
@@ -492,6 +501,7 @@ fn net(args: NetArgs) -> Result<()> {
         gateway_ipv4: network.gateway_ipv4(),
         target_mac: network.target_mac(),
         truth_file: &truth_path,
+        delay: delay.as_ref().map(DelayInfo::from),
     };
     let line = serde_json::to_string(&info).context("serializing the network description")?;
     {
@@ -506,10 +516,21 @@ fn net(args: NetArgs) -> Result<()> {
         network.namespace(),
         network.prefix()
     );
+    print_delay_stats(network.delay_stats());
     drop(network);
     drop(temp_dir);
     // The waiter threads may still be blocked; exiting ends them.
     std::process::exit(0);
+}
+
+/// The delay line's final counters, as one `delay-stats: {...}` line on stderr.
+fn print_delay_stats(stats: Option<portgate_lab::DelayStats>) {
+    if let Some(stats) = stats {
+        match serde_json::to_string(&stats) {
+            Ok(line) => eprintln!("delay-stats: {line}"),
+            Err(err) => eprintln!("portgate-lab: cannot serialize the delay stats: {err}"),
+        }
+    }
 }
 
 fn clean() -> Result<()> {
@@ -546,7 +567,7 @@ mod tests {
             let cli = Cli::try_parse_from(["portgate-lab", "up"].iter().chain(args))
                 .expect("valid arguments");
             match cli.command {
-                Command::Up(up) => up.delay_config(),
+                Command::Up(up) => up.delay.config(),
                 _ => None,
             }
         };

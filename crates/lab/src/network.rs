@@ -27,6 +27,7 @@ use crate::{
     ALLOCATION, ExpectedState, LabError, Resources, cmd, configure_link, create_namespace,
     create_veth, in_lab_range, read_mac,
 };
+use crate::{DelayConfig, DelayLine, DelayStats};
 
 /// portgate's own 100 most exposed TCP ports (`top100`, from the model crate's
 /// port-set data), sorted: the default [`NetworkConfig::ports`].
@@ -253,6 +254,9 @@ pub struct NetworkConfig {
     pub firewalled: f64,
     /// Share of [`HostKind::Open`] hosts.
     pub open: f64,
+    /// A delay line on every packet that reaches the network (`None`: none,
+    /// the default): every host is then that far away.
+    pub delay: Option<DelayConfig>,
 }
 
 impl NetworkConfig {
@@ -268,7 +272,16 @@ impl NetworkConfig {
             rst_only: DEFAULT_RST_ONLY_SHARE,
             firewalled: DEFAULT_FIREWALLED_SHARE,
             open: DEFAULT_OPEN_SHARE,
+            delay: None,
         }
+    }
+
+    /// Puts every host behind a delay line ([`DelayConfig`]), installed once
+    /// the network answers.
+    #[must_use]
+    pub fn delay(mut self, delay: DelayConfig) -> Self {
+        self.delay = Some(delay);
+        self
     }
 
     /// Sets the number of hosts (a power of two in `1..=4096`).
@@ -328,6 +341,9 @@ impl NetworkConfig {
 
     /// Checks the configuration; returns the sorted, deduplicated ports.
     fn validate(&self) -> Result<Vec<u16>, LabError> {
+        if let Some(delay) = &self.delay {
+            delay.validate()?;
+        }
         if !self.hosts.is_power_of_two() || self.hosts > MAX_NETWORK_HOSTS {
             return Err(LabError::InvalidConfig(format!(
                 "hosts must be a power of two from 1 to {MAX_NETWORK_HOSTS}, not {}",
@@ -794,6 +810,9 @@ impl LabNetwork {
             Some(&truth.nft_ruleset()),
         )?;
         wait_ready(&truth, &listening)?;
+        if let Some(delay) = config.delay {
+            resources.inner.delay = Some(DelayLine::start(&namespace, &ns_if, delay)?);
+        }
 
         Ok(LabNetwork {
             resources,
@@ -826,6 +845,11 @@ impl LabNetwork {
     /// Number of hosts of each kind.
     pub fn counts(&self) -> KindCounts {
         self.truth.counts()
+    }
+
+    /// The delay line's counters so far (`None` without one).
+    pub fn delay_stats(&self) -> Option<DelayStats> {
+        self.resources.inner.delay.as_ref().map(DelayLine::stats)
     }
 
     /// The ports with a listener (open on at least one address), sorted.
