@@ -95,6 +95,11 @@ pub(crate) struct HostState {
     /// answers bunch up and would overstate loss if counted in arrival order. Random loss
     /// of a few percent is not a host turning probes away, and does not cut its window.
     epoch_start: Option<Instant>,
+    /// When the host's window was last cut. Losses of probes sent before it were
+    /// already answered by that cut and do not cut again — otherwise the retries of one
+    /// bad moment, answered over the following epochs, would halve the window epoch after
+    /// epoch down to its floor, where on a long path it grows back by one per round trip.
+    cut_at: Option<Instant>,
     epoch_answers: u32,
     epoch_losses: u32,
     /// SYNs in flight to this host: when each went out, to which port, which attempt.
@@ -108,6 +113,7 @@ impl HostState {
             cwnd: f64::INFINITY,
             ssthresh: f64::INFINITY,
             epoch_start: None,
+            cut_at: None,
             epoch_answers: 0,
             epoch_losses: 0,
             entry,
@@ -140,6 +146,8 @@ pub(crate) struct Job {
     /// UDP: a canary to a port known closed, asking whether the host still sends ICMP
     /// errors; its outcome settles no port.
     canary: bool,
+    /// When the previous attempt went out (a retry's lost probe).
+    previous: Option<Instant>,
 }
 
 struct Completion {
@@ -306,6 +314,7 @@ pub(crate) async fn run(
                 attempt: 0,
                 paced: false,
                 canary: false,
+                previous: None,
             });
         }
     }
@@ -363,6 +372,7 @@ pub(crate) async fn run(
                         attempt: 0,
                         paced: false,
                         canary: false,
+                        previous: None,
                     }
                 } else {
                     break;
@@ -736,7 +746,10 @@ impl Engine<'_> {
                 return;
             }
             Outcome::TimedOut => {
-                self.timed_out(job);
+                self.timed_out(Job {
+                    previous: Some(completion.launched),
+                    ..job
+                });
                 return;
             }
             Outcome::LocalRefusal => {
@@ -787,17 +800,27 @@ impl Engine<'_> {
         let retried = job.attempt > 0 && !completion.late;
         if !(udp && state == PortState::Closed) {
             host.epoch_answers += 1;
-            host.epoch_losses += u32::from(retried);
+            let fresh_loss = retried
+                && host
+                    .cut_at
+                    .is_none_or(|cut| job.previous.is_some_and(|sent| sent >= cut));
+            host.epoch_losses += u32::from(fresh_loss);
             let start = *host.epoch_start.get_or_insert(at);
-            if at.saturating_duration_since(start) >= timeout.max(MIN_EPOCH)
-                && host.epoch_answers >= MIN_EPOCH_ANSWERS
-            {
+            let elapsed = at.saturating_duration_since(start);
+            if elapsed >= timeout.max(MIN_EPOCH) && host.epoch_answers >= MIN_EPOCH_ANSWERS {
                 let share = f64::from(host.epoch_losses) / f64::from(host.epoch_answers);
                 if share > HOST_CUT_LOSS_SHARE {
-                    // The host (or the path to it) drops much of what we send: halve
-                    // what goes to it.
-                    host.cwnd = (host.in_flight as f64 / 2.0).max(MIN_HOST_CWND);
+                    // The host (or the path to it) drops much of what we send: send it
+                    // what it answered — its answers per second times its round trip —
+                    // and at most half of what was in flight.
+                    let answered = f64::from(host.epoch_answers) / elapsed.as_secs_f64();
+                    let bdp = host
+                        .rtt
+                        .srtt()
+                        .map_or(f64::INFINITY, |srtt| answered * srtt.as_secs_f64());
+                    host.cwnd = (host.in_flight as f64 / 2.0).min(bdp).max(MIN_HOST_CWND);
                     host.ssthresh = host.cwnd;
+                    host.cut_at = Some(at);
                 }
                 host.epoch_start = Some(at);
                 host.epoch_answers = 0;
@@ -854,6 +877,7 @@ impl Engine<'_> {
                         attempt: 0,
                         paced: false,
                         canary: true,
+                        previous: None,
                         ..job
                     });
                 }
@@ -882,6 +906,7 @@ impl Engine<'_> {
                 attempt: job.attempt + 1,
                 paced: false,
                 canary: false,
+                previous: None,
                 ..job
             });
         } else {

@@ -26,6 +26,11 @@ impl RttEstimator {
         }
     }
 
+    /// The smoothed round trip, once there is a sample.
+    pub(crate) fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
     /// srtt + 4·rttvar, once there is a sample.
     pub(crate) fn timeout(&self) -> Option<Duration> {
         self.srtt.map(|srtt| srtt + self.rttvar * 4)
