@@ -51,6 +51,27 @@ SCENARIOS = {
               "title": "lossy, 65,535 ports"},
     "top1000": {"kind": "tcp", "profile": "firewalled", "ports": "top1000",
                 "title": "firewalled, 1,000-port list"},
+    # Real round trips: `portgate-lab up --delay D [--path-loss P]` holds every
+    # packet reaching the lab host for D (the scenarios above are the 0 ms rows).
+    "wan20-open": {"kind": "tcp", "profile": "open", "ports": None, "delay_ms": 20,
+                   "title": "open, 65,535 ports, RTT 20 ms"},
+    "wan80-open": {"kind": "tcp", "profile": "open", "ports": None, "delay_ms": 80,
+                   "title": "open, 65,535 ports, RTT 80 ms"},
+    "wan200-open": {"kind": "tcp", "profile": "open", "ports": None, "delay_ms": 200,
+                    "title": "open, 65,535 ports, RTT 200 ms"},
+    "wan80-firewalled": {"kind": "tcp", "profile": "firewalled", "ports": None, "delay_ms": 80,
+                         "title": "firewalled, 65,535 ports, RTT 80 ms"},
+    "wan80-loss2": {"kind": "tcp", "profile": "open", "ports": None, "delay_ms": 80,
+                    "path_loss": 0.02, "title": "open, 65,535 ports, RTT 80 ms, 2 % path loss"},
+    "wan80-top1000": {"kind": "tcp", "profile": "firewalled", "ports": "top1000", "delay_ms": 80,
+                      "title": "firewalled, 1,000-port list, RTT 80 ms"},
+    # kind "network": `portgate-lab net`, one namespace answering for a /20 of
+    # 198.19.0.0/16 (dark, RST-only, firewalled and open hosts drawn from the
+    # seed); truth is every (address, port) state from its truth file.
+    "net4096": {"kind": "network", "hosts": 4096, "seed": 1,
+                "title": "network, 4,096 hosts × 100 ports"},
+    "net4096-wan80": {"kind": "network", "hosts": 4096, "seed": 1, "delay_ms": 80,
+                      "title": "network, 4,096 hosts × 100 ports, RTT 80 ms"},
     "udp": {"kind": "udp", "profile": "firewalled", "ports": UDP_FIREWALLED_PORTS,
             "title": "UDP, firewalled, 15 ports"},
     "udp-ratelimited": {"kind": "udp", "profile": "open", "ports": UDP_RATELIMITED_PORTS,
@@ -68,6 +89,10 @@ DETECT_TOOLS = ["portgate-detect", "nmap-sV"]
 TOOLS = TCP_TOOLS + UDP_TOOLS + DETECT_TOOLS
 TOOL_KIND = {**{t: "tcp" for t in TCP_TOOLS}, **{t: "udp" for t in UDP_TOOLS},
              **{t: "detect" for t in DETECT_TOOLS}}
+# The TCP tools that run in the many-host ("network") scenarios. RustScan is
+# left out; masscan only with --wait 2; nmap -sS with --max-retries 1.
+NET_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "nmap-sS",
+             "masscan-wait2"]
 PORTGATE_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "portgate-udp",
                   "portgate-detect"]
 # `--tools` shorthands
@@ -96,7 +121,18 @@ RATIO_REF = {
 # ICMP port unreachable from the lab host, which the kernel rate-limits per
 # peer with a token bucket (1 per second, burst 6, full again after 6 s);
 # 7 s lets every run start with a full bucket whatever ran before it.
-PAUSE_S = {"tcp": 0.5, "udp": 7.0, "detect": 1.0}
+PAUSE_S = {"tcp": 0.5, "network": 1.0, "udp": 7.0, "detect": 1.0}
+
+# The physical floor of a TCP row: every probe sent at masscan's --rate
+# 100000 (the same-rate comparison), one round trip, one timeout (portgate's
+# shortest, --min-rtt-timeout 100ms).
+FLOOR_RATE_PPS = 100_000
+FLOOR_TIMEOUT_S = 0.1
+
+# A scenario with a delay line is refused (its figures marked as not valid)
+# when the delay line itself was the bottleneck: packets dropped in the
+# kernel (NFQUEUE full) or a packet released more than this late.
+DELAY_MAX_LATENESS_US = 20_000
 
 
 class Interrupted(Exception):
@@ -139,6 +175,22 @@ def assert_lab_v4(addr: str, what: str = "target") -> str:
     return str(ip)
 
 
+def assert_lab_v4_net(prefix: str, what: str = "target network") -> str:
+    """Refuse any network that is not wholly inside the lab's 198.18.0.0/15."""
+    net = ipaddress.ip_network(prefix, strict=True)
+    if net.version != 4 or not net.subnet_of(LAB_NET_V4):
+        raise SystemExit(f"refusing to scan: {what} {prefix} is not inside {LAB_NET_V4}")
+    return str(net)
+
+
+def lab_target(lab: dict) -> str:
+    """The scan target of a lab: the host's address, or a lab network's prefix
+    (checked to be inside 198.18.0.0/15 either way)."""
+    if "prefix" in lab:
+        return assert_lab_v4_net(lab["prefix"])
+    return assert_lab_v4(lab["ipv4"])
+
+
 def compress_ports(ports: list[int]) -> str:
     """53,123,1000,1001,5000,5001,5002 -> "53,123,1000,1001,5000-5002"."""
     ps = sorted(set(ports))
@@ -161,10 +213,11 @@ def scan_command(tool: str, lab: dict, ports: list[int] | None, outfile: Path,
     """The command line of one run; returns (argv, output_on_stdout).
 
     `ports` None means all 65,535 ports, else an explicit list (TCP, or UDP
-    for the UDP tools). Every command targets only `lab["ipv4"]`, checked
-    here first.
+    for the UDP tools). Every command targets only `lab["ipv4"]` (a lab
+    host) or `lab["prefix"]` (a lab network), checked here first.
     """
-    ip = assert_lab_v4(lab["ipv4"])
+    ip = lab_target(lab)
+    network = "prefix" in lab
     plist = None if ports is None else ",".join(str(p) for p in ports)
     if tool in ("portgate-connect", "portgate-syn", "portgate-syn-100k"):
         mode = ["--connect"] if tool == "portgate-connect" else ["--syn"]
@@ -189,10 +242,14 @@ def scan_command(tool: str, lab: dict, ports: list[int] | None, outfile: Path,
                 "-oX", str(outfile)], False
     if tool in ("nmap-sT", "nmap-sS"):
         flag = "-sT" if tool == "nmap-sT" else "-sS"
-        return [exes["nmap"], flag, "-T4", "-n", "-Pn",
+        # -v: only for the closing "Raw packets sent: N" line (the probes sent)
+        return [exes["nmap"], flag, "-T4", *(["--max-retries", "1"] if network else []),
+                "-n", "-Pn", "-v",
                 *(["-p-"] if plist is None else ["-p", plist]),
                 ip, "-oG", str(outfile)], False
     if tool == "rustscan":
+        if network:
+            raise ValueError("rustscan is not run on lab networks")
         # -g: greppable, ports only, never runs nmap; -n: ignore ~/.rustscan.toml
         return [exes["rustscan"], "-a", ip,
                 *(["-r", "1-65535"] if plist is None else ["-p", plist]),
@@ -301,6 +358,157 @@ def parse_masscan_list(path: Path) -> set[int]:
     return found
 
 
+# Per-port TCP states, per address (for false filtered / false closed, and
+# the many-host scenarios). portgate's JSON lists every port of a state with
+# at most 25 ports on a host and summarises the rest (`not_shown`); nmap -oG
+# lists every port outside its one `Ignored State: S (N)`. With at most one
+# summarised state per host every scanned port's state is known exactly.
+
+def fill_summarised(states: dict[int, str], summarised: dict[str, int],
+                    scanned) -> bool:
+    """Give the ports not listed the one summarised state; False (and the
+    listed ports only) when that cannot be done exactly."""
+    rest = [p for p in scanned if p not in states]
+    if not rest:
+        return True
+    summarised = {k: v for k, v in summarised.items() if v}
+    if len(summarised) == 1:
+        (state, n), = summarised.items()
+        if n == len(rest):
+            states.update((p, state) for p in rest)
+            return True
+    return False
+
+
+def parse_portgate_tcp_states(path: Path, scanned) -> dict[str, tuple[dict[int, str], bool]]:
+    """address -> (every scanned TCP port's state, exact) from portgate's JSON."""
+    out = {}
+    for host in json.loads(path.read_text()).get("hosts") or []:
+        states = {p["port"]: p["state"] for p in host.get("ports", [])
+                  if p.get("protocol", "tcp") == "tcp"}
+        exact = fill_summarised(states, host.get("not_shown") or {}, scanned)
+        out[host["ip"]] = (states, exact)
+    return out
+
+
+def parse_nmap_grepable_states(path: Path, scanned) -> dict[str, tuple[dict[int, str], bool]]:
+    """address -> (every scanned TCP port's state, exact) from nmap -oG."""
+    out = {}
+    for line in path.read_text(errors="replace").splitlines():
+        m = re.match(r"Host: (\S+) \(.*?\)\t(.*)$", line)
+        if not m or ("Ports:" not in line and "Ignored State:" not in line):
+            continue
+        rest = m.group(2)
+        ports_field = rest.split("Ports:", 1)[1].split("\t")[0] if "Ports:" in rest else ""
+        states = {int(p): st for p, st in re.findall(r"(\d+)/([a-z|]+)/tcp/", ports_field)}
+        ignored = {st: int(n) for st, n in re.findall(r"Ignored State: (\S+) \((\d+)\)", rest)}
+        exact = fill_summarised(states, ignored, scanned)
+        out[m.group(1)] = (states, exact)
+    return out
+
+
+def parse_nmap_probes(stdout: str) -> int | None:
+    """nmap -v's closing "Raw packets sent: N (...)" (raw scans only)."""
+    m = re.search(r"Raw packets sent: (\d+)", stdout)
+    return int(m.group(1)) if m else None
+
+
+def parse_masscan_pairs(path: Path) -> set[tuple[str, int]]:
+    found = set()
+    for line in path.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) >= 4 and parts[0] == "open" and parts[1] == "tcp":
+            found.add((parts[3], int(parts[2])))
+    return found
+
+
+def tcp_truth_states(lab: dict, ports: list[int] | None) -> dict[int, str]:
+    """Every scanned port's true state on a lab host: the open list open; under
+    `firewalled` the reject list closed and the rest filtered; under `open`
+    and `lossy` the rest closed (RST)."""
+    scanned = range(1, 65536) if ports is None else ports
+    open_, reject = set(lab["open"]), set(lab.get("reject", []))
+    firewalled = lab["profile"] == "firewalled"
+    return {p: "open" if p in open_ else
+            ("closed" if not firewalled or p in reject else "filtered") for p in scanned}
+
+
+def net_truth_state(host: dict, port: int) -> str:
+    """A lab network address's true state of one port, from its kind."""
+    kind = host["kind"]
+    if kind == "dark":
+        return "filtered"
+    if kind == "rst_only":
+        return "closed"
+    if port in host["open"]:
+        return "open"
+    if kind == "firewalled":
+        return "closed" if port in host["reject"] else "filtered"
+    return "closed"  # open
+
+
+def state_errors(got: dict[int, str], truth: dict[int, str]) -> dict[str, int]:
+    """Ports reported filtered / closed whose true state is another."""
+    ff = fc = 0
+    for p, st in got.items():
+        t = truth.get(p)
+        if t is None or st == t:
+            continue
+        ff += st == "filtered"
+        fc += st == "closed"
+    return {"false_filtered": ff, "false_closed": fc}
+
+
+def evaluate_network(tool: str, outfile: Path, stdout: str, lab: dict, net: dict) -> dict:
+    """Correctness of one run on a lab network: every (address, port) compared
+    with the truth file. portgate scans a CIDR without its network and
+    broadcast addresses, so its expected addresses are the prefix's hosts();
+    nmap and masscan scan every address of the prefix."""
+    ports = net["ports"]
+    truth_hosts = net["hosts"]
+    prefix = ipaddress.ip_network(lab["prefix"])
+    if tool.startswith("portgate"):
+        expected = {str(a) for a in prefix.hosts()}
+    else:
+        expected = {str(a) for a in prefix}
+    expected &= set(truth_hosts)
+    scanned = set(ports)
+    true_open = {(a, p) for a in expected for p in truth_hosts[a]["open"] if p in scanned}
+    rec: dict = {"truth": len(true_open), "hosts_expected": len(expected)}
+    if tool.startswith("masscan"):
+        found = parse_masscan_pairs(outfile)
+        rec.update(found=len(found & true_open), false_open_n=len(found - true_open),
+                   hosts_reported=None, hosts_missing=None)
+        missed = true_open - found
+        false_open = found - true_open
+    else:
+        per_host = (parse_portgate_tcp_states(outfile, ports) if tool.startswith("portgate")
+                    else parse_nmap_grepable_states(outfile, ports))
+        found_pairs, false_open = set(), set()
+        ff = fc = inexact = 0
+        unknown = [a for a in per_host if a not in truth_hosts]
+        for addr, (states, exact) in per_host.items():
+            inexact += not exact
+            th = truth_hosts.get(addr)
+            for p, st in states.items():
+                t = net_truth_state(th, p) if th is not None else None
+                if st == "open":
+                    (found_pairs if t == "open" else false_open).add((addr, p))
+                elif t is not None and st != t:
+                    ff += st == "filtered"
+                    fc += st == "closed"
+        missed = true_open - found_pairs
+        rec.update(found=len(found_pairs & true_open), false_open_n=len(false_open),
+                   false_filtered=ff, false_closed=fc,
+                   hosts_reported=len(per_host),
+                   hosts_missing=len(expected - set(per_host)),
+                   hosts_inexact=inexact, hosts_unknown=len(unknown))
+    rec["missed_n"] = len(missed)
+    rec["missed_sample"] = [f"{a}:{p}" for a, p in sorted(missed)[:20]]
+    rec["false_open_sample"] = [f"{a}:{p}" for a, p in sorted(false_open)[:20]]
+    return rec
+
+
 def parse_output(tool: str, outfile: Path, stdout: str) -> set[int]:
     if tool.startswith("portgate"):
         return parse_portgate(outfile)
@@ -334,14 +542,73 @@ def udp_truth(lab: dict, ports: list[int]) -> dict[int, str]:
 # --------------------------------------------------------------------------
 # Lab hosts
 
-def start_lab(lab_exe: str, profile: str, udp_services: bool,
-              workdir: Path) -> tuple[subprocess.Popen, dict]:
+def delay_args(delay_ms: float | None, path_loss: float | None) -> list[str]:
+    """`--delay Nms [--path-loss P]`: the lab's delay line (none without either)."""
+    argv = []
+    if delay_ms is not None:
+        argv += ["--delay", f"{delay_ms:g}ms"]
+    if path_loss is not None:
+        argv += ["--path-loss", f"{path_loss:g}"]
+    return argv
+
+
+def check_delay(lab: dict, delay_ms: float | None, path_loss: float | None) -> None:
+    """The lab's JSON line must show the delay line that was asked for."""
+    if delay_ms is None and path_loss is None:
+        return
+    d = lab.get("delay") or {}
+    if abs(float(d.get("delay_ms", -1)) - (delay_ms or 0)) > 1e-6 or \
+            abs(float(d.get("path_loss", -1)) - (path_loss or 0)) > 1e-9:
+        raise RuntimeError(f"lab started without the delay line asked for "
+                           f"({delay_ms} ms, loss {path_loss}): delay={lab.get('delay')}")
+
+
+def read_delay_stats(proc: subprocess.Popen) -> dict | None:
+    """The `delay-stats: {json}` line the lab prints on stderr at teardown."""
+    path = getattr(proc, "errlog_path", None)
+    if not path:
+        return None
+    try:
+        lines = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines):
+        if line.startswith("delay-stats:"):
+            try:
+                return json.loads(line.split(":", 1)[1])
+            except ValueError:
+                return {"error": f"unparsable delay-stats line: {line[:200]}"}
+    return None
+
+
+def delay_refusal(stats: dict | None) -> str | None:
+    """Why a scenario's figures are refused (the delay line, not the scanner,
+    was the bottleneck), or None."""
+    if stats is None:
+        return None
+    why = []
+    if (stats.get("kernel_dropped") or 0) > 0:
+        why.append(f"{stats['kernel_dropped']} packets dropped in the kernel before the "
+                   "delay line read them")
+    if (stats.get("max_lateness_us") or 0) > DELAY_MAX_LATENESS_US:
+        why.append(f"a packet released {stats['max_lateness_us'] / 1000:.1f} ms late "
+                   f"(limit {DELAY_MAX_LATENESS_US / 1000:.0f} ms)")
+    if stats.get("error"):
+        why.append(f"delay line error: {stats['error']}")
+    return "; ".join(why) or None
+
+
+def start_lab(lab_exe: str, profile: str, udp_services: bool, workdir: Path,
+              delay_ms: float | None = None,
+              path_loss: float | None = None) -> tuple[subprocess.Popen, dict]:
     errlog = open(workdir / f"lab-{profile}-{len(LAB_PROCS)}.stderr", "w")
-    argv = [lab_exe, "up", "--profile", profile, "--ignore-stdin"]
+    argv = [lab_exe, "up", "--profile", profile, "--ignore-stdin",
+            *delay_args(delay_ms, path_loss)]
     if udp_services:
         argv.append("--udp-services")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=errlog, text=True)
+    proc.errlog_path = errlog.name
     LAB_PROCS.append(proc)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], 90)
@@ -354,10 +621,49 @@ def start_lab(lab_exe: str, profile: str, udp_services: bool,
         assert_lab_v4(lab["host_ipv4"], "lab host-side address")
         if udp_services and not lab.get("udp_open"):
             raise RuntimeError(f"lab started without UDP services: {line.strip()}")
+        check_delay(lab, delay_ms, path_loss)
     except BaseException:
         stop_lab(proc)
         raise
     return proc, lab
+
+
+def start_net(lab_exe: str, hosts: int, seed: int, workdir: Path,
+              delay_ms: float | None = None,
+              path_loss: float | None = None) -> tuple[subprocess.Popen, dict, dict]:
+    """`portgate-lab net`: one namespace answering for a prefix of 198.19.0.0/16;
+    returns (process, its JSON line, its truth file)."""
+    n = len(LAB_PROCS)
+    errlog = open(workdir / f"net-{hosts}-{n}.stderr", "w")
+    truth_file = workdir / f"net-{hosts}-{n}-truth.json"
+    argv = [lab_exe, "net", "--hosts", str(hosts), "--seed", str(seed),
+            "--truth-file", str(truth_file), "--ignore-stdin",
+            *delay_args(delay_ms, path_loss)]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=errlog, text=True)
+    proc.errlog_path = errlog.name
+    LAB_PROCS.append(proc)
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        line = proc.stdout.readline() if ready else ""
+        if not line:
+            raise RuntimeError(f"{' '.join(argv[1:])} printed nothing "
+                               f"(see {errlog.name}: {Path(errlog.name).read_text()[-500:]})")
+        lab = json.loads(line)
+        assert_lab_v4_net(lab["prefix"])
+        assert_lab_v4(lab["host_ipv4"], "lab host-side address")
+        check_delay(lab, delay_ms, path_loss)
+        truth = json.loads(Path(lab.get("truth_file") or truth_file).read_text())
+        if truth.get("prefix") != lab["prefix"] or len(truth.get("hosts", {})) != lab["hosts"]:
+            raise RuntimeError(f"truth file does not match the network: prefix "
+                               f"{truth.get('prefix')}, {len(truth.get('hosts', {}))} hosts")
+        for addr in truth["hosts"]:
+            if ipaddress.ip_address(addr) not in ipaddress.ip_network(lab["prefix"]):
+                raise RuntimeError(f"truth file address {addr} outside {lab['prefix']}")
+    except BaseException:
+        stop_lab(proc)
+        raise
+    return proc, lab, truth
 
 
 def stop_lab(proc: subprocess.Popen, timeout: float = 30) -> int | None:
@@ -398,10 +704,12 @@ def cleanup() -> None:
 # One run
 
 def run_tool(tool: str, lab: dict, ports: list[int] | None,
-             truth: set[int] | dict[int, str], exes: dict[str, str], workdir: Path,
-             tag: str, timeout: float) -> dict:
-    """One run. `truth`: the open TCP ports (TCP tools) or every UDP port's
-    expected state (UDP tools)."""
+             truth: set[int] | dict, exes: dict[str, str], workdir: Path,
+             tag: str, timeout: float, truth_states: dict[int, str] | None = None) -> dict:
+    """One run. `truth`: the open TCP ports (TCP tools on a lab host), every
+    UDP port's expected state (UDP tools), or a lab network's truth file
+    (TCP tools on a lab network). `truth_states`: every scanned TCP port's
+    true state on a lab host (for false filtered / false closed)."""
     outfile = workdir / f"{tag}.out"
     rssfile = workdir / f"{tag}.rss"
     for f in (outfile, rssfile):
@@ -452,6 +760,11 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None,
             rec["right"] = sum(got[p] == truth[p] for p in truth)
             rec["total"] = len(truth)
             rec["wrong"] = {str(p): got[p] for p in sorted(got) if got[p] != truth[p]}
+    elif status == "ok" and "prefix" in lab:
+        try:
+            rec.update(evaluate_network(tool, outfile, stdout, lab, truth))
+        except (OSError, ValueError, KeyError) as exc:
+            rec.update(status="failed", error=f"unparsable output: {exc}")
     elif status == "ok" and tool not in DETECT_TOOLS:
         try:
             found = parse_output(tool, outfile, stdout)
@@ -464,6 +777,24 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None,
             rec["truth"] = len(truth)
             rec["missed"] = sorted(truth - found)
             rec["false_open"] = sorted(found - truth)
+        if found is not None and truth_states is not None and (
+                tool.startswith("portgate") or tool.startswith("nmap")):
+            # false filtered / false closed: from every port's state (RustScan
+            # and masscan report open ports only)
+            try:
+                per_host = (parse_portgate_tcp_states(outfile, truth_states)
+                            if tool.startswith("portgate")
+                            else parse_nmap_grepable_states(outfile, truth_states))
+                states, exact = per_host.get(lab["ipv4"], ({}, False))
+                rec.update(state_errors(states, truth_states))
+                rec["states_exact"] = exact
+                rec["states_reported"] = {
+                    st: sum(1 for x in states.values() if x == st)
+                    for st in sorted(set(states.values()))}
+            except (OSError, ValueError, KeyError) as exc:
+                rec.update(status="failed", error=f"unparsable output: {exc}")
+    if rec["status"] == "ok" and tool == "nmap-sS":
+        rec["probes_sent"] = parse_nmap_probes(stdout)
     if rec["status"] == "ok" and tool in PORTGATE_TOOLS:
         try:
             report = json.loads(outfile.read_text())
@@ -477,7 +808,8 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None,
             # e.g. --syn fell back to connect: the row would be mislabelled
             rec.update(status="failed", error=f"portgate reported method "
                        f"{rec.get('method')!r}, expected {want!r}")
-            for key in ("found", "open_reported", "missed", "false_open"):
+            for key in ("found", "open_reported", "missed", "false_open", "false_open_n",
+                        "false_filtered", "false_closed"):
                 rec.pop(key, None)
     if rec["status"] != "ok":
         rec["stderr_tail"] = stderr[-2000:]
@@ -606,9 +938,32 @@ def summarize(results: list[dict], tools: list[str]) -> list[dict]:
                 "found": " ".join(run_cell(r) for r in t["runs"]),
                 "walls": walls, "rss_mb": t["rss_mb"],
             }
-            if sc["kind"] == "tcp":
-                row["false_open"] = sum(len(r.get("false_open", [])) for r in t["runs"])
+            if sc["kind"] in ("tcp", "network"):
+                ok = [r for r in t["runs"] if run_ok(r)]
+                row["false_open"] = sum(r["false_open_n"] if "false_open_n" in r
+                                        else len(r.get("false_open", [])) for r in ok)
+                for key in ("false_filtered", "false_closed"):
+                    have = [r[key] for r in ok if key in r]
+                    # "–": the tool reports open ports only (RustScan, masscan)
+                    row[key] = sum(have) if have else None
+                row["states_inexact"] = any(r.get("states_exact") is False
+                                            or r.get("hosts_inexact") for r in ok)
+                probes = [r["probes_sent"] for r in ok if r.get("probes_sent") is not None]
+                row["probes"] = statistics.median(probes) if probes else None
+                fl = sc.get("floor_s")
+                row["x_floor"] = (f"{t['median'] / fl:.1f}" if fl and t["median"] is not None
+                                  else "–")
                 row["missed"] = sorted({p for r in t["runs"] for p in r.get("missed", [])})
+                if sc["kind"] == "network":
+                    row["hosts_missing"] = " ".join(
+                        "–" if r.get("hosts_missing") is None else str(r["hosts_missing"])
+                        for r in ok) or "–"
+                    row["missed_sample"] = [(r["run"], r.get("missed_n", 0),
+                                             r.get("missed_sample", [])) for r in ok
+                                            if r.get("missed_n")]
+                    row["false_open_sample"] = [(r["run"], r.get("false_open_n", 0),
+                                                 r.get("false_open_sample", [])) for r in ok
+                                                if r.get("false_open_n")]
             else:
                 row["wrong"] = [(r["run"], r["wrong"]) for r in t["runs"] if r.get("wrong")]
                 same, diffs = [], []
@@ -651,21 +1006,72 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
     rows = summarize(results, tools)
     rss_cell = lambda r: "–" if r["rss_mb"] is None else format(r["rss_mb"], ".1f")  # noqa: E731
 
+    def title(name: str) -> str:
+        sc = next((x for x in results if x["scenario"] == name), {})
+        return SCENARIO_TITLES[name] + (" **(refused)**" if sc.get("refused") else "")
+
+    def opt(x, fmt="{}") -> str:
+        return "–" if x is None else fmt.format(x)
+
+    def errs(r: dict, key: str) -> str:
+        return opt(r[key]) + ("*" if r[key] is not None and r["states_inexact"] else "")
+
+    floor_scs = [sc for sc in results if sc["kind"] in ("tcp", "network") and "floor_s" in sc]
+    if floor_scs:
+        out += [
+            "## Scenarios: floor and delay line",
+            "",
+            "| scenario | RTT ms | path loss | probes (ports × hosts) | floor s "
+            "| delay line: packets / max lateness ms / mean lateness ms / kernel dropped "
+            "/ dropped by loss | figures |",
+            "|---|---:|---:|---:|---:|---|---|",
+        ]
+        for sc in floor_scs:
+            st = sc.get("delay_stats")
+            line = "– (no delay line)" if st is None else (
+                f"{st.get('packets')} / {(st.get('max_lateness_us') or 0) / 1000:.1f} / "
+                f"{(st.get('mean_lateness_us') or 0) / 1000:.2f} / {st.get('kernel_dropped')} / "
+                f"{st.get('dropped_by_loss')}")
+            out.append(
+                f"| {SCENARIO_TITLES[sc['scenario']]} | {sc.get('delay_ms') or 0:g} | "
+                f"{opt(sc.get('path_loss'), '{:g}')} | {sc['probes']:,} | {sc['floor_s']:.3f} | "
+                f"{line} | " + ("**refused**" if sc.get("refused") else "valid") + " |")
+        out += [
+            "",
+            f"Floor = probes ÷ {FLOOR_RATE_PPS:,} per s (masscan's `--rate 100000`, the "
+            f"same-rate comparison) + RTT + one {FLOOR_TIMEOUT_S:g} s timeout (portgate's "
+            "`--min-rtt-timeout`): no scanner that sends each probe once at that rate and "
+            "waits one timeout for the last answer can finish sooner. "
+            "\"× floor\" in the tables below = the tool's median wall time ÷ this floor. "
+            "A scenario with a delay line is **refused** (its figures are not valid) when "
+            "the delay line dropped packets in the kernel (`kernel_dropped` > 0) or released "
+            f"a packet more than {DELAY_MAX_LATENESS_US / 1000:.0f} ms late "
+            "(`max_lateness_us`): the delay line, not the scanner, was then the bottleneck.",
+            "",
+        ]
+        for sc in floor_scs:
+            if sc.get("refused"):
+                out.append(f"- **Refused: {SCENARIO_TITLES[sc['scenario']]}**: {sc['refused']}.")
+        if any(sc.get("refused") for sc in floor_scs):
+            out.append("")
+
     tcp_rows = [r for r in rows if r["kind"] == "tcp"]
     if tcp_rows:
         out += [
             "## TCP",
             "",
-            f"| scenario | tool | median wall s | {TCP_RATIO_HEADER} "
-            "| open found / truth per run | false open (sum) | wall s per run "
+            f"| scenario | tool | median wall s | {TCP_RATIO_HEADER} | × floor "
+            "| open found / truth per run | false open (sum) | false filtered (sum) "
+            "| false closed (sum) | probes sent (median) | wall s per run "
             "| peak RSS MB (median) |",
-            "|---|---|---:|---:|---|---:|---|---:|",
+            "|---|---|---:|---:|---:|---|---:|---:|---:|---:|---|---:|",
         ]
         for r in tcp_rows:
             out.append(
-                f"| {SCENARIO_TITLES[r['scenario']]} | {r['tool']} | {fmt_s(r['median'])} | "
-                f"{r['ratio']} | {r['found']} | {r['false_open']} | {r['walls']} | "
-                f"{rss_cell(r)} |")
+                f"| {title(r['scenario'])} | {r['tool']} | {fmt_s(r['median'])} | "
+                f"{r['ratio']} | {r['x_floor']} | {r['found']} | {r['false_open']} | "
+                f"{errs(r, 'false_filtered')} | {errs(r, 'false_closed')} | "
+                f"{opt(r['probes'], '{:,.0f}')} | {r['walls']} | {rss_cell(r)} |")
         out += [
             "",
             "Ratio = tool median / median of the portgate row of the same family in the "
@@ -676,7 +1082,15 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
             "shown against `portgate-syn`. "
             "The portgate reference rows are 1.00; `–` when the reference row was not run "
             "or failed every run. Truth = the lab host's open TCP ports (within the "
-            "scanned list).",
+            "scanned list). False filtered / false closed = ports reported filtered / "
+            "closed whose true state is another (truth: the open list open; under the "
+            "`firewalled` profile the reject list closed and every other port filtered; "
+            "under `open` and `lossy` every other port closed), summed over the runs; "
+            "`–` for RustScan and masscan, which report open ports only (`*`: a run's "
+            "states could not all be told apart, counted over the listed ports only). "
+            "Probes sent: nmap -sS's own count (`-v`: \"Raw packets sent\", retries "
+            "included); portgate's JSON has no total (`attempts` only per listed port), "
+            "RustScan and masscan report none: `–`.",
             "",
         ]
         missed = [r for r in tcp_rows if r["missed"]]
@@ -686,6 +1100,52 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
                 out.append(f"- {SCENARIO_TITLES[r['scenario']]} / {r['tool']}: "
                            + ", ".join(map(str, r["missed"])))
             out.append("")
+
+    net_rows = [r for r in rows if r["kind"] == "network"]
+    if net_rows:
+        out += [
+            "## TCP, many hosts",
+            "",
+            f"| scenario | tool | median wall s | {TCP_RATIO_HEADER} | × floor "
+            "| open (address, port) found / truth per run | false open (sum) "
+            "| false filtered (sum) | false closed (sum) | hosts missing per run "
+            "| probes sent (median) | wall s per run | peak RSS MB (median) |",
+            "|---|---|---:|---:|---:|---|---:|---:|---:|---|---:|---|---:|",
+        ]
+        for r in net_rows:
+            out.append(
+                f"| {title(r['scenario'])} | {r['tool']} | {fmt_s(r['median'])} | "
+                f"{r['ratio']} | {r['x_floor']} | {r['found']} | {r['false_open']} | "
+                f"{errs(r, 'false_filtered')} | {errs(r, 'false_closed')} | "
+                f"{r['hosts_missing']} | {opt(r['probes'], '{:,.0f}')} | {r['walls']} | "
+                f"{rss_cell(r)} |")
+        truths = [f"{SCENARIO_TITLES[sc['scenario']]}: {sc['truth_summary']['prefix']}, "
+                  f"seed {sc['truth_summary']['seed']}, "
+                  + ", ".join(f"{n} {k}" for k, n in sc["truth_summary"]["kinds"].items())
+                  + f", {sc['truth_summary']['open_pairs']:,} open pairs"
+                  for sc in results if sc.get("truth_summary")]
+        out += [
+            "",
+            "`portgate-lab net`: one namespace answering for a /20 of 198.19.0.0/16, each "
+            "address dark (every port filtered), RST-only (every port closed), firewalled "
+            "(its open ports open, its reject ports closed, the rest filtered) or open (its "
+            "open ports open, the rest closed), drawn from the seed; 100 ports per address "
+            "(" + "; ".join(truths) + "). Every reported (address, port) state is compared "
+            "with the truth file. portgate scans a CIDR without its network and broadcast "
+            "addresses (4,094 of 4,096): its truth is the open pairs of those addresses "
+            "and a host counts as missing when one of them is not in its report; nmap -sS "
+            "(`-T4 --max-retries 1`) and masscan scan all 4,096. masscan reports open "
+            "pairs only (false filtered / closed and hosts missing `–`).",
+            "",
+        ]
+        for r in net_rows:
+            for run, n, sample in r.get("missed_sample", []):
+                out.append(f"- {SCENARIO_TITLES[r['scenario']]} / {r['tool']} run {run}: "
+                           f"{n} open pairs missed, e.g. " + ", ".join(sample[:8]))
+            for run, n, sample in r.get("false_open_sample", []):
+                out.append(f"- {SCENARIO_TITLES[r['scenario']]} / {r['tool']} run {run}: "
+                           f"{n} false open pairs, e.g. " + ", ".join(sample[:8]))
+        out.append("")
 
     udp_rows = [r for r in rows if r["kind"] == "udp"]
     if udp_rows:
@@ -1018,15 +1478,41 @@ def zoo_markdown(sc: dict) -> list[str]:
 
 def scenario_tools(scenario: str, tools: list[str]) -> list[str]:
     kind = SCENARIOS[scenario]["kind"]
+    if kind == "network":
+        return [t for t in tools if t in NET_TOOLS]
     return [t for t in tools if TOOL_KIND[t] == kind]
+
+
+def floor_s(spec: dict, n_ports: int, hosts: int = 1) -> float:
+    """The physical floor of a TCP row: probes / 100,000 per s + RTT + one timeout."""
+    return (n_ports * hosts / FLOOR_RATE_PPS + (spec.get("delay_ms") or 0) / 1000
+            + FLOOR_TIMEOUT_S)
 
 
 def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
                  exes: dict[str, str], workdir: Path) -> None:
     scenario = sc["scenario"]
     spec = SCENARIOS[scenario]
-    log(f"  lab {lab['namespace']} at {lab['ipv4']} (pid {proc.pid})")
-    if spec["ports"] == "top1000":
+    log(f"  lab {lab['namespace']} at {lab_target(lab)} (pid {proc.pid})")
+    truth_states = None
+    if spec["kind"] == "network":
+        net = sc.pop("_net_truth")
+        ports = lab["ports"]
+        truth = {"ports": ports, "hosts": net["hosts"]}
+        sc["ports"] = ports
+        kinds: dict[str, int] = {}
+        for h in net["hosts"].values():
+            kinds[h["kind"]] = kinds.get(h["kind"], 0) + 1
+        pset = set(ports)
+        sc["truth_summary"] = {
+            "prefix": lab["prefix"], "seed": net.get("seed"), "hosts": len(net["hosts"]),
+            "kinds": kinds,
+            "open_pairs": sum(len([p for p in h["open"] if p in pset])
+                              for h in net["hosts"].values())}
+        sc["probes"] = len(ports) * lab["hosts"]
+        log(f"  truth: {sc['truth_summary']['open_pairs']} open (address, port) pairs; "
+            + ", ".join(f"{n} {k}" for k, n in kinds.items()))
+    elif spec["ports"] == "top1000":
         ports = top1000_ports(lab, exes, workdir, args.timeout)
         sc["ports"] = ports
         log(f"  top1000 list: {len(ports)} ports")
@@ -1040,9 +1526,17 @@ def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
         for s in truth.values():
             counts[s] = counts.get(s, 0) + 1
         log("  truth: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
-    else:
+    elif spec["kind"] == "tcp":
         truth = set(lab["open"]) if ports is None else set(lab["open"]) & set(ports)
         sc["truth"] = sorted(truth)
+        truth_states = tcp_truth_states(lab, ports)
+        sc["truth_counts"] = {st: sum(1 for x in truth_states.values() if x == st)
+                              for st in ("open", "closed", "filtered")}
+        sc["probes"] = len(truth_states)
+    if "probes" in sc:
+        sc["floor_s"] = round(floor_s(spec, sc["probes"]), 4)
+        log(f"  floor: {sc['probes']:,} probes / {FLOOR_RATE_PPS:,} per s + RTT "
+            f"{spec.get('delay_ms') or 0} ms + {FLOOR_TIMEOUT_S} s = {sc['floor_s']:.3f} s")
     tools = scenario_tools(scenario, args.tools)
     pause = PAUSE_S[spec["kind"]]
     # Tools are interleaved within each round so that drifts in the machine's
@@ -1052,11 +1546,20 @@ def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
             if proc.poll() is not None:
                 raise RuntimeError(f"lab process exited early (rc={proc.returncode})")
             tag = f"{scenario}-{tool}-{i}"
-            rec = run_tool(tool, lab, ports, truth, exes, workdir, tag, args.timeout)
+            rec = run_tool(tool, lab, ports, truth, exes, workdir, tag, args.timeout,
+                           truth_states=truth_states)
             rec["run"] = i + 1
             sc["runs"].append(rec)
             if "found" in rec:
-                extra = f"{rec['found']}/{rec['truth']} open, {len(rec['false_open'])} false"
+                fo = rec["false_open_n"] if "false_open_n" in rec else len(rec["false_open"])
+                extra = f"{rec['found']}/{rec['truth']} open, {fo} false open"
+                if "false_filtered" in rec:
+                    extra += (f", {rec['false_filtered']} false filtered, "
+                              f"{rec['false_closed']} false closed")
+                if rec.get("hosts_missing"):
+                    extra += f", {rec['hosts_missing']} hosts missing"
+                if rec.get("probes_sent") is not None:
+                    extra += f", {rec['probes_sent']} probes"
             elif "right" in rec:
                 extra = f"{rec['right']}/{rec['total']} states right"
                 if rec["wrong"]:
@@ -1079,7 +1582,8 @@ def parse_args(argv: list[str]):
     ap.add_argument("--tools", default=",".join(TOOLS),
                     help=f"comma list of tools (default all: {','.join(TOOLS)}); "
                          "`portgate` stands for the three portgate rows. Each scenario "
-                         "runs the selected tools of its kind (TCP or UDP)")
+                         "runs the selected tools of its kind (TCP, UDP or detection; the "
+                         f"network scenarios only {', '.join(NET_TOOLS)})")
     ap.add_argument("--timeout", type=float, default=300,
                     help="hard cap of one run in seconds (default 300)")
     ap.add_argument("--results-dir", default=str(BENCH_DIR / "results"),
@@ -1112,7 +1616,8 @@ def parse_args(argv: list[str]):
     idle = [s for s in args.scenarios if not scenario_tools(s, args.tools)]
     if len(idle) == len(args.scenarios):
         ap.error("none of the selected tools applies to the selected scenarios "
-                 f"(TCP tools: {', '.join(TCP_TOOLS)}; UDP tools: {', '.join(UDP_TOOLS)}; "
+                 f"(TCP tools: {', '.join(TCP_TOOLS)}; of those in the network "
+                 f"scenarios: {', '.join(NET_TOOLS)}; UDP tools: {', '.join(UDP_TOOLS)}; "
                  f"detection tools: {', '.join(DETECT_TOOLS)})")
     return args
 
@@ -1165,22 +1670,32 @@ def main(argv: list[str]) -> int:
     try:
         for scenario in args.scenarios:
             spec = SCENARIOS[scenario]
-            profile = spec["profile"]
+            profile = spec.get("profile", "network")
             udp_services = spec["kind"] == "udp"
+            delay_ms, path_loss = spec.get("delay_ms"), spec.get("path_loss")
             if not scenario_tools(scenario, args.tools):
-                log(f"scenario {scenario}: none of the selected tools is a "
-                    f"{spec['kind'].upper()} tool; skipped")
+                log(f"scenario {scenario}: none of the selected tools runs in a "
+                    f"{spec['kind']} scenario; skipped")
                 continue
-            log(f"scenario {scenario}: starting lab host ({profile}"
-                + (", --udp-services" if udp_services else "") + ")")
+            log(f"scenario {scenario}: starting lab "
+                + (f"network ({spec['hosts']} hosts, seed {spec['seed']}"
+                   if spec["kind"] == "network" else f"host ({profile}")
+                + (", --udp-services" if udp_services else "")
+                + (f", delay {delay_ms} ms" if delay_ms is not None else "")
+                + (f", path loss {path_loss}" if path_loss is not None else "") + ")")
             sc = {"scenario": scenario, "kind": spec["kind"], "title": spec["title"],
-                  "profile": profile, "udp_services": udp_services, "runs": []}
+                  "profile": profile, "udp_services": udp_services,
+                  "delay_ms": delay_ms, "path_loss": path_loss, "runs": []}
             results.append(sc)
             try:
                 if spec["kind"] == "detect":
                     proc, lab = start_zoo(exes["lab"], workdir)
+                elif spec["kind"] == "network":
+                    proc, lab, sc["_net_truth"] = start_net(
+                        exes["lab"], spec["hosts"], spec["seed"], workdir, delay_ms, path_loss)
                 else:
-                    proc, lab = start_lab(exes["lab"], profile, udp_services, workdir)
+                    proc, lab = start_lab(exes["lab"], profile, udp_services, workdir,
+                                          delay_ms, path_loss)
             except (OSError, RuntimeError, ValueError) as exc:
                 sc["error"] = f"lab did not start: {exc}"
                 log(f"  {sc['error']}")
@@ -1196,8 +1711,21 @@ def main(argv: list[str]) -> int:
                 sc["error"] = f"{type(exc).__name__}: {exc}"
                 log(f"  scenario {scenario} aborted: {sc['error']}")
             finally:
+                sc.pop("_net_truth", None)
                 rc = stop_lab(proc)
                 sc["lab_exit"] = rc
+                stats = read_delay_stats(proc)
+                if stats is not None:
+                    sc["delay_stats"] = stats
+                    sc["refused"] = delay_refusal(stats)
+                    log(f"  delay line: {stats.get('packets')} packets, max lateness "
+                        f"{(stats.get('max_lateness_us') or 0) / 1000:.1f} ms, kernel dropped "
+                        f"{stats.get('kernel_dropped')}, dropped by loss "
+                        f"{stats.get('dropped_by_loss')}"
+                        + (f"; REFUSED: {sc['refused']}" if sc["refused"] else ""))
+                elif delay_ms is not None or path_loss is not None:
+                    sc["refused"] = "the lab printed no delay-stats line"
+                    log(f"  REFUSED: {sc['refused']}")
                 if netns_exists(lab["namespace"]):
                     log(f"  WARNING: namespace {lab['namespace']} still exists after teardown")
                     sc["namespace_left"] = True

@@ -61,6 +61,8 @@ pub const DEFAULT_DELAY_SEED: u64 = 0x706f_7274_6761_7465;
 const QUEUE_NUM: u16 = 0;
 /// [`QUEUE_NUM`] as an iptables argument.
 const QUEUE_NUM_ARG: &str = "0";
+/// `SCHED_FIFO` priority of the delay thread (1-99; low, above every normal thread).
+const REALTIME_PRIORITY: &str = "10";
 /// How long start() waits for the delay thread to bind the queue.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest the loop sleeps before it looks at the stop flag again.
@@ -208,6 +210,10 @@ pub struct DelayStats {
     pub flushed_at_stop: u64,
     /// Verdicts the kernel refused (e.g. for a packet id it no longer had).
     pub verdict_errors: u64,
+    /// Whether the delay thread runs at real-time priority (`SCHED_FIFO`),
+    /// ahead of the scanner it measures on the same cores. Without it, a
+    /// scanner that keeps both cores busy makes releases late.
+    pub realtime: bool,
     /// Why the delay thread stopped early, if it did (packets to the host are
     /// then dropped).
     pub error: Option<String>,
@@ -275,6 +281,7 @@ struct Shared {
     queued: AtomicU64,
     flushed: AtomicU64,
     verdict_errors: AtomicU64,
+    realtime: AtomicBool,
     error: Mutex<Option<String>>,
 }
 
@@ -313,6 +320,7 @@ impl Shared {
             queued: load(&self.queued),
             flushed_at_stop: flushed,
             verdict_errors: load(&self.verdict_errors),
+            realtime: self.realtime.load(Ordering::Relaxed),
             error: self
                 .error
                 .lock()
@@ -509,6 +517,13 @@ fn delay_thread(
             .kernel_dropped
             .store(kernel.dropped(), Ordering::Relaxed);
     }
+    // The line shares the machine with the scanner it measures: it must win
+    // the CPU whenever a packet is due, or the scanner's own load becomes part
+    // of the round trip. `chrt` on this thread's id (it sleeps in poll between
+    // releases, and the kernel's real-time throttling bounds it anyway).
+    let tid = nix::unistd::gettid().to_string();
+    let realtime = cmd::run_quiet(&["chrt", "--fifo", "--pid", REALTIME_PRIORITY, &tid]);
+    shared.realtime.store(realtime, Ordering::Relaxed);
     if ready.send(Ok(())).is_err() {
         return;
     }
