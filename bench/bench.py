@@ -598,6 +598,25 @@ def delay_refusal(stats: dict | None) -> str | None:
     return "; ".join(why) or None
 
 
+def spawn_lab(argv: list[str], errlog) -> subprocess.Popen:
+    """Starts a `portgate-lab` process (tracked, so that cleanup ends it by pid)."""
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=errlog, text=True)
+    proc.errlog_path = errlog.name
+    LAB_PROCS.append(proc)
+    return proc
+
+
+def first_json_line(proc: subprocess.Popen, argv: list[str], errlog, wait_s: float) -> str:
+    """The one line a lab process prints once it is up."""
+    ready, _, _ = select.select([proc.stdout], [], [], wait_s)
+    line = proc.stdout.readline() if ready else ""
+    if not line:
+        raise RuntimeError(f"{' '.join(argv[1:])} printed nothing "
+                           f"(see {errlog.name}: {Path(errlog.name).read_text()[-500:]})")
+    return line
+
+
 def start_lab(lab_exe: str, profile: str, udp_services: bool, workdir: Path,
               delay_ms: float | None = None,
               path_loss: float | None = None) -> tuple[subprocess.Popen, dict]:
@@ -606,16 +625,9 @@ def start_lab(lab_exe: str, profile: str, udp_services: bool, workdir: Path,
             *delay_args(delay_ms, path_loss)]
     if udp_services:
         argv.append("--udp-services")
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=errlog, text=True)
-    proc.errlog_path = errlog.name
-    LAB_PROCS.append(proc)
+    proc = spawn_lab(argv, errlog)
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 90)
-        line = proc.stdout.readline() if ready else ""
-        if not line:
-            raise RuntimeError(f"{' '.join(argv[1:])} printed nothing "
-                               f"(see {errlog.name}: {Path(errlog.name).read_text()[-500:]})")
+        line = first_json_line(proc, argv, errlog, 90)
         lab = json.loads(line)
         assert_lab_v4(lab["ipv4"])
         assert_lab_v4(lab["host_ipv4"], "lab host-side address")
@@ -639,17 +651,9 @@ def start_net(lab_exe: str, hosts: int, seed: int, workdir: Path,
     argv = [lab_exe, "net", "--hosts", str(hosts), "--seed", str(seed),
             "--truth-file", str(truth_file), "--ignore-stdin",
             *delay_args(delay_ms, path_loss)]
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=errlog, text=True)
-    proc.errlog_path = errlog.name
-    LAB_PROCS.append(proc)
+    proc = spawn_lab(argv, errlog)
     try:
-        ready, _, _ = select.select([proc.stdout], [], [], 120)
-        line = proc.stdout.readline() if ready else ""
-        if not line:
-            raise RuntimeError(f"{' '.join(argv[1:])} printed nothing "
-                               f"(see {errlog.name}: {Path(errlog.name).read_text()[-500:]})")
-        lab = json.loads(line)
+        lab = json.loads(first_json_line(proc, argv, errlog, 120))
         assert_lab_v4_net(lab["prefix"])
         assert_lab_v4(lab["host_ipv4"], "lab host-side address")
         check_delay(lab, delay_ms, path_loss)
