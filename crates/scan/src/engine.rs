@@ -157,12 +157,10 @@ struct Completion {
     launched: Instant,
     started: Instant,
     finished: Instant,
-    /// The attempt still held a place in the window (false for a late answer: its
-    /// attempt had already timed out and given its place up).
+    /// The attempt still held a place in the window. False for a late answer — one
+    /// for an attempt that had already timed out and given its place up: the timeout
+    /// was too short, nothing was lost.
     holds_slot: bool,
-    /// The answer came for an attempt that had already timed out: the timeout was too
-    /// short, nothing was lost.
-    late: bool,
 }
 
 impl Completion {
@@ -175,7 +173,6 @@ impl Completion {
             started: now,
             finished: Instant::now(),
             holds_slot: true,
-            late: false,
         }
     }
 }
@@ -526,7 +523,6 @@ impl Engine<'_> {
                 started,
                 finished: Instant::now(),
                 holds_slot: true,
-                late: false,
             }
         });
     }
@@ -601,7 +597,6 @@ impl Engine<'_> {
             started: sent,
             finished: Instant::from_std(answer.at),
             holds_slot,
-            late: !holds_slot,
         });
     }
 
@@ -640,7 +635,6 @@ impl Engine<'_> {
                         started: sent,
                         finished: now,
                         holds_slot: true,
-                        late: false,
                     });
                 }
             }
@@ -797,7 +791,7 @@ impl Engine<'_> {
         }
         // Earlier attempts went unanswered and this one was answered in time: loss. A
         // late answer proves the opposite: the probe arrived, the wait was too short.
-        let retried = job.attempt > 0 && !completion.late;
+        let retried = job.attempt > 0 && completion.holds_slot;
         if !(udp && state == PortState::Closed) {
             host.epoch_answers += 1;
             let fresh_loss = retried
@@ -906,7 +900,6 @@ impl Engine<'_> {
                 attempt: job.attempt + 1,
                 paced: false,
                 canary: false,
-                previous: None,
                 ..job
             });
         } else {

@@ -82,6 +82,11 @@ impl Window {
         }
     }
 
+    /// The smoothed round trip of answered attempts, queueing included, once known.
+    pub(crate) fn srtt(&self) -> Option<Duration> {
+        self.srtt
+    }
+
     pub(crate) fn size(&self) -> usize {
         self.size.min(self.resource_ceiling).max(1.0) as usize
     }
@@ -161,13 +166,6 @@ impl Window {
         let ceiling = ((in_flight as f64) * 0.9).floor().max(1.0);
         self.resource_ceiling = self.resource_ceiling.min(ceiling);
         self.size = self.size.min(self.resource_ceiling);
-    }
-}
-
-impl Window {
-    /// The smoothed round trip of answered attempts, queueing included, once known.
-    pub(crate) fn srtt(&self) -> Option<Duration> {
-        self.srtt
     }
 }
 
