@@ -48,6 +48,7 @@ use nix::sys::socket::{
 use nix::sys::time::TimeSpec;
 use serde::Serialize;
 
+use crate::rng::SplitMix64;
 use crate::{LabError, cmd};
 
 /// Longest delay [`DelayConfig::validate`] accepts.
@@ -898,25 +899,6 @@ impl Queue {
 // ---------------------------------------------------------------------------
 // Scheduling (pure logic).
 
-/// SplitMix64: small, fast, and its output depends only on the seed.
-#[derive(Debug, Clone)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// What happens to an arriving packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
@@ -1005,7 +987,7 @@ impl Scheduler {
     fn arrive(&mut self, id: u32, now_ns: u64) -> Decision {
         self.counters.packets += 1;
         self.last_id = Some(id);
-        if self.loss > 0.0 && self.rng.next_f64() < self.loss {
+        if self.loss > 0.0 && self.rng.unit() < self.loss {
             self.counters.dropped_by_loss += 1;
             return Decision::Drop;
         }

@@ -51,6 +51,7 @@ mod delay;
 mod firewall;
 mod listener;
 mod network;
+mod rng;
 mod services;
 mod zoo;
 

@@ -238,13 +238,7 @@ fn main() {
 }
 
 fn up(args: UpArgs) -> Result<()> {
-    // Block the termination signals before any thread exists, so every
-    // thread inherits the mask and only the waiter thread receives them.
-    let mut signals = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(signal);
-    }
-    signals.thread_block().context("blocking signals")?;
+    let signals = block_stop_signals()?;
 
     let delay = args.delay.config();
     let mut config = LabConfig::new(args.profile);
@@ -287,12 +281,7 @@ fn up(args: UpArgs) -> Result<()> {
         icmp_ratelimit_ms: host.icmp_ratelimit_ms(),
         delay: host.delay_config().map(DelayInfo::from),
     };
-    let line = serde_json::to_string(&info).context("serializing the host description")?;
-    {
-        let mut stdout = io::stdout().lock();
-        writeln!(stdout, "{line}").context("writing to stdout")?;
-        stdout.flush().context("flushing stdout")?;
-    }
+    print_line(&info, "host")?;
 
     let reason = wait_for_stop(signals, args.ignore_stdin)?;
     eprintln!("portgate-lab: {reason}; tearing down {}", host.namespace());
@@ -300,6 +289,28 @@ fn up(args: UpArgs) -> Result<()> {
     drop(host);
     // The waiter threads may still be blocked; exiting ends them.
     std::process::exit(0);
+}
+
+/// Blocks SIGINT, SIGTERM and SIGHUP in this thread, before any other thread
+/// exists: every thread inherits the mask and only the waiter thread
+/// ([`wait_for_stop`]) receives them.
+fn block_stop_signals() -> Result<SigSet> {
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    signals.thread_block().context("blocking signals")?;
+    Ok(signals)
+}
+
+/// Prints `info` as the one JSON line describing what is up (`what`: host,
+/// zoo, network).
+fn print_line(info: &impl Serialize, what: &str) -> Result<()> {
+    let line = serde_json::to_string(info)
+        .with_context(|| format!("serializing the {what} description"))?;
+    let mut stdout = io::stdout().lock();
+    writeln!(stdout, "{line}").context("writing to stdout")?;
+    stdout.flush().context("flushing stdout")
 }
 
 /// Blocks until one of `signals` arrives or (unless `ignore_stdin`) stdin
@@ -347,11 +358,7 @@ fn wait_for_stop(signals: SigSet, ignore_stdin: bool) -> Result<String> {
 }
 
 fn zoo(args: ZooArgs) -> Result<()> {
-    let mut signals = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(signal);
-    }
-    signals.thread_block().context("blocking signals")?;
+    let signals = block_stop_signals()?;
     let zoo = portgate_lab::Zoo::start().context("starting the zoo")?;
     for skip in zoo.skipped() {
         eprintln!(
@@ -370,12 +377,7 @@ fn zoo(args: ZooArgs) -> Result<()> {
         skipped: zoo.skipped(),
         ca_pem: zoo.ca_pem(),
     };
-    let line = serde_json::to_string(&info).context("serializing the zoo description")?;
-    {
-        let mut stdout = io::stdout().lock();
-        writeln!(stdout, "{line}").context("writing to stdout")?;
-        stdout.flush().context("flushing stdout")?;
-    }
+    print_line(&info, "zoo")?;
     let reason = wait_for_stop(signals, args.ignore_stdin)?;
     eprintln!(
         "portgate-lab: {reason}; stopping the zoo in {}",
@@ -440,12 +442,7 @@ struct NetInfo<'a> {
 }
 
 fn net(args: NetArgs) -> Result<()> {
-    // As in `up`: block the signals before any thread exists.
-    let mut signals = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        signals.add(signal);
-    }
-    signals.thread_block().context("blocking signals")?;
+    let signals = block_stop_signals()?;
 
     let mut config = portgate_lab::NetworkConfig::new()
         .hosts(args.hosts)
@@ -503,12 +500,7 @@ fn net(args: NetArgs) -> Result<()> {
         truth_file: &truth_path,
         delay: delay.as_ref().map(DelayInfo::from),
     };
-    let line = serde_json::to_string(&info).context("serializing the network description")?;
-    {
-        let mut stdout = io::stdout().lock();
-        writeln!(stdout, "{line}").context("writing to stdout")?;
-        stdout.flush().context("flushing stdout")?;
-    }
+    print_line(&info, "network")?;
 
     let reason = wait_for_stop(signals, args.ignore_stdin)?;
     eprintln!(

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::addr::Subnet;
 use crate::listener;
+use crate::rng::{SplitMix64, mix64};
 use crate::{
     ALLOCATION, ExpectedState, LabError, Resources, cmd, configure_link, create_namespace,
     create_veth, in_lab_range, read_mac,
@@ -588,37 +589,6 @@ impl NetworkTruth {
             prefix = self.prefix
         ));
         text
-    }
-}
-
-/// The SplitMix64 finaliser: a bijective 64-bit mix.
-fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// SplitMix64 (Steele, Lea, Flood 2014): small, fast, and fixed here, so the
-/// truth of a seed never changes with a dependency's version.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        mix64(self.0)
-    }
-
-    /// Uniform in `0..n` (`n > 0`), by multiply-shift.
-    fn below(&mut self, n: usize) -> usize {
-        let n = n as u64;
-        let r = ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64;
-        // r < n <= usize::MAX.
-        usize::try_from(r).unwrap_or(0)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 }
 
@@ -1430,7 +1400,7 @@ mod tests {
             Some((ip(198, 19, 1, 0), 24))
         );
         assert_eq!(parse_raw_prefix("default"), None);
-        assert_eq!(parse_raw_prefix("1.2.3.4/40"), None);
+        assert_eq!(parse_raw_prefix("198.19.1.7/40"), None);
     }
 
     #[test]
