@@ -80,6 +80,21 @@ SCENARIOS = {
     "zoo": {"kind": "detect", "profile": "open", "ports": None,
             "title": "daemon zoo, service detection"},
 }
+# The same host profiles at the other round trips (20 and 200 ms).
+for _rtt in (20, 200):
+    SCENARIOS.setdefault(f"wan{_rtt}-firewalled", {
+        "kind": "tcp", "profile": "firewalled", "ports": None, "delay_ms": _rtt,
+        "title": f"firewalled, 65,535 ports, RTT {_rtt} ms"})
+    SCENARIOS[f"wan{_rtt}-loss2"] = {
+        "kind": "tcp", "profile": "open", "ports": None, "delay_ms": _rtt, "path_loss": 0.02,
+        "title": f"open, 65,535 ports, RTT {_rtt} ms, 2 % path loss"}
+    SCENARIOS[f"wan{_rtt}-top1000"] = {
+        "kind": "tcp", "profile": "firewalled", "ports": "top1000", "delay_ms": _rtt,
+        "title": f"firewalled, 1,000-port list, RTT {_rtt} ms"}
+SCENARIOS["net4096-wan20"] = {"kind": "network", "hosts": 4096, "seed": 1, "delay_ms": 20,
+                              "title": "network, 4,096 hosts × 100 ports, RTT 20 ms"}
+SCENARIOS["net4096-wan200"] = {"kind": "network", "hosts": 4096, "seed": 1, "delay_ms": 200,
+                               "title": "network, 4,096 hosts × 100 ports, RTT 200 ms"}
 SCENARIO_TITLES = {name: sc["title"] for name, sc in SCENARIOS.items()}
 
 TCP_TOOLS = ["portgate-connect", "portgate-syn", "portgate-syn-100k", "nmap-sT", "nmap-sS",
@@ -804,6 +819,7 @@ def run_tool(tool: str, lab: dict, ports: list[int] | None,
             report = json.loads(outfile.read_text())
             rec["reported_duration_ms"] = report.get("duration_ms")
             rec["method"] = report.get("method")
+            rec["probes_sent"] = (report.get("summary") or {}).get("probes_sent")
         except (OSError, ValueError):
             report = {}
         want = {"portgate-connect": "connect", "portgate-syn": "syn",
@@ -998,7 +1014,8 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
         out += ["**Interrupted: partial results.**", ""]
     out += [
         f"- date: {info['date_utc']}; whole run {total_s / 60:.1f} min; "
-        f"{args.runs} runs per tool and scenario; per-run cap {args.timeout:.0f} s",
+        f"{args.runs} runs per tool and scenario; per-run cap {args.timeout:.0f} s"
+        + (" (a tool that hit it was not run again in that scenario)" if args.give_up else ""),
         f"- machine: nproc {info['nproc']}, {info['cpu']}, {info['memory_gib']} GiB, "
         f"kernel {info['kernel']}, load average at start {info['loadavg_start']}, "
         f"at end {info.get('loadavg_end', '?')}",
@@ -1545,8 +1562,11 @@ def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
     pause = PAUSE_S[spec["kind"]]
     # Tools are interleaved within each round so that drifts in the machine's
     # load hit every tool alike.
+    gave_up: set[str] = set()
     for i in range(args.runs):
         for tool in tools:
+            if tool in gave_up:
+                continue
             if proc.poll() is not None:
                 raise RuntimeError(f"lab process exited early (rc={proc.returncode})")
             tag = f"{scenario}-{tool}-{i}"
@@ -1554,6 +1574,9 @@ def run_scenario(sc: dict, lab: dict, proc: subprocess.Popen, args,
                            truth_states=truth_states)
             rec["run"] = i + 1
             sc["runs"].append(rec)
+            if args.give_up and rec["status"] == "timeout":
+                gave_up.add(tool)
+                log(f"  {tool} hit the {args.timeout:.0f} s cap: not run again here")
             if "found" in rec:
                 fo = rec["false_open_n"] if "false_open_n" in rec else len(rec["false_open"])
                 extra = f"{rec['found']}/{rec['truth']} open, {fo} false open"
@@ -1590,6 +1613,9 @@ def parse_args(argv: list[str]):
                          f"network scenarios only {', '.join(NET_TOOLS)})")
     ap.add_argument("--timeout", type=float, default=300,
                     help="hard cap of one run in seconds (default 300)")
+    ap.add_argument("--give-up", action="store_true",
+                    help="a tool whose run hits the cap is not run again in that scenario "
+                         "(its row shows the one timed-out run)")
     ap.add_argument("--results-dir", default=str(BENCH_DIR / "results"),
                     help="where latest.md and latest.json go (default bench/results)")
     ap.add_argument("--keep-work", action="store_true",

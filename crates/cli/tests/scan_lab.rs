@@ -138,6 +138,12 @@ fn assert_exact_states(lab: &LabHost, ip: &str, method: &str, run: usize) {
     assert_eq!(open, truth.open, "{label}: open ports");
     let counts = &host["counts"];
     assert_eq!(counts["not_scanned"], 0, "{label}");
+    // Every port was probed at least once; retries stay within the retry ceiling.
+    let probes = report["summary"]["probes_sent"].as_u64().unwrap();
+    assert!(
+        (65_535..=65_535 * 11).contains(&probes),
+        "{label}: {probes} probes sent"
+    );
     match truth.profile {
         Profile::Open | Profile::Lossy => {
             assert_eq!(

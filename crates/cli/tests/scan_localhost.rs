@@ -70,6 +70,7 @@ fn json_report_carries_the_documented_fields() {
         "closed",
         "filtered",
         "not_scanned",
+        "probes_sent",
     ] {
         assert!(report["summary"][key].is_u64(), "summary.{key}");
     }

@@ -251,6 +251,8 @@ pub struct Summary {
     pub open_filtered: u64,
     /// Requested pairs the scan did not reach (deadline).
     pub not_scanned: u64,
+    /// Probes sent: every attempt on every port with a state (first tries and retries).
+    pub probes_sent: u64,
 }
 
 impl ScanReport {
@@ -273,6 +275,7 @@ impl ScanReport {
             s.ports_requested += u64::from(host.ports_requested);
             s.ports_scanned += host.ports.len() as u64;
             for port in &host.ports {
+                s.probes_sent += u64::from(port.attempts);
                 match port.state {
                     PortState::Open => s.open += 1,
                     PortState::Closed => s.closed += 1,

@@ -393,6 +393,9 @@ pub struct JsonSummary {
     pub open_filtered: u64,
     /// Requested pairs not reached.
     pub not_scanned: u64,
+    /// Probes sent to learn the states: every first try and retry of every scanned pair
+    /// (connect attempts, SYNs, UDP datagrams; detection's requests are not counted).
+    pub probes_sent: u64,
 }
 
 fn timestamp(at: DateTime<Utc>) -> String {
@@ -488,6 +491,7 @@ impl JsonReport {
                 filtered: summary.filtered,
                 open_filtered: summary.open_filtered,
                 not_scanned: summary.not_scanned,
+                probes_sent: summary.probes_sent,
             },
         }
     }

@@ -106,6 +106,9 @@ fn json_lists_per_the_rules_and_counts_everything() {
     assert_eq!(ssh["rtt_ms"], 0.412);
     assert_eq!(ssh["observed_at"], "2026-11-23T12:00:00.250Z");
     assert_eq!(value["summary"]["not_scanned"], 2);
+    // 4 ports answered at the first try, 30 silent after a retry: 4 + 30 × 2 probes,
+    // summarised ports included.
+    assert_eq!(value["summary"]["probes_sent"], 64);
     assert_eq!(
         value["targets"][1]["error"],
         "\"nosuch.example.test\" does not exist (NXDOMAIN)"
