@@ -184,9 +184,10 @@ pub(crate) struct ScanArgs {
     pub(crate) save: bool,
 }
 
+/// The one duration parser of every flag: `250ms`, `2s`, `5m`, `12h`, `7d`, `2w`.
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
-        .map_err(|e| format!("\"{text}\" is not a duration like 250ms, 2s or 5m: {e}"))
+        .map_err(|e| format!("\"{text}\" is not a duration like 250ms, 90s, 30m, 12h or 7d: {e}"))
 }
 
 fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {

@@ -68,17 +68,12 @@ pub(crate) struct AuditArgs {
 
     /// A process running this long with a connection to port 22, 443 or 8443 is listed as
     /// a possible tunnel.
-    #[arg(long, value_parser = parse_duration, default_value = "30m", value_name = "DURATION")]
+    #[arg(long, value_parser = crate::args::parse_duration, default_value = "30m", value_name = "DURATION")]
     pub(crate) long_lived: Duration,
 
     /// Write the report to this file instead of standard output.
     #[arg(long, value_name = "PATH")]
     pub(crate) output_file: Option<PathBuf>,
-}
-
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text)
-        .map_err(|e| format!("\"{text}\" is not a duration like 90s, 30m or 2h: {e}"))
 }
 
 /// Runs the audit and returns its exit code.
@@ -142,30 +137,6 @@ pub(crate) fn run(args: AuditArgs) -> Result<u8, Failure> {
 /// Longest command line shown in the table (JSON has all of it).
 const COMMAND_WIDTH: usize = 60;
 
-/// Columns padded to the widest cell; the last column is not padded.
-fn columns(out: &mut String, rows: &[Vec<String>]) {
-    let widths: Vec<usize> = (0..rows.first().map_or(0, Vec::len))
-        .map(|i| {
-            rows.iter()
-                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    for row in rows {
-        let mut line = String::new();
-        for (i, cell) in row.iter().enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-}
-
 fn shorten(text: &str, width: usize) -> String {
     if text.chars().count() <= width {
         text.to_string()
@@ -225,7 +196,7 @@ pub(crate) fn table(report: &AuditReport) -> String {
             },
         ]);
     }
-    columns(&mut out, &rows);
+    out.push_str(&portgate_report::columns(&rows));
 
     if !report.tunnels.is_empty() {
         let _ = writeln!(out, "\nOutbound connections that look like tunnels:");
@@ -252,7 +223,7 @@ pub(crate) fn table(report: &AuditReport) -> String {
                 shorten(&t.detail, COMMAND_WIDTH),
             ]);
         }
-        columns(&mut out, &rows);
+        out.push_str(&portgate_report::columns(&rows));
     }
 
     if let Some(comparison) = &report.comparison {
@@ -292,7 +263,7 @@ pub(crate) fn table(report: &AuditReport) -> String {
                 c.verdict.as_str().to_string(),
             ]);
         }
-        columns(&mut out, &rows);
+        out.push_str(&portgate_report::columns(&rows));
     }
 
     if report.findings.is_empty() {
@@ -312,7 +283,7 @@ pub(crate) fn table(report: &AuditReport) -> String {
             }
             rows.push(line);
         }
-        columns(&mut out, &rows);
+        out.push_str(&portgate_report::columns(&rows));
     }
     for note in &report.notes {
         let _ = writeln!(out, "note: {note}");

@@ -1,43 +1,40 @@
 //! The `portgate` command line: parses arguments, runs the engine, renders the report,
 //! and owns the process's exit code.
 //!
-//! Exit codes: 0 the scan completed (check: passed); 1 policy failure (`portgate check`);
-//! 2 usage or input error; 3 the scan could not complete.
+//! Exit codes (chosen by the type of the failure, in `exit.rs`): 0 the scan completed
+//! (check: passed); 1 policy failure (`portgate check`); 2 usage or input error; 3 the
+//! scan could not complete.
 
 mod args;
 mod audit;
 mod baseline;
 mod check;
+mod exit;
 mod history;
+mod history_view;
 mod scan;
 mod targets_file;
 
 use clap::Parser;
 use std::process::ExitCode;
 
-/// An error with the exit code it calls for.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) code: u8,
-    pub(crate) message: String,
+pub(crate) use exit::Failure;
+
+/// The async runtime the commands run their work on.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::scan(format!("could not start the async runtime: {e}")))
 }
 
-impl Failure {
-    /// A usage or input error (exit 2).
-    pub(crate) fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            code: 2,
-            message: message.into(),
-        }
-    }
-
-    /// The scan could not run or complete (exit 3).
-    pub(crate) fn scan(message: impl Into<String>) -> Self {
-        Failure {
-            code: 3,
-            message: message.into(),
-        }
-    }
+/// Writes `text` to standard output; a closed pipe (e.g. `| head`) is not an error.
+pub(crate) fn write_stdout(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
 }
 
 fn main() -> ExitCode {

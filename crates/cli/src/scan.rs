@@ -3,12 +3,11 @@
 use crate::args::{Format, ScanArgs};
 use crate::{Failure, targets_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use portgate_detect::inspect::{InspectOptions, inspect_port};
-use portgate_detect::probes::ProbeDb;
 use portgate_model::ScanStatus;
+use portgate_pipeline::{self as pipeline, Detection, ScanRecorder};
 use portgate_report::RenderOptions;
 use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 
 /// Runs the scan and returns the exit code: 0 completed, 3 incomplete.
 pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
@@ -40,43 +39,39 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     if let Some(n) = args.host_concurrency {
         builder = builder.host_concurrency(n);
     }
-    let scanner = builder.build().map_err(|e| Failure::usage(e.to_string()))?;
-    scanner
-        .check_targets(&targets)
-        .map_err(|e| Failure::usage(e.to_string()))?;
-
-    let probes = match (&args.detect, &args.probes) {
-        (false, _) => None,
-        (true, None) => Some(ProbeDb::builtin().map_err(|e| Failure::usage(e.to_string()))?),
-        (true, Some(path)) => {
-            Some(ProbeDb::from_file(path).map_err(|e| Failure::usage(e.to_string()))?)
-        }
+    let scanner = builder.build()?;
+    scanner.check_targets(&targets)?;
+    let detection = if args.detect {
+        Some(Detection::load(
+            args.probes.as_deref(),
+            args.ca_file.as_deref(),
+        )?)
+    } else {
+        // A --ca that cannot be used is an error even without --detect.
+        pipeline::inspect_options(args.ca_file.as_deref())?;
+        None
     };
-    let inspect = inspect_options(args.ca_file.as_deref())?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::scan(format!("could not start the async runtime: {e}")))?;
+    let runtime = crate::runtime()?;
     // In the history as `running` before the first probe (--db, --save or $PORTGATE_DB).
-    let method_name = [(args.connect, "connect"), (args.syn, "syn")]
-        .into_iter()
-        .find_map(|(set, name)| set.then_some(name));
-    let recorder = crate::history::begin_scan(
-        &runtime,
-        args.db.as_deref(),
-        args.save,
-        &targets,
-        method_name,
-    )?;
+    let recorder = if pipeline::recording(args.db.as_deref(), args.save) {
+        let location = pipeline::location(args.db.as_deref())?;
+        let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+        let method = [(args.connect, "connect"), (args.syn, "syn")]
+            .into_iter()
+            .find_map(|(set, name)| set.then_some(name));
+        Some(runtime.block_on(ScanRecorder::begin(&location, &names, method))?)
+    } else {
+        None
+    };
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut sink = ProgressSink::new(show_progress);
-    let mut report = runtime
-        .block_on(scanner.run(&targets, &mut sink))
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let report = runtime.block_on(pipeline::scan(
+        &scanner,
+        &targets,
+        detection.as_ref(),
+        &mut sink,
+    ))?;
     sink.finish();
-    if let Some(db) = &probes {
-        runtime.block_on(detect_services(&mut report, db, &inspect));
-    }
 
     let options = RenderOptions {
         only_open: args.open,
@@ -93,71 +88,21 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
                 path.display()
             ))
         })?,
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            // A closed pipe (e.g. `| head`) is not a scan failure.
-            let _ = stdout
-                .write_all(text.as_bytes())
-                .and_then(|()| stdout.flush());
-        }
+        None => crate::write_stdout(&text),
     }
-    crate::history::finish_scan(&runtime, recorder, &report)?;
+    if let Some(recorder) = recorder {
+        let (id, store) = runtime.block_on(recorder.finish(&report))?;
+        eprintln!("portgate: saved as scan {id} in {store}");
+    }
     Ok(match report.status {
         ScanStatus::Completed => 0,
         ScanStatus::Incomplete => {
             for reason in &report.incomplete_reasons {
                 eprintln!("portgate: incomplete: {reason}");
             }
-            3
+            crate::exit::INCOMPLETE
         }
     })
-}
-
-/// Detections running at once.
-const DETECT_PARALLEL: usize = 32;
-
-/// Runs service detection on every open TCP port and records what answers there: service,
-/// product, version, TLS (direct or after STARTTLS) and HTTP.
-pub(crate) async fn detect_services(
-    report: &mut portgate_model::ScanReport,
-    db: &ProbeDb,
-    options: &InspectOptions,
-) {
-    use futures::stream::{self, StreamExt};
-    use portgate_model::{PortState, Protocol};
-    for host in &mut report.hosts {
-        let ip = host.ip;
-        let hostname = host.hostname.clone();
-        let open: Vec<u16> = host
-            .ports
-            .iter()
-            .filter(|p| p.protocol == Protocol::Tcp && p.state == PortState::Open)
-            .map(|p| p.port)
-            .collect();
-        host.services = stream::iter(open)
-            .map(|port| {
-                let hostname = hostname.as_deref();
-                let addr = std::net::SocketAddr::new(ip, port);
-                inspect_port(addr, hostname, db, options)
-            })
-            .buffer_unordered(DETECT_PARALLEL)
-            .collect()
-            .await;
-        host.services.sort_by_key(|s| s.port);
-    }
-}
-
-/// Inspection options from the command line: `--ca` replaces the system trust roots.
-/// A CA file that cannot be used is a usage error, found before the scan starts.
-pub(crate) fn inspect_options(
-    ca_file: Option<&std::path::Path>,
-) -> Result<InspectOptions, Failure> {
-    let mut options = InspectOptions::default();
-    if let Some(path) = ca_file {
-        portgate_detect::tls::check_ca_file(path).map_err(|e| Failure::usage(e.to_string()))?;
-        options.tls.ca_file = Some(path.to_path_buf());
-    }
-    Ok(options)
 }
 
 /// Probes need one descriptor each: take the hard limit, which is often far above the
@@ -191,7 +136,7 @@ impl ProgressSink {
         ProgressSink { bar }
     }
 
-    fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

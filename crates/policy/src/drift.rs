@@ -10,7 +10,7 @@
 //!
 //! Pure functions of their arguments: no I/O, no clock.
 
-use portgate_model::{DetectedService, PortState, Protocol, ScanReport};
+use portgate_model::{DetectedService, HostReport, PortState, Protocol, ScanReport};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -354,10 +354,25 @@ impl<T: Clone + PartialEq> Tracker<T> {
 /// are observed when the port is open and detection ran on the host. A scan that did not
 /// observe a port neither confirms nor breaks a run.
 pub fn drift(history: &[ScanReport], options: &DriftOptions) -> Vec<Change> {
+    let scans: Vec<&[HostReport]> = history.iter().map(|r| r.hosts.as_slice()).collect();
+    drift_of(&scans, options)
+}
+
+/// Every difference between two scans of one address, confirmed at once: what the
+/// evaluation of a check reports as changed since the last scan.
+pub fn host_diff(before: &HostReport, after: &HostReport) -> Vec<Change> {
+    drift_of(
+        &[std::slice::from_ref(before), std::slice::from_ref(after)],
+        &DriftOptions::immediate(),
+    )
+}
+
+/// [`drift`] over the hosts of each scan.
+fn drift_of(history: &[&[HostReport]], options: &DriftOptions) -> Vec<Change> {
     // Every observation of every port, by scan.
     let mut seen: BTreeMap<Endpoint, Vec<(usize, Observation<'_>)>> = BTreeMap::new();
-    for (index, report) in history.iter().enumerate() {
-        for host in &report.hosts {
+    for (index, hosts) in history.iter().enumerate() {
+        for host in hosts.iter() {
             let detected = !host.services.is_empty();
             for port in &host.ports {
                 seen.entry((host.ip, port.protocol, port.port))

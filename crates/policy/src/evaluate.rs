@@ -1,6 +1,7 @@
 //! The decision matrix: a scan report (and the previous one, when there is history)
 //! against the manifest, into findings and an outcome.
 
+use crate::drift::{Change, ChangeKind, host_diff};
 use crate::manifest::{ApprovedPort, Asset, Manifest, Mode, OnMissing, TlsPolicy};
 use crate::risk;
 use chrono::NaiveDate;
@@ -25,19 +26,6 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    /// The exit code of a check: 0 pass or warn (and always in monitor mode), 1 policy
-    /// failure, 3 scan inconclusive.
-    pub fn exit_code(&self) -> u8 {
-        if self.monitor {
-            return 0;
-        }
-        match self.outcome {
-            Outcome::Pass | Outcome::Warn => 0,
-            Outcome::Fail => 1,
-            Outcome::Inconclusive => 3,
-        }
-    }
-
     /// Findings with an outcome.
     pub fn with_outcome(&self, outcome: Outcome) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(move |f| f.outcome == outcome)
@@ -267,6 +255,9 @@ fn evaluate_host(
         .unwrap_or(manifest.defaults.on_missing);
     let own: &[Spanned<ApprovedPort>] = asset.map_or(&[], |a| a.approved.as_slice());
 
+    // What changed since the previous scan of this address: the drift engine's verdict,
+    // without flap control (one scan to the next).
+    let changed = previous.map(|p| host_diff(p, host)).unwrap_or_default();
     for port in &host.ports {
         let approval = own
             .iter()
@@ -437,10 +428,7 @@ fn evaluate_host(
             }
         }
 
-        if let Some(change) = previous
-            .and_then(|p| p.service_on(port.protocol, port.port))
-            .and_then(|before| changes(before, detected))
-        {
+        if let Some(change) = described_changes(&changed, port) {
             findings.push(Finding {
                 rule: Rule::ChangedSinceLastScan,
                 outcome: Outcome::Warn,
@@ -500,36 +488,32 @@ fn same_service(expected: &str, found: &str) -> bool {
 }
 
 /// What changed between two detections of a port, if anything.
-fn changes(before: &DetectedService, now: Option<&DetectedService>) -> Option<String> {
-    let now = now?;
-    let mut out = Vec::new();
+/// The service, version and certificate changes of `port` among `changes`, as
+/// `version 0.9 -> 1.0; certificate issuer A -> B` (None when there are none). State
+/// changes are left out: an open port's other findings already say what it is.
+fn described_changes(changes: &[Change], port: &PortResult) -> Option<String> {
     let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
-    for (what, a, b) in [
-        ("service", &before.service, &now.service),
-        ("product", &before.product, &now.product),
-        ("version", &before.version, &now.version),
-    ] {
-        if a != b {
-            out.push(format!("{what} {} -> {}", show(a), show(b)));
-        }
-    }
-    let cert = |d: &DetectedService| {
-        d.tls
-            .as_ref()
-            .map(|t| (t.subject.clone(), t.issuer.clone(), t.not_after.clone()))
-    };
-    if let (Some(a), Some(b)) = (cert(before), cert(now))
-        && a != b
-    {
-        out.push(format!(
-            "certificate {} (not after {}) -> {} (not after {})",
-            a.0,
-            a.2.unwrap_or_default(),
-            b.0,
-            b.2.unwrap_or_default()
-        ));
-    }
-    (!out.is_empty()).then(|| out.join("; "))
+    let parts: Vec<String> = changes
+        .iter()
+        .filter(|c| c.protocol == port.protocol && c.port == port.port)
+        .filter_map(|c| {
+            let what = match c.kind {
+                ChangeKind::ServiceChanged => "service",
+                ChangeKind::ProductChanged => "product",
+                ChangeKind::VersionChanged => "version",
+                ChangeKind::CertificateIssuerChanged => "certificate issuer",
+                ChangeKind::CertificateExpiryChanged => "certificate expiry",
+                ChangeKind::CertificateChanged => "certificate",
+                ChangeKind::TlsVerdictChanged => "certificate verdict",
+                ChangeKind::NewlyOpen
+                | ChangeKind::OpenToClosed
+                | ChangeKind::OpenToFiltered
+                | ChangeKind::StateChanged => return None,
+            };
+            Some(format!("{what} {} -> {}", show(&c.before), show(&c.after)))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// Where a finding without an asset points: the top of the manifest.

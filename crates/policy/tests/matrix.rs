@@ -624,7 +624,8 @@ fn findings_carry_owner_location_and_a_readable_message() {
     assert_eq!(https.location.as_ref().map(|l| l.line), Some(16));
     // Failures come first.
     assert_eq!(eval.findings[0].outcome, Outcome::Fail);
-    assert_eq!(eval.exit_code(), 1);
+    assert_eq!(eval.outcome, Outcome::Fail);
+    assert!(!eval.monitor);
 }
 
 #[test]
@@ -646,16 +647,14 @@ fn fail_on_threshold_and_monitor_mode() {
     assert_eq!(low.outcome, Outcome::Warn);
     assert!(low.message.contains("below the fail-on threshold high"));
     assert_eq!(eval.outcome, Outcome::Warn);
-    assert_eq!(eval.exit_code(), 0);
 
     manifest.defaults.fail_on = portgate_policy::FailOn::Low;
     manifest.mode = portgate_policy::Mode::Monitor;
     let eval = evaluate(&manifest, Some("staging"), &r, None);
     assert_eq!(eval.outcome, Outcome::Fail);
-    assert_eq!(
-        eval.exit_code(),
-        0,
-        "monitor mode exits 0 with the same findings"
+    assert!(
+        eval.monitor,
+        "monitor mode: the same findings, flagged as monitored"
     );
 }
 
@@ -679,4 +678,40 @@ fn the_scan_plan_covers_approved_ports_and_groups_by_port_set() {
     let plan = manifest.scan_plan(Some("staging"), &["127.0.0.1".parse().unwrap()]);
     assert_eq!(plan.len(), 1);
     assert_eq!(plan[0].targets[0].to_string(), "127.0.0.1");
+}
+
+#[test]
+fn changes_since_the_last_scan_come_from_the_drift_engine() {
+    let web = |ports: Vec<PortResult>, services: Vec<DetectedService>| {
+        host("198.18.0.2", "198.18.0.2", ports, services)
+    };
+    let manifest = Manifest::from_yaml(MANIFEST, "exposure.yaml").expect("loads");
+    let now = report(vec![web(
+        vec![open(22)],
+        vec![detected(22, "ssh", Some("OpenSSH"))],
+    )]);
+    let mut old = detected(22, "ssh", Some("OpenSSH"));
+    old.version = Some("0.9".into());
+    let before = report(vec![web(vec![open(22)], vec![old])]);
+    let eval = evaluate(&manifest, Some("staging"), &now, Some(&before));
+    let change = eval
+        .findings
+        .iter()
+        .find(|f| f.rule == Rule::ChangedSinceLastScan)
+        .expect("a change");
+    assert!(
+        change
+            .message
+            .ends_with("changed since the last scan: version 0.9 -> 1.0"),
+        "{}",
+        change.message
+    );
+    // The same scan twice: nothing changed.
+    let eval = evaluate(&manifest, Some("staging"), &now, Some(&now));
+    assert!(
+        !eval
+            .findings
+            .iter()
+            .any(|f| f.rule == Rule::ChangedSinceLastScan)
+    );
 }

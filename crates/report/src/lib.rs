@@ -4,6 +4,7 @@
 //! files and never prints: the caller decides where the text goes.
 
 mod check;
+mod columns;
 mod evidence;
 mod json;
 mod junit;
@@ -13,6 +14,7 @@ mod summary;
 mod table;
 
 pub use check::CheckReport;
+pub use columns::columns;
 pub use evidence::{CHECK_SCHEMA_ID, check_json};
 pub use json::{JSON_SCHEMA_ID, JsonReport, JsonTarpit, json, json_schema};
 pub use junit::junit;

@@ -1,0 +1,297 @@
+//! `check`: the manifest's scan plan → scan with detection → the stored scan of each
+//! target → evaluation → saved with the manifest's revision.
+
+use crate::{Detection, Error, scan};
+use chrono::{DateTime, Utc};
+use portgate_model::{Finding, ScanReport, TargetSpec};
+use portgate_policy::{Evaluation, Manifest, evaluate, merge_reports};
+use portgate_scan::{ScanSink, Scanner, TcpMethod};
+use portgate_store::{CheckId, Location, ScanId, Store};
+use std::collections::btree_map::Entry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+/// What to check and how.
+#[derive(Debug, Clone)]
+pub struct CheckOptions {
+    env: Option<String>,
+    targets: Vec<TargetSpec>,
+    tcp_method: TcpMethod,
+    deadline: Option<Duration>,
+    revision: Option<String>,
+}
+
+impl CheckOptions {
+    /// Every asset, probed as the scanner decides, no deadline, no revision.
+    pub fn builder() -> CheckOptionsBuilder {
+        CheckOptionsBuilder::default()
+    }
+
+    /// The environment checked (None: every asset).
+    pub fn env(&self) -> Option<&str> {
+        self.env.as_deref()
+    }
+}
+
+/// Builds [`CheckOptions`].
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptionsBuilder {
+    env: Option<String>,
+    targets: Vec<TargetSpec>,
+    tcp_method: TcpMethod,
+    deadline: Option<Duration>,
+    revision: Option<String>,
+}
+
+impl CheckOptionsBuilder {
+    /// Check the assets of this environment (and those without one).
+    pub fn env(mut self, env: Option<String>) -> Self {
+        self.env = env;
+        self
+    }
+
+    /// Check only these targets; one no asset lists is judged against the manifest's
+    /// global approved list alone (an ephemeral environment).
+    pub fn targets(mut self, targets: Vec<TargetSpec>) -> Self {
+        self.targets = targets;
+        self
+    }
+
+    /// How TCP ports are probed.
+    pub fn tcp_method(mut self, method: TcpMethod) -> Self {
+        self.tcp_method = method;
+        self
+    }
+
+    /// Stop scanning after this long; what was not scanned is inconclusive.
+    pub fn deadline(mut self, deadline: Option<Duration>) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// The manifest's revision, stored with the check (see [`crate::manifest_revision`]).
+    pub fn revision(mut self, revision: Option<String>) -> Self {
+        self.revision = revision;
+        self
+    }
+
+    /// The options.
+    pub fn build(self) -> CheckOptions {
+        CheckOptions {
+            env: self.env,
+            targets: self.targets,
+            tcp_method: self.tcp_method,
+            deadline: self.deadline,
+            revision: self.revision,
+        }
+    }
+}
+
+/// A stored scan a target's results were compared with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compared {
+    /// The target.
+    pub target: String,
+    /// The stored scan.
+    pub scan: ScanId,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+}
+
+/// Whether the check went into the history.
+#[derive(Debug)]
+pub enum Saved {
+    /// No history was given.
+    NotRecorded,
+    /// Saved: the scan, the check, the database's display name.
+    Saved {
+        /// The scan's id.
+        scan: ScanId,
+        /// The check's id.
+        check: CheckId,
+        /// Where (file or URL without its password).
+        store: String,
+    },
+    /// The check finished but saving failed.
+    Failed(Error),
+}
+
+/// What a check found.
+#[derive(Debug)]
+pub struct CheckOutcome {
+    /// The scan of every planned target, with detection.
+    pub report: ScanReport,
+    /// The findings and the decision.
+    pub evaluation: Evaluation,
+    /// The stored scans compared with, one per target that had one.
+    pub compared: Vec<Compared>,
+    /// Whether it was saved.
+    pub saved: Saved,
+}
+
+/// Checks the targets `options` selects in `manifest`: scans each with its port set and
+/// detection, compares with the last stored scan of each target when `history` is given,
+/// evaluates, and saves the scan and the findings there. The history is opened (and
+/// created on first use) after the selection is known to be valid and before the first
+/// probe, so a wrong database is reported at once.
+pub async fn check(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    detection: &Detection,
+    history: Option<&Location>,
+    sink: &mut dyn ScanSink,
+) -> Result<CheckOutcome, Error> {
+    let env = options.env.as_deref();
+    manifest.check_environment(env)?;
+    let plan = manifest.scan_plan(env, &options.targets);
+    if plan.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: nothing to check{}: no asset lists a target",
+            manifest.source,
+            env.map(|e| format!(" in environment \"{e}\""))
+                .unwrap_or_default()
+        )));
+    }
+    let mut scanners = Vec::with_capacity(plan.len());
+    for group in &plan {
+        let scanner = Scanner::builder()
+            .ports(group.ports.clone())
+            .tcp_method(options.tcp_method)
+            .deadline(options.deadline)
+            .build()?;
+        scanner.check_targets(&group.targets)?;
+        scanners.push(scanner);
+    }
+    let store = match history {
+        Some(location) => Some(Store::open(location).await.map_err(Error::history)?),
+        None => None,
+    };
+    let result = run_plan(
+        manifest,
+        options,
+        detection,
+        &plan,
+        &scanners,
+        store.as_ref(),
+        sink,
+    )
+    .await;
+    if let Some(store) = &store {
+        store.close().await;
+    }
+    result
+}
+
+async fn run_plan(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    detection: &Detection,
+    plan: &[portgate_policy::ScanGroup],
+    scanners: &[Scanner],
+    store: Option<&Store>,
+    sink: &mut dyn ScanSink,
+) -> Result<CheckOutcome, Error> {
+    let mut parts: Vec<ScanReport> = Vec::with_capacity(plan.len());
+    for (group, scanner) in plan.iter().zip(scanners) {
+        // Service-aware rules need to know what answers: detection always runs.
+        parts.push(scan(scanner, &group.targets, Some(detection), sink).await?);
+    }
+    let report = merge_reports(parts)
+        .ok_or_else(|| Error::Input("nothing to check: the manifest lists no target".into()))?;
+    let (previous, compared) = match store {
+        Some(store) => previous_scans(store, &report).await?,
+        None => (None, Vec::new()),
+    };
+    let evaluation = evaluate(manifest, options.env(), &report, previous.as_ref());
+    let saved = match store {
+        None => Saved::NotRecorded,
+        Some(store) => {
+            match save(
+                store,
+                &report,
+                &evaluation.findings,
+                options.revision.as_deref(),
+            )
+            .await
+            {
+                Ok((scan, check)) => Saved::Saved {
+                    scan,
+                    check,
+                    store: store.name().to_string(),
+                },
+                Err(e) => Saved::Failed(e),
+            }
+        }
+    };
+    Ok(CheckOutcome {
+        report,
+        evaluation,
+        compared,
+        saved,
+    })
+}
+
+/// The last finalised scan of each target of `report` in the history, as one report whose
+/// hosts are the previous ones of each target (None when no target has been scanned before).
+/// The current scan is not saved yet, so it is never its own previous scan.
+async fn previous_scans(
+    store: &Store,
+    report: &ScanReport,
+) -> Result<(Option<ScanReport>, Vec<Compared>), Error> {
+    let targets: BTreeSet<&str> = report.hosts.iter().map(|h| h.target.as_str()).collect();
+    let mut loaded: BTreeMap<ScanId, ScanReport> = BTreeMap::new();
+    let mut hosts = Vec::new();
+    let mut compared = Vec::new();
+    for target in targets {
+        let Some(record) = store
+            .last_scan_of_target_before(target, report.started_at)
+            .await
+            .map_err(Error::reading)?
+        else {
+            continue;
+        };
+        let previous = match loaded.entry(record.id) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => {
+                slot.insert(store.load_report(record.id).await.map_err(Error::reading)?)
+            }
+        };
+        compared.push(Compared {
+            target: target.to_string(),
+            scan: record.id,
+            started_at: record.started_at,
+        });
+        hosts.extend(
+            previous
+                .hosts
+                .iter()
+                .filter(|h| h.target == target)
+                .cloned(),
+        );
+    }
+    // `evaluate` reads the hosts of the previous report; the rest is the newest one's.
+    let previous = loaded
+        .into_values()
+        .next_back()
+        .map(|newest| ScanReport { hosts, ..newest });
+    Ok((previous, compared))
+}
+
+/// Stores the scan and the check's findings, with the manifest's revision.
+async fn save(
+    store: &Store,
+    report: &ScanReport,
+    findings: &[Finding],
+    revision: Option<&str>,
+) -> Result<(ScanId, CheckId), Error> {
+    let save_err = |source| Error::Save {
+        what: "check",
+        source,
+    };
+    let scan_id = store.save_scan(report, revision).await.map_err(save_err)?;
+    let check_id = store
+        .save_check(scan_id, findings, revision)
+        .await
+        .map_err(save_err)?;
+    Ok((scan_id, check_id))
+}

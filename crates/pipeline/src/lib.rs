@@ -1,0 +1,23 @@
+//! The use cases every front end shares — scan with detection, check against a manifest,
+//! baseline from a scan, and the history's timeline and diff — joined from the stage
+//! crates (`scan`, `detect`, `policy`, `store`). Typed in, typed out: nothing here prints,
+//! exits or parses flags. The CLI (and any other front end) builds the inputs, calls these
+//! functions, renders the results with `portgate-report` and chooses its exit code from
+//! [`Error::kind`].
+
+mod baseline;
+mod check;
+mod error;
+mod history;
+mod revision;
+mod scan;
+
+pub use baseline::{baseline_from, baseline_yaml};
+pub use check::{CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, Saved, check};
+pub use error::{Error, ErrorKind};
+pub use history::{
+    DiffSpan, Diffed, ScanRecorder, Timeline, changes_since, diff_scans, export_jsonl, location,
+    open_store, prune, recording, timeline,
+};
+pub use revision::{manifest_revision, revision_with};
+pub use scan::{Detection, detect_services, inspect_options, scan};
