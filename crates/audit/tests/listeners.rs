@@ -1,5 +1,6 @@
 //! Real listeners, real processes, real namespaces: the audit must name the process, the
-//! user and the binding of each. Tests needing root print `SKIP <test>: <reason>` without it.
+//! user and the binding of each. Tests needing root skip without it (through
+//! `portgate_test_support::skip`: a failure under strict mode).
 
 #![allow(clippy::unwrap_used)]
 
@@ -8,6 +9,8 @@ use portgate_audit::{
     tunnels,
 };
 use portgate_model::{Outcome, Protocol, Severity};
+use portgate_test_support::daemons::{Redis, RedisOptions};
+use portgate_test_support::{is_root, require_root, skip};
 use socket2::{Domain, Socket, Type};
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -16,14 +19,12 @@ use std::time::{Duration, Instant};
 
 const PYTHON: &str = "/usr/bin/python3";
 
+#[track_caller]
 fn root_skip(test: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return false;
-    }
-    println!(
-        "SKIP {test}: not root (needs root to read other users' processes and to switch users)"
-    );
-    true
+    !require_root(
+        test,
+        "needs root to read other users' processes and to switch users",
+    )
 }
 
 fn inventory() -> Inventory {
@@ -270,8 +271,9 @@ fn an_address_of_one_interface_is_one_interface() {
         })
         .find(|ip| !ip.is_loopback())
     else {
-        println!(
-            "SKIP an_address_of_one_interface_is_one_interface: no non-loopback IPv4 address here"
+        skip(
+            "an_address_of_one_interface_is_one_interface",
+            "no non-loopback IPv4 address here",
         );
         return;
     };
@@ -294,48 +296,18 @@ fn another_users_process_is_named_with_its_user_and_service() {
     if root_skip("another_users_process_is_named_with_its_user_and_service") {
         return;
     }
-    if !std::path::Path::new("/usr/bin/redis-server").exists() {
-        println!(
-            "SKIP another_users_process_is_named_with_its_user_and_service: redis-server is not installed (Debian package redis-server)"
-        );
-        return;
-    }
-    let port = free_port();
-    let dir = tempfile::tempdir().expect("temporary directory");
-    // Writable by nobody, so redis starts cleanly.
-    std::fs::set_permissions(
-        dir.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o777),
-    )
-    .expect("chmod the temporary directory");
     // Redis on an odd port, as nobody, on all interfaces: it is still Redis.
-    let child = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "nobody",
-            "--regid",
-            "nogroup",
-            "--clear-groups",
-            "/usr/bin/redis-server",
-        ])
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "0.0.0.0",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .args(["--protected-mode", "yes", "--daemonize", "no", "--dir"])
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start redis-server as nobody");
-    let child = Reaped(child);
-    let inventory = wait_for(&Namespace::Current, Protocol::Tcp, port, child.0.id());
+    let Some(redis) = Redis::start_with(
+        "another_users_process_is_named_with_its_user_and_service",
+        &RedisOptions {
+            bind: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            run_as: Some(("nobody".into(), "nogroup".into())),
+        },
+    ) else {
+        return;
+    };
+    let port = redis.port;
+    let inventory = wait_for(&Namespace::Current, Protocol::Tcp, port, redis.pid());
     let l = find(
         &inventory,
         Protocol::Tcp,
@@ -343,7 +315,7 @@ fn another_users_process_is_named_with_its_user_and_service() {
         port,
     );
     let p = l.process().expect("process");
-    assert_eq!(p.pid as u32, child.0.id());
+    assert_eq!(p.pid as u32, redis.pid());
     assert_eq!(p.name, "redis-server");
     assert_eq!(p.user.as_deref(), Some("nobody"));
     assert_eq!(l.user.as_deref(), Some("nobody"));
@@ -367,8 +339,9 @@ fn python_http_server_as_nobody_on_loopback() {
         return;
     }
     if !std::path::Path::new(PYTHON).exists() {
-        println!(
-            "SKIP python_http_server_as_nobody_on_loopback: {PYTHON} is missing (Debian package python3)"
+        skip(
+            "python_http_server_as_nobody_on_loopback",
+            format_args!("{PYTHON} is missing (Debian package python3)"),
         );
         return;
     }
@@ -420,33 +393,44 @@ fn python_http_server_as_nobody_on_loopback() {
     );
 }
 
+/// A Redis of its own on loopback, found as a loopback listener named by its process: as
+/// root, run as nobody (another user's process, which only root sees).
 #[test]
-fn the_machines_redis_is_found_on_loopback() {
-    let inventory = inventory();
-    let Some(redis) = inventory.listeners.iter().find(|l| {
-        l.protocol == Protocol::Tcp
-            && l.port == 6379
-            && l.address == IpAddr::V4(Ipv4Addr::LOCALHOST)
-    }) else {
-        println!(
-            "SKIP the_machines_redis_is_found_on_loopback: nothing listens on 127.0.0.1:6379 here"
-        );
+fn a_redis_on_loopback_is_found_on_loopback() {
+    let run_as = is_root().then(|| ("nobody".to_string(), "nogroup".to_string()));
+    let Some(redis) = Redis::start_with(
+        "a_redis_on_loopback_is_found_on_loopback",
+        &RedisOptions {
+            run_as: run_as.clone(),
+            ..RedisOptions::default()
+        },
+    ) else {
         return;
     };
-    assert_eq!(redis.scope, BindScope::Loopback);
-    if nix::unistd::geteuid().is_root() {
-        let p = redis.process().expect("root sees every process");
-        assert_eq!(p.name, "redis-server");
-        assert_eq!(redis.service.as_deref(), Some("redis"));
-        assert!(redis.service_from_process);
+    let inventory = wait_for(&Namespace::Current, Protocol::Tcp, redis.port, redis.pid());
+    let found = find(
+        &inventory,
+        Protocol::Tcp,
+        IpAddr::V4(Ipv4Addr::LOCALHOST),
+        redis.port,
+    );
+    assert_eq!(found.scope, BindScope::Loopback);
+    let p = found.process().expect("the process is seen");
+    assert_eq!(p.pid as u32, redis.pid());
+    assert_eq!(p.name, "redis-server");
+    assert_eq!(found.service.as_deref(), Some("redis"));
+    assert!(found.service_from_process);
+    if let Some((user, _)) = run_as {
+        assert_eq!(found.user.as_deref(), Some(user.as_str()));
     }
 }
 
 #[test]
 fn ssh_port_forwarding_and_long_lived_connections_are_tunnels() {
     if !std::path::Path::new("/usr/bin/ssh").exists() {
-        println!(
-            "SKIP ssh_port_forwarding_and_long_lived_connections_are_tunnels: ssh is not installed (Debian package openssh-client)"
+        skip(
+            "ssh_port_forwarding_and_long_lived_connections_are_tunnels",
+            "ssh is not installed (Debian package openssh-client)",
         );
         return;
     }
@@ -553,8 +537,10 @@ fn ssh_port_forwarding_and_long_lived_connections_are_tunnels() {
                 .any(|t| t.connection.local == local)
         );
     } else {
-        println!(
-            "note: ports 8443 and 443 on 127.0.0.1 are taken; the long-lived case was not run"
+        // The rest of the test still runs.
+        skip(
+            "ssh_port_forwarding_and_long_lived_connections_are_tunnels (long-lived case)",
+            "ports 8443 and 443 on 127.0.0.1 are taken",
         );
     }
     // The accepted end is inbound: never an outbound tunnel.

@@ -1,7 +1,8 @@
 //! Network namespaces: a listener inside one is invisible in the root namespace's socket
 //! tables, though its process is visible; `--netns` audits it from inside. And inside
 //! against outside: a real scan of a lab host, compared with the audit of its namespace.
-//! Every test needs root and prints `SKIP <test>: <reason>` without it.
+//! Every test needs root and skips without it (through `portgate_test_support::skip`: a
+//! failure under strict mode).
 
 #![allow(clippy::unwrap_used)]
 
@@ -20,13 +21,13 @@ const PYTHON: &str = "/usr/bin/python3";
 macro_rules! skip_unless_lab {
     ($name:literal) => {
         if let Some(reason) = skip_reason() {
-            println!("SKIP {}: {reason}", $name);
+            portgate_test_support::skip($name, reason);
             return;
         }
         if !std::path::Path::new(PYTHON).exists() {
-            println!(
-                "SKIP {}: {PYTHON} is missing (Debian package python3)",
-                $name
+            portgate_test_support::skip(
+                $name,
+                format_args!("{PYTHON} is missing (Debian package python3)"),
             );
             return;
         }

@@ -1,6 +1,7 @@
 //! `portgate audit` end to end: the real binary against real listeners, as root and as
 //! nobody, inside lab namespaces, and against a real `portgate scan -o json`.
-//! Tests needing root print `SKIP <test>: <reason>` without it.
+//! Tests needing root skip without it (through `portgate_test_support::skip`: a failure
+//! under strict mode).
 
 #![allow(clippy::unwrap_used)]
 
@@ -15,7 +16,7 @@ use std::process::Command;
 macro_rules! skip_unless_lab {
     ($name:literal) => {
         if let Some(reason) = skip_reason() {
-            println!("SKIP {}: {reason}", $name);
+            portgate_test_support::skip($name, reason);
             return;
         }
     };
@@ -121,10 +122,10 @@ fn json_names_the_process_user_and_binding_of_a_listener() {
 
 #[test]
 fn as_nobody_a_root_listener_is_flagged_not_dropped() {
-    if !nix::unistd::geteuid().is_root() {
-        println!(
-            "SKIP as_nobody_a_root_listener_is_flagged_not_dropped: not root (needs to switch to nobody)"
-        );
+    if !portgate_test_support::require_root(
+        "as_nobody_a_root_listener_is_flagged_not_dropped",
+        "needs to switch to nobody",
+    ) {
         return;
     }
     let listener = TcpListener::bind("0.0.0.0:0").unwrap();
@@ -260,8 +261,9 @@ fn expect_gates_with_check_exit_codes_in_a_lab_namespace() {
 fn compare_with_a_real_scan_of_a_lab_host() {
     skip_unless_lab!("compare_with_a_real_scan_of_a_lab_host");
     if !std::path::Path::new("/usr/bin/python3").exists() {
-        println!(
-            "SKIP compare_with_a_real_scan_of_a_lab_host: /usr/bin/python3 is missing (Debian package python3)"
+        portgate_test_support::skip(
+            "compare_with_a_real_scan_of_a_lab_host",
+            "/usr/bin/python3 is missing (Debian package python3)",
         );
         return;
     }

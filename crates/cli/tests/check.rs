@@ -1,12 +1,15 @@
-//! `portgate check` end to end, the real binary against real listeners on 127.0.0.1: the
-//! machine's Redis, openssl's TLS server with an expired certificate made in the test, and
-//! the examples/ manifests and CI commands.
+//! `portgate check` end to end, the real binary against real listeners on 127.0.0.1: a
+//! Redis started here, openssl's TLS server with an expired certificate made in the test,
+//! and the examples/ manifests and CI commands.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
 use common::{Listeners, closed_port, run};
+use portgate_test_support::certs::{DAY, make_leaf};
+use portgate_test_support::daemons::Redis;
+use portgate_test_support::skip;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -21,35 +24,28 @@ fn write(dir: &Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
-/// The machine's Redis on 127.0.0.1:6379, if it runs.
-fn redis_running(test: &str) -> bool {
-    let up = TcpStream::connect_timeout(&"127.0.0.1:6379".parse().unwrap(), Duration::from_secs(1))
-        .is_ok();
-    if !up {
-        eprintln!("SKIP {test}: no Redis on 127.0.0.1:6379");
-    }
-    up
-}
-
-/// An asset on 127.0.0.1 scanning 6379 and a listener, approving only the listener.
-fn redis_manifest(dir: &Path, approved: u16) -> String {
+/// An asset on 127.0.0.1 scanning Redis's port and a listener, approving only the listener.
+fn redis_manifest(dir: &Path, redis: u16, approved: u16) -> String {
     write(
         dir,
         "exposure.yaml",
         &format!(
-            "version: 1\nassets:\n  - name: cache-host\n    owner: team-cache\n    targets: [127.0.0.1]\n    ports: T:6379,{approved}\n    approved:\n      - port: {approved}\n        justification: the app\n"
+            "version: 1\nassets:\n  - name: cache-host\n    owner: team-cache\n    targets: [127.0.0.1]\n    ports: T:{redis},{approved}\n    approved:\n      - port: {approved}\n        justification: the app\n"
         ),
     )
 }
 
 #[test]
 fn unapproved_redis_fails_with_exit_1_and_names_redis() {
-    if !redis_running("unapproved_redis_fails_with_exit_1_and_names_redis") {
+    // A Redis of its own, on a free port: the service detected, not the port number,
+    // makes it critical.
+    let Some(redis) = Redis::start("unapproved_redis_fails_with_exit_1_and_names_redis") else {
         return;
-    }
+    };
+    let redis_port = redis.port;
     let listeners = Listeners::start(1);
     let dir = tempfile::tempdir().unwrap();
-    let manifest = redis_manifest(dir.path(), listeners.ports[0]);
+    let manifest = redis_manifest(dir.path(), redis_port, listeners.ports[0]);
     let outputs =
         ["e.json", "s.sarif", "j.xml", "m.md"].map(|f| dir.path().join(f).display().to_string());
     let (code, stdout, stderr) = run(&[
@@ -68,14 +64,15 @@ fn unapproved_redis_fails_with_exit_1_and_names_redis() {
     ]);
     assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
     assert!(stdout.starts_with("portgate check: FAIL"), "{stdout}");
+    let redis_tcp = format!("{redis_port}/tcp");
     let line = stdout
         .lines()
-        .find(|l| l.contains(":6379") || l.contains(" 6379/tcp"))
-        .unwrap_or_else(|| panic!("no line for 6379: {stdout}"));
+        .find(|l| l.contains(&format!(":{redis_port}")) || l.contains(&format!(" {redis_tcp}")))
+        .unwrap_or_else(|| panic!("no line for {redis_port}: {stdout}"));
     for part in [
         "critical",
         "127.0.0.1",
-        "6379/tcp",
+        redis_tcp.as_str(),
         "redis",
         "unapproved-port",
         "team-cache",
@@ -94,8 +91,8 @@ fn unapproved_redis_fails_with_exit_1_and_names_redis() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|f| f["port"] == 6379)
-        .expect("a finding for 6379");
+        .find(|f| f["port"] == redis_port)
+        .expect("a finding for the Redis port");
     assert_eq!(finding["rule"], "unapproved-port");
     assert_eq!(finding["service"], "redis");
     assert_eq!(finding["location"]["line"], 3);
@@ -154,23 +151,18 @@ fn unapproved_redis_fails_with_exit_1_and_names_redis() {
 fn approved_tls_port_with_an_expired_self_signed_certificate_fails() {
     let openssl = "/usr/bin/openssl";
     if !Path::new(openssl).exists() {
-        assert!(std::env::var_os("CI").is_none(), ".ci/run installs openssl");
-        eprintln!(
-            "SKIP approved_tls_port_with_an_expired_self_signed_certificate_fails: openssl missing"
+        // .ci/run installs openssl.
+        skip(
+            "approved_tls_port_with_an_expired_self_signed_certificate_fails",
+            "openssl missing",
         );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["app.pg.test".to_string()]).unwrap();
-    params.not_before = rcgen::date_time_ymd(2024, 1, 1);
-    params.not_after = rcgen::date_time_ymd(2025, 1, 1);
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "app.pg.test");
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    let cert_path = write(dir.path(), "cert.pem", &cert.pem());
-    let key_path = write(dir.path(), "key.pem", &key.serialize_pem());
+    // Self-signed, valid for a year that ended a month ago.
+    let cert = make_leaf(&["app.pg.test"], -DAY * 400, -DAY * 35, None).unwrap();
+    let cert_path = write(dir.path(), "cert.pem", &cert.pem);
+    let key_path = write(dir.path(), "key.pem", &cert.key.serialize_pem());
     // 443 itself when it is free here (root may bind it), else any free port.
     let port = match std::net::TcpListener::bind("127.0.0.1:443") {
         Ok(_) => 443,

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 mod history_db;
-use history_db::{PgDatabase, block_on};
+use history_db::block_on;
+use portgate_test_support::db::postgres_blocking;
 
 /// Runs `portgate` (without the caller's $PORTGATE_DB unless `env` sets it); returns (exit
 /// code, stdout, stderr).
@@ -260,7 +261,7 @@ fn a_changed_ssh_version_warns_and_both_checks_are_stored_in_sqlite() {
 
 #[test]
 fn a_changed_ssh_version_warns_and_both_checks_are_stored_in_postgresql() {
-    let pg = PgDatabase::create("portgate_check_version");
+    let pg = postgres_blocking("portgate_check_version");
     version_change_flow(&pg.url, "postgres");
 }
 

@@ -14,7 +14,7 @@ use std::time::Instant;
 #[test]
 fn ten_lab_targets_top1000_each_port_decided() {
     if let Some(reason) = skip_reason() {
-        eprintln!("SKIP ten_lab_targets_top1000_each_port_decided: {reason}");
+        portgate_test_support::skip("ten_lab_targets_top1000_each_port_decided", reason);
         return;
     }
     let labs: Vec<LabHost> = (0..10)

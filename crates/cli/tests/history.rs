@@ -10,33 +10,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod history_db;
-use history_db::{PgDatabase, block_on};
+use history_db::block_on;
+use portgate_test_support::db::{TestDb, backends_blocking};
 
-/// A history database for one test: a SQLite file in a temporary directory, or a database
-/// made on the PostgreSQL server and dropped afterwards.
-struct TestDb {
-    name: &'static str,
-    arg: String,
-    _dir: Option<tempfile::TempDir>,
-    _pg: Option<PgDatabase>,
-}
-
+/// A SQLite file in a temporary directory, and a database made on the PostgreSQL server
+/// (named after `test`) and dropped afterwards.
 fn backends(test: &str) -> Vec<TestDb> {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sqlite = TestDb {
-        name: "sqlite",
-        arg: dir.path().join("history.db").display().to_string(),
-        _dir: Some(dir),
-        _pg: None,
-    };
-    let pg = PgDatabase::create(&format!("portgate_cli_{test}"));
-    let postgres = TestDb {
-        name: "postgres",
-        arg: pg.url.clone(),
-        _dir: None,
-        _pg: Some(pg),
-    };
-    vec![sqlite, postgres]
+    backends_blocking(&format!("portgate_cli_{test}"))
 }
 
 fn portgate(args: &[&str]) -> (i32, String, String) {
@@ -53,7 +33,7 @@ fn portgate(args: &[&str]) -> (i32, String, String) {
 }
 
 fn store(db: &TestDb) -> Store {
-    block_on(Store::open(&Location::parse(&db.arg).expect("location"))).expect("open")
+    block_on(Store::open(&Location::parse(&db.url).expect("location"))).expect("open")
 }
 
 fn free_port() -> u16 {
@@ -80,7 +60,7 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
                 &ports,
                 "--connect",
                 "--db",
-                &db.arg,
+                &db.url,
             ]);
             assert_eq!(code, 0, "{}: scan {n}: {stderr}", db.name);
             assert!(stderr.contains("saved as scan"), "{stderr}");
@@ -89,7 +69,7 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
         drop(gone);
         scan(2);
 
-        let (code, table, stderr) = portgate(&["history", "127.0.0.1", "--db", &db.arg]);
+        let (code, table, stderr) = portgate(&["history", "127.0.0.1", "--db", &db.url]);
         assert_eq!(code, 0, "{stderr}");
         assert!(
             table.contains("127.0.0.1: 2 scans, newest first"),
@@ -98,7 +78,7 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
         assert!(table.contains(&format!("-{gone_port}/tcp")), "{table}");
         assert!(table.contains("first"), "{table}");
 
-        let (code, json, _) = portgate(&["history", "127.0.0.1", "--db", &db.arg, "-o", "json"]);
+        let (code, json, _) = portgate(&["history", "127.0.0.1", "--db", &db.url, "-o", "json"]);
         assert_eq!(code, 0);
         let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
         let snapshots = value["snapshots"].as_array().expect("snapshots");
@@ -116,14 +96,14 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
             &ids[1].to_string(),
             &ids[0].to_string(),
             "--db",
-            &db.arg,
+            &db.url,
         ]);
         assert_eq!(code, 0, "{stderr}");
         assert!(out.contains(&format!("127.0.0.1:{gone_port}/tcp")), "{out}");
         assert!(out.contains("open-to-closed"), "{out}");
         assert!(out.contains("confirmed"), "{out}");
         // Over a period: flap control holds the single closed observation as pending...
-        let (code, out, _) = portgate(&["diff", "127.0.0.1", "--since", "1h", "--db", &db.arg]);
+        let (code, out, _) = portgate(&["diff", "127.0.0.1", "--since", "1h", "--db", &db.url]);
         assert_eq!(code, 0);
         assert!(out.contains("pending (1 of 2)"), "{}: {out}", db.name);
         // ...until a second scan confirms it.
@@ -134,7 +114,7 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
             "--since",
             "1h",
             "--db",
-            &db.arg,
+            &db.url,
             "-o",
             "json",
         ]);
@@ -146,10 +126,10 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
         assert_eq!(changes[0]["port"], gone_port);
 
         // Bad input: clear errors, exit 2.
-        let (code, _, stderr) = portgate(&["diff", "1", "x", "--db", &db.arg]);
+        let (code, _, stderr) = portgate(&["diff", "1", "x", "--db", &db.url]);
         assert_eq!(code, 2);
         assert!(stderr.contains("\"x\" is not a scan id"), "{stderr}");
-        let (code, _, stderr) = portgate(&["diff", "1", "999999", "--db", &db.arg]);
+        let (code, _, stderr) = portgate(&["diff", "1", "999999", "--db", &db.url]);
         assert_eq!(code, 2);
         assert!(stderr.contains("no scan with id 999999"), "{stderr}");
 
@@ -157,7 +137,7 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("history.jsonl");
         let file_arg = file.display().to_string();
-        let (code, _, stderr) = portgate(&["db", "export", "--jsonl", &file_arg, "--db", &db.arg]);
+        let (code, _, stderr) = portgate(&["db", "export", "--jsonl", &file_arg, "--db", &db.url]);
         assert_eq!(code, 0, "{stderr}");
         let text = std::fs::read_to_string(&file).expect("export file");
         assert_eq!(text.lines().count(), 3);
@@ -167,13 +147,13 @@ fn scans_are_saved_and_history_diff_prune_export_read_them() {
         }
 
         // Prune to the newest scan.
-        let (code, _, stderr) = portgate(&["db", "prune", "--keep-scans", "1", "--db", &db.arg]);
+        let (code, _, stderr) = portgate(&["db", "prune", "--keep-scans", "1", "--db", &db.url]);
         assert_eq!(code, 0, "{stderr}");
         assert!(stderr.contains("deleted 2 scan(s)"), "{stderr}");
-        let (code, table, _) = portgate(&["history", "127.0.0.1", "--db", &db.arg]);
+        let (code, table, _) = portgate(&["history", "127.0.0.1", "--db", &db.url]);
         assert_eq!(code, 0);
         assert!(table.contains("1 scan, newest first"), "{table}");
-        let (code, _, stderr) = portgate(&["db", "prune", "--db", &db.arg]);
+        let (code, _, stderr) = portgate(&["db", "prune", "--db", &db.url]);
         assert_eq!(code, 2, "{stderr}");
         drop(keep);
     }
@@ -191,7 +171,7 @@ fn a_killed_scan_is_marked_incomplete_and_earlier_scans_are_intact() {
             &port,
             "--connect",
             "--db",
-            &db.arg,
+            &db.url,
         ]);
         assert_eq!(code, 0, "{stderr}");
         let earlier = {
@@ -213,7 +193,7 @@ fn a_killed_scan_is_marked_incomplete_and_earlier_scans_are_intact() {
                 "--rate",
                 "50",
                 "--db",
-                &db.arg,
+                &db.url,
             ])
             .env_remove("PORTGATE_DB")
             .stdout(Stdio::null())
@@ -270,7 +250,7 @@ fn a_killed_scan_is_marked_incomplete_and_earlier_scans_are_intact() {
         );
         block_on(store.close());
         // The history shows the finished scan's ports, and says the other was interrupted.
-        let (code, table, stderr) = portgate(&["history", "127.0.0.1", "--db", &db.arg]);
+        let (code, table, stderr) = portgate(&["history", "127.0.0.1", "--db", &db.url]);
         assert_eq!(code, 0, "{stderr}");
         assert!(table.contains("completed"), "{table}");
         assert!(
@@ -302,7 +282,7 @@ fn concurrent_scan_processes_lose_nothing() {
                         &ports,
                         "--connect",
                         "--db",
-                        &db.arg,
+                        &db.url,
                     ])
                     .env_remove("PORTGATE_DB")
                     .stdout(Stdio::null())

@@ -5,6 +5,8 @@
 mod common;
 
 use common::*;
+use portgate_test_support::daemons::Redis;
+use portgate_test_support::skip;
 use std::collections::BTreeSet;
 
 #[test]
@@ -385,8 +387,9 @@ fn running_out_of_file_descriptors_loses_no_port() {
     // 48 descriptors but a window of 2000 attempts: socket() fails with EMFILE over and
     // over; the engine must shrink its window and still settle every port correctly.
     if !std::path::Path::new("/usr/bin/prlimit").exists() {
-        eprintln!(
-            "SKIP running_out_of_file_descriptors_loses_no_port: prlimit (util-linux) missing"
+        skip(
+            "running_out_of_file_descriptors_loses_no_port",
+            "prlimit (util-linux) missing",
         );
         return;
     }
@@ -434,7 +437,10 @@ fn running_out_of_file_descriptors_loses_no_port() {
 fn progress_bar_only_on_a_terminal() {
     // `script` gives the command a pseudo-terminal, as a person at a shell would have.
     if !std::path::Path::new("/usr/bin/script").exists() {
-        eprintln!("SKIP progress_bar_only_on_a_terminal: script (bsdutils) missing");
+        skip(
+            "progress_bar_only_on_a_terminal",
+            "script (bsdutils) missing",
+        );
         return;
     }
     let binary = env!("CARGO_BIN_EXE_portgate");
@@ -497,28 +503,71 @@ fn udp_ports_answering_and_refusing() {
     assert_eq!(report["summary"]["ports_scanned"], 3);
 }
 
-/// `--detect` on the daemons this machine runs on 127.0.0.1 (PostgreSQL, MariaDB, Redis,
+/// `--detect` on a Redis started here, on a free port that is not Redis's: service,
+/// product, version and the critical "no authentication", with the answer as evidence.
+#[test]
+fn detect_names_a_redis_started_here() {
+    let Some(redis) = Redis::start("detect_names_a_redis_started_here") else {
+        return;
+    };
+    let port = redis.port.to_string();
+    let (code, report, stderr) = scan_json(&["127.0.0.1", "-p", &port, "--detect", "--connect"]);
+    assert_eq!(code, 0, "{stderr}");
+    let host = host(&report, "127.0.0.1");
+    let entry = host["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == redis.port)
+        .unwrap_or_else(|| panic!("{port} missing: {host}"));
+    let detected = &entry["detected"];
+    assert_eq!(detected["service"], "redis", "{detected}");
+    assert_eq!(detected["product"], "Redis", "{detected}");
+    assert!(
+        !detected["evidence"].as_str().unwrap().is_empty(),
+        "evidence"
+    );
+    assert_eq!(
+        detected["info"], "no authentication",
+        "the critical finding"
+    );
+    let version = detected["version"].as_str().unwrap();
+    assert!(
+        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
+        "{version}"
+    );
+    // The table names product and version.
+    let (_, table, _) = run(&["scan", "127.0.0.1", "-p", &port, "--detect", "--connect"]);
+    assert!(
+        table.contains("VERSION") && table.contains("Redis "),
+        "{table}"
+    );
+}
+
+/// `--detect` on the daemons this machine runs on 127.0.0.1 (PostgreSQL, MariaDB,
 /// RabbitMQ, Mosquitto, NATS): service, product and version, with the answer as evidence.
 #[test]
 fn detect_names_the_local_daemons() {
-    let daemons: [(u16, &str, Option<&str>); 6] = [
-        (6379, "redis", Some("Redis")),
+    let daemons: [(u16, &str, Option<&str>); 5] = [
         (3306, "mysql", Some("MariaDB")),
         (5432, "postgresql", Some("PostgreSQL")),
         (5672, "amqp", Some("RabbitMQ")),
         (4222, "nats", Some("NATS")),
         (1883, "mqtt", None),
     ];
-    let listening: Vec<_> = daemons
+    let missing: Vec<String> = daemons
         .iter()
-        .filter(|(port, _, _)| std::net::TcpStream::connect(("127.0.0.1", *port)).is_ok())
+        .filter(|(port, _, _)| std::net::TcpStream::connect(("127.0.0.1", *port)).is_err())
+        .map(|(port, service, _)| format!("{service} on 127.0.0.1:{port}"))
         .collect();
-    if listening.len() < daemons.len() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "a local daemon is not running"
+    if !missing.is_empty() {
+        skip(
+            "detect_names_the_local_daemons",
+            format_args!(
+                "not every daemon is running here (missing: {})",
+                missing.join(", ")
+            ),
         );
-        eprintln!("SKIP detect_names_the_local_daemons: not every daemon is running here");
         return;
     }
     let spec: Vec<String> = daemons.iter().map(|(p, _, _)| p.to_string()).collect();
@@ -543,27 +592,6 @@ fn detect_names_the_local_daemons() {
             "{port}: evidence"
         );
     }
-    let redis = host["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["port"] == 6379)
-        .unwrap();
-    assert_eq!(
-        redis["detected"]["info"], "no authentication",
-        "the critical finding"
-    );
-    let version = redis["detected"]["version"].as_str().unwrap();
-    assert!(
-        version.chars().next().is_some_and(|c| c.is_ascii_digit()),
-        "{version}"
-    );
-    // The table names product and version.
-    let (_, table, _) = run(&["scan", "127.0.0.1", "-p", "6379", "--detect", "--connect"]);
-    assert!(
-        table.contains("VERSION") && table.contains("Redis "),
-        "{table}"
-    );
 }
 
 #[test]
@@ -593,8 +621,11 @@ fn a_bad_probes_file_is_a_usage_error_naming_it() {
 fn detect_inspects_tls_on_a_port_that_speaks_it() {
     let openssl = "/usr/bin/openssl";
     if !std::path::Path::new(openssl).exists() {
-        assert!(std::env::var_os("CI").is_none(), ".ci/run installs openssl");
-        eprintln!("SKIP detect_inspects_tls_on_a_port_that_speaks_it: openssl missing");
+        // .ci/run installs openssl.
+        skip(
+            "detect_inspects_tls_on_a_port_that_speaks_it",
+            "openssl missing",
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();

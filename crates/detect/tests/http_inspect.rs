@@ -22,8 +22,9 @@ use portgate_detect::http::{
     CORS_PROBE_ORIGIN, HttpError, HttpOptions, USER_AGENT, inspect_http, inspect_http_at,
 };
 use portgate_model::HttpInfo;
-use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use portgate_test_support::certs::{DAY, make_ca, make_leaf, provider, server_config};
+use portgate_test_support::skip;
+use rustls_pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
@@ -277,7 +278,10 @@ async fn ipv6_loopback_host_is_bracketed() -> TestResult {
     let l = match TcpListener::bind("[::1]:0").await {
         Ok(l) => l,
         Err(e) => {
-            println!("skipped: no IPv6 loopback here ({e})");
+            skip(
+                "ipv6_loopback_host_is_bracketed",
+                format_args!("no IPv6 loopback here ({e})"),
+            );
             return Ok(());
         }
     };
@@ -952,31 +956,11 @@ fn hostile_garbage_bytes() -> TestResult {
 
 // ---- HTTPS: inspect_http over a TLS stream the test opens ----
 
-fn make_ca() -> Result<(Issuer<'static, KeyPair>, CertificateDer<'static>), Box<dyn Error>> {
-    let key = KeyPair::generate()?;
-    let mut params = CertificateParams::new(Vec::<String>::new())?;
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "PG HTTP Test CA");
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = params.self_signed(&key)?;
-    Ok((Issuer::new(params, key), cert.der().clone()))
-}
-
 #[tokio::test]
 async fn https_over_a_tls_stream() -> TestResult {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let (ca, ca_der) = make_ca()?;
-    let leaf_key = KeyPair::generate()?;
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])?.signed_by(&leaf_key, &ca)?;
-    let server_config = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![leaf.der().clone(), ca_der.clone()],
-            PrivateKeyDer::from(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )?;
+    let ca = make_ca()?;
+    let leaf = make_leaf(&["localhost"], -DAY, DAY * 30, Some(&ca))?;
+    let server_config = server_config(vec![leaf.der.clone(), ca.der.clone()], &leaf.key, false)?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
     let addr = listen(move |tcp| {
         let acceptor = acceptor.clone();
@@ -1005,8 +989,8 @@ async fn https_over_a_tls_stream() -> TestResult {
 
     // The client side: trusts the test CA only, verifies the name.
     let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca_der)?;
-    let client_config = rustls::ClientConfig::builder_with_provider(provider)
+    roots.add(ca.der)?;
+    let client_config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();

@@ -1,26 +1,35 @@
-//! Detection against the real daemons of this machine (Redis, PostgreSQL, MariaDB,
-//! RabbitMQ, Mosquitto, NATS on their default ports on 127.0.0.1). A daemon that is not
-//! listening is skipped with a `SKIP <name>: <reason>` line.
+//! Detection against real daemons: a Redis started here on a free port, and the daemons
+//! of this machine (PostgreSQL, MariaDB, RabbitMQ, Mosquitto, NATS on their default ports
+//! on 127.0.0.1). A daemon that is not listening is skipped through
+//! `portgate_test_support::skip` (a failure under strict mode).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use portgate_detect::probes::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_test_support::daemons::Redis;
+use portgate_test_support::skip;
 use regex::Regex;
 
+/// Detection on the machine's daemon on 127.0.0.1:`port`; `None` after a skip when
+/// nothing listens there.
 async fn run(name: &str, port: u16) -> Option<Detection> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     match tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => {}
         Ok(Err(e)) => {
-            println!("SKIP {name}: 127.0.0.1:{port}: {e}");
+            skip(name, format_args!("127.0.0.1:{port}: {e}"));
             return None;
         }
         Err(_) => {
-            println!("SKIP {name}: 127.0.0.1:{port}: connect timed out");
+            skip(name, format_args!("127.0.0.1:{port}: connect timed out"));
             return None;
         }
     }
+    Some(detect_at(name, addr).await)
+}
+
+async fn detect_at(name: &str, addr: SocketAddr) -> Detection {
     let db = ProbeDb::builtin().expect("built-in db");
     let opts = DetectOptions {
         total_timeout: Duration::from_secs(10),
@@ -28,7 +37,7 @@ async fn run(name: &str, port: u16) -> Option<Detection> {
     };
     let d = detect(addr, &db, &opts).await;
     println!("{name}: {d:?}");
-    Some(d)
+    d
 }
 
 fn assert_versionish(d: &Detection) {
@@ -42,15 +51,17 @@ fn assert_versionish(d: &Detection) {
 
 #[tokio::test]
 async fn redis() {
-    let Some(d) = run("redis", 6379).await else {
+    // A Redis of its own, on a port that is not Redis's: the probes still find it.
+    let Some(redis) = Redis::start("redis") else {
         return;
     };
+    let d = detect_at("redis", redis.addr()).await;
     assert_eq!(d.service.as_deref(), Some("redis"));
     assert_eq!(d.product.as_deref(), Some("Redis"));
     assert_eq!(d.probe.as_deref(), Some("redis"));
     assert!(!d.soft);
     assert_versionish(&d);
-    // The local Redis runs without a password.
+    // It runs without a password.
     assert_eq!(d.info.as_deref(), Some("no authentication"));
 }
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use portgate_detect::tls::{CertFailure, TlsError, TlsOptions, inspect_tls, inspect_tls_at};
+use portgate_test_support::certs::{Ca, DAY, Leaf, ca_file, make_ca, make_leaf, server_config};
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tempfile::NamedTempFile;
@@ -14,9 +15,6 @@ use time::OffsetDateTime;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-
-mod common;
-use common::{Ca, DAY, Leaf, ca_file, make_ca, make_leaf, server_config};
 
 type TestResult = Result<(), Box<dyn Error>>;
 

@@ -616,7 +616,8 @@ pub enum LabError {
 }
 
 /// For tests: `Some(reason)` when the lab cannot run here (not root, or a
-/// required tool is missing). Tests print `SKIP <test>: <reason>` and return.
+/// required tool is missing). Tests pass the reason to `portgate_test_support::skip`
+/// (which prints `SKIP <test>: <reason>`, or fails under strict mode) and return.
 pub fn skip_reason() -> Option<String> {
     let euid = nix::unistd::geteuid();
     if !euid.is_root() {

@@ -1,5 +1,6 @@
 //! Integration tests: real namespaces, real listeners, real iptables rules.
-//! Every test skips (prints `SKIP <name>: <reason>`) when not run as root.
+//! Every test skips when not run as root (through `portgate_test_support::skip`: a
+//! failure under strict mode).
 
 use std::io::{ErrorKind, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, UdpSocket};
@@ -14,22 +15,18 @@ use portgate_lab::{
 macro_rules! skip_unless_lab {
     ($name:literal) => {
         if let Some(reason) = skip_reason() {
-            println!("SKIP {}: {reason}", $name);
+            portgate_test_support::skip($name, reason);
             return;
         }
     };
 }
 
 /// Skips unless the lab can run with a delay line: root, the lab's tools,
-/// iptables and ip6tables, and NFQUEUE in the kernel. With `CI` set (as for
-/// the lab network tests) a skip is a failure.
+/// iptables and ip6tables, and NFQUEUE in the kernel.
 macro_rules! skip_unless_delay {
     ($name:literal) => {
         if let Some(reason) = delay_skip_reason() {
-            if std::env::var_os("CI").is_some() {
-                panic!("{} cannot run under CI: {reason}", $name);
-            }
-            println!("SKIP {}: {reason}", $name);
+            portgate_test_support::skip($name, reason);
             return;
         }
     };
@@ -60,7 +57,7 @@ fn delay_skip_reason() -> Option<String> {
 macro_rules! skip_unless_udp_services {
     ($name:literal) => {
         if let Some(reason) = udp_services_skip_reason() {
-            println!("SKIP {}: {reason}", $name);
+            portgate_test_support::skip($name, reason);
             return;
         }
     };
@@ -946,14 +943,11 @@ mod network {
         network_skip_reason,
     };
 
-    /// Like `skip_unless_lab!`, but with `CI` set a skip is a failure.
+    /// Like `skip_unless_lab!`, for the lab networks.
     macro_rules! skip_unless_network {
         ($name:literal) => {
             if let Some(reason) = network_skip_reason() {
-                if std::env::var_os("CI").is_some() {
-                    panic!("{} cannot run under CI: {reason}", $name);
-                }
-                println!("SKIP {}: {reason}", $name);
+                portgate_test_support::skip($name, reason);
                 return;
             }
         };

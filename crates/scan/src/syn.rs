@@ -242,7 +242,10 @@ mod tests {
     #[test]
     fn only_replies_carrying_our_cookie_count() {
         let Some(p) = prober_without_sockets() else {
-            eprintln!("SKIP only_replies_carrying_our_cookie_count: raw sockets not permitted");
+            portgate_test_support::skip(
+                "only_replies_carrying_our_cookie_count",
+                "raw sockets not permitted",
+            );
             return;
         };
         let target: IpAddr = "198.18.0.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));

@@ -50,7 +50,7 @@ fn full_scan(minute: i64) -> ScanReport {
 }
 
 async fn bench(db: &TestDb, scans: usize) {
-    let store = Store::open(&db.location).await.expect("open");
+    let store = Store::open(&location(db)).await.expect("open");
     let report = full_scan(0);
     let summary = report.summary();
     // Per host: its row, a row per open or filtered port, a row per detected service.
@@ -114,7 +114,7 @@ async fn bench(db: &TestDb, scans: usize) {
         back.summary().ports_scanned,
         t.elapsed().as_secs_f64()
     );
-    if let Some(path) = db.location.sqlite_path() {
+    if let Some(path) = db.sqlite_path.as_deref() {
         let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
             + std::fs::metadata(path.with_extension("db-wal"))
                 .map(|m| m.len())

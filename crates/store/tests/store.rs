@@ -7,7 +7,7 @@ use portgate_model::{Finding, Outcome, PortState, Protocol, Rule, ScanStatus, Se
 use portgate_store::{Location, Retention, ScanStart, Store, StoreError, StoredStatus};
 
 async fn open(db: &TestDb) -> Store {
-    Store::open(&db.location)
+    Store::open(&location(db))
         .await
         .unwrap_or_else(|e| panic!("{}: open: {e}", db.name))
 }

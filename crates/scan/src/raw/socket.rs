@@ -455,13 +455,14 @@ mod tests {
         raw_capability().err().map(|e| e.to_string())
     }
 
-    /// Prints `SKIP` and returns true when raw sockets (and, with `lab`, the lab)
-    /// are unavailable.
+    /// Skips `name` (through `portgate_test_support::skip`) and returns true when raw
+    /// sockets (and, with `lab`, the lab) are unavailable.
+    #[track_caller]
     fn skip(name: &str, lab: bool) -> bool {
         let reason = raw_skip_reason().or_else(|| if lab { skip_reason() } else { None });
         match reason {
             Some(reason) => {
-                println!("SKIP {name}: {reason}");
+                portgate_test_support::skip(name, reason);
                 true
             }
             None => false,
@@ -499,7 +500,7 @@ mod tests {
         let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
         match source_for(v6) {
             Ok(src) => assert_eq!(src, v6),
-            Err(err) => println!("SKIP raw_source_for_loopback (IPv6 part): {err}"),
+            Err(err) => portgate_test_support::skip("raw_source_for_loopback (IPv6 part)", err),
         }
     }
 
@@ -647,7 +648,7 @@ mod tests {
             return;
         }
         if TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_err() {
-            println!("SKIP raw_loopback_v6: no IPv6 loopback");
+            portgate_test_support::skip("raw_loopback_v6", "no IPv6 loopback");
             return;
         }
         let address = IpAddr::V6(Ipv6Addr::LOCALHOST);

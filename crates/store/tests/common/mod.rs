@@ -1,5 +1,6 @@
-//! Backends for the store tests: a SQLite file in a temporary directory and a fresh database
-//! on the PostgreSQL server of 127.0.0.1:5432 (dropped afterwards), and report fixtures.
+//! Backends for the store tests (from portgate-test-support: a SQLite file in a temporary
+//! directory and a fresh database on the PostgreSQL server of 127.0.0.1:5432, dropped
+//! afterwards), and report fixtures.
 #![allow(dead_code)]
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -8,87 +9,16 @@ use portgate_model::{
     ScanStatus, TargetReport, TlsSummary,
 };
 use portgate_store::Location;
-use sqlx::Connection;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 
-/// The server the PostgreSQL tests use (trust authentication for `postgres`).
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub use portgate_test_support::db::{TestDb, backends};
 
-/// A database made for one test, removed on drop.
-pub struct TestDb {
-    pub name: &'static str,
-    pub location: Location,
-    _dir: Option<tempfile::TempDir>,
-    pg_database: Option<String>,
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        if let Some(db) = self.pg_database.take() {
-            // Drop runs outside any runtime the test may be in: use a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                runtime.block_on(async {
-                    if let Ok(mut admin) = sqlx::PgConnection::connect(PG_ADMIN_URL).await {
-                        let _ =
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{db}\" WITH (FORCE)"))
-                                .execute(&mut admin)
-                                .await;
-                    }
-                });
-            })
-            .join();
-        }
+/// Where the store of `db` lies.
+pub fn location(db: &TestDb) -> Location {
+    match &db.sqlite_path {
+        Some(path) => Location::Sqlite(path.clone()),
+        None => Location::Postgres(db.url.clone()),
     }
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-pub fn sqlite() -> TestDb {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let location = Location::Sqlite(dir.path().join("sub/dir/history.db"));
-    TestDb {
-        name: "sqlite",
-        location,
-        _dir: Some(dir),
-        pg_database: None,
-    }
-}
-
-pub async fn postgres() -> TestDb {
-    let name = format!(
-        "portgate_test_{}_{}_{}",
-        std::process::id(),
-        Utc::now().timestamp_micros(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let mut admin = sqlx::PgConnection::connect(PG_ADMIN_URL)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is needed on 127.0.0.1:5432 (user postgres, trust authentication; \
-             .ci/run starts it): {e}"
-            )
-        });
-    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut admin)
-        .await
-        .expect("create the test database");
-    TestDb {
-        name: "postgres",
-        location: Location::Postgres(format!("postgres://postgres@127.0.0.1:5432/{name}")),
-        _dir: None,
-        pg_database: Some(name),
-    }
-}
-
-/// Both backends, SQLite first.
-pub async fn backends() -> Vec<TestDb> {
-    vec![sqlite(), postgres().await]
 }
 
 pub fn at(minutes: i64) -> DateTime<Utc> {

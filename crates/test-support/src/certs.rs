@@ -1,5 +1,5 @@
-//! Certificates and TLS server configurations made in the tests.
-#![allow(dead_code)]
+//! Certificates and TLS server configurations made in the tests: a test CA, leaves signed
+//! by it (or self-signed) with a chosen validity, and rustls server configurations.
 
 use std::error::Error;
 use std::io::Write;
@@ -17,18 +17,24 @@ use time::OffsetDateTime;
 /// One day.
 pub const DAY: time::Duration = time::Duration::days(1);
 
-/// A test certificate authority.
+/// A test certificate authority (`CN=PG Test CA`).
 pub struct Ca {
+    /// What signs leaves.
     pub issuer: Issuer<'static, KeyPair>,
+    /// Its certificate, PEM.
     pub pem: String,
+    /// Its certificate, DER.
+    pub der: CertificateDer<'static>,
 }
 
+/// A distinguished name with only a common name.
 pub fn dn(cn: &str) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, cn);
     dn
 }
 
+/// A CA valid from a day ago for ten years.
 pub fn make_ca() -> Result<Ca, Box<dyn Error>> {
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -41,19 +47,24 @@ pub fn make_ca() -> Result<Ca, Box<dyn Error>> {
     let cert = params.self_signed(&key)?;
     Ok(Ca {
         pem: cert.pem(),
+        der: cert.der().clone(),
         issuer: Issuer::new(params, key),
     })
 }
 
 /// A leaf certificate and its key.
 pub struct Leaf {
+    /// The certificate, DER.
     pub der: CertificateDer<'static>,
+    /// The certificate, PEM.
     pub pem: String,
+    /// Its key.
     pub key: KeyPair,
+    /// When it expires (whole seconds).
     pub not_after: OffsetDateTime,
 }
 
-/// A leaf for `names`, valid from `from` to `until` (relative to now), signed by `ca`
+/// A leaf for `names` (the first is also its common name), valid from `from` to `until` (relative to now), signed by `ca`
 /// or self-signed when `ca` is `None`.
 pub fn make_leaf(
     names: &[&str],
@@ -80,10 +91,12 @@ pub fn make_leaf(
     })
 }
 
+/// rustls with ring.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// A server configuration presenting `chain` with `key`: TLS 1.3 and 1.2, or 1.2 only.
 pub fn server_config(
     chain: Vec<CertificateDer<'static>>,
     key: &KeyPair,
@@ -107,4 +120,25 @@ pub fn ca_file(ca: &Ca) -> Result<NamedTempFile, Box<dyn Error>> {
     f.write_all(ca.pem.as_bytes())?;
     f.flush()?;
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_signed_by_the_ca_and_a_self_signed_one() -> Result<(), Box<dyn Error>> {
+        let ca = make_ca()?;
+        assert!(ca.pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        let leaf = make_leaf(&["app.pg.test"], -DAY, DAY * 30, Some(&ca))?;
+        assert!(leaf.pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(leaf.not_after.nanosecond(), 0);
+        server_config(vec![leaf.der.clone(), ca.der.clone()], &leaf.key, false)?;
+        let expired = make_leaf(&["old.pg.test"], -DAY * 400, -DAY * 35, None)?;
+        assert!(expired.not_after < OffsetDateTime::now_utc());
+        server_config(vec![expired.der], &expired.key, true)?;
+        let file = ca_file(&ca)?;
+        assert_eq!(std::fs::read_to_string(file.path())?, ca.pem);
+        Ok(())
+    }
 }
