@@ -1110,7 +1110,7 @@ def markdown(info: dict, results: list[dict], tools: list[str], args, total_s: f
             "`–` for RustScan and masscan, which report open ports only (`*`: a run's "
             "states could not all be told apart, counted over the listed ports only). "
             "Probes sent: nmap -sS's own count (`-v`: \"Raw packets sent\", retries "
-            "included); portgate's JSON has no total (`attempts` only per listed port), "
+            "included) and portgate's (`summary.probes_sent`, retries included); nmap -sT, "
             "RustScan and masscan report none: `–`.",
             "",
         ]

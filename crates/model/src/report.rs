@@ -203,6 +203,15 @@ pub struct TarpitEvidence {
 }
 
 impl HostReport {
+    /// The open TCP ports, in the order scanned.
+    pub fn open_tcp_ports(&self) -> Vec<u16> {
+        self.ports
+            .iter()
+            .filter(|p| p.protocol == Protocol::Tcp && p.state == PortState::Open)
+            .map(|p| p.port)
+            .collect()
+    }
+
     /// Number of ports in a state.
     pub fn count(&self, state: PortState) -> usize {
         self.ports.iter().filter(|p| p.state == state).count()

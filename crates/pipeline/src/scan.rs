@@ -4,7 +4,7 @@ use crate::Error;
 use futures::stream::{self, StreamExt};
 use portgate_detect::inspect::{InspectOptions, inspect_port};
 use portgate_detect::probes::ProbeDb;
-use portgate_model::{PortState, Protocol, ScanReport, TargetSpec};
+use portgate_model::{ScanReport, TargetSpec};
 use portgate_scan::{ScanSink, Scanner};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -71,13 +71,7 @@ pub async fn detect_services(report: &mut ScanReport, detection: &Detection) {
     for host in &mut report.hosts {
         let ip = host.ip;
         let hostname = host.hostname.clone();
-        let open: Vec<u16> = host
-            .ports
-            .iter()
-            .filter(|p| p.protocol == Protocol::Tcp && p.state == PortState::Open)
-            .map(|p| p.port)
-            .collect();
-        host.services = stream::iter(open)
+        host.services = stream::iter(host.open_tcp_ports())
             .map(|port| {
                 inspect_port(
                     SocketAddr::new(ip, port),

@@ -8,6 +8,12 @@ use std::time::Duration;
 
 /// Default ceiling on attempts in flight at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 8192;
+
+/// Default window ceiling of a SYN scan of TCP ports only: a SYN holds no descriptor, so
+/// the ceiling is set by the path (a bandwidth-delay product: 100,000 probes a second to
+/// hosts 200 ms away keep 20,000 in flight, and silent probes hold their place for a
+/// timeout), not by the open-file limit.
+pub const DEFAULT_SYN_MAX_IN_FLIGHT: usize = 65_536;
 /// Default cap on the addresses one scan may cover.
 pub const DEFAULT_MAX_ADDRESSES: u64 = 65_536;
 /// File descriptors left for everything that is not a probe.
@@ -39,6 +45,10 @@ pub struct ScanConfig {
     pub(crate) initial_in_flight: usize,
     pub(crate) max_in_flight: usize,
     pub(crate) host_concurrency: usize,
+    /// Whether the ceiling was given (`max_in_flight`), not defaulted.
+    pub(crate) max_in_flight_given: bool,
+    /// Whether the per-host limit was given, not defaulted.
+    pub(crate) host_concurrency_given: bool,
     pub(crate) rate: Option<NonZeroU32>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) max_addresses: u64,
@@ -48,6 +58,21 @@ pub struct ScanConfig {
 }
 
 impl ScanConfig {
+    /// This configuration as a SYN scan runs it: with TCP ports only and no ceiling given,
+    /// the window may grow to [`DEFAULT_SYN_MAX_IN_FLIGHT`] (and one host's share with it),
+    /// as no probe holds a descriptor. UDP probes do, so a scan with UDP ports keeps the
+    /// descriptor-bound ceiling.
+    pub(crate) fn for_syn(&self) -> ScanConfig {
+        let mut config = self.clone();
+        if self.udp_ports.is_empty() && !self.max_in_flight_given {
+            config.max_in_flight = DEFAULT_SYN_MAX_IN_FLIGHT;
+            if !self.host_concurrency_given {
+                config.host_concurrency = DEFAULT_SYN_MAX_IN_FLIGHT;
+            }
+        }
+        config
+    }
+
     /// The TCP ports probed on each address.
     pub fn tcp_ports(&self) -> &[u16] {
         &self.tcp_ports
@@ -274,6 +299,8 @@ impl ScannerBuilder {
                 initial_in_flight: self.initial_in_flight.min(max_in_flight),
                 max_in_flight,
                 host_concurrency: self.host_concurrency.unwrap_or(max_in_flight),
+                max_in_flight_given: self.max_in_flight.is_some(),
+                host_concurrency_given: self.host_concurrency.is_some(),
                 rate: self.rate,
                 deadline: self.deadline,
                 max_addresses: self.max_addresses,
@@ -342,5 +369,33 @@ mod tests {
         let udp: PortSpec = "U:53".parse().unwrap_or_default();
         assert!(ScannerBuilder::default().ports(udp).build().is_ok());
         assert!(ScannerBuilder::default().ports(ports).build().is_ok());
+    }
+
+    #[test]
+    fn a_syn_scan_of_tcp_ports_only_gets_the_larger_ceiling_unless_one_is_given() {
+        let tcp = |b: ScannerBuilder| {
+            b.ports("T:1-100".parse().expect("ports"))
+                .build()
+                .expect("builds")
+                .config
+        };
+        let syn = tcp(ScannerBuilder::default()).for_syn();
+        assert_eq!(syn.max_in_flight, DEFAULT_SYN_MAX_IN_FLIGHT);
+        assert_eq!(syn.host_concurrency, DEFAULT_SYN_MAX_IN_FLIGHT);
+        let given = tcp(ScannerBuilder::default().max_in_flight(500)).for_syn();
+        assert_eq!((given.max_in_flight, given.host_concurrency), (500, 500));
+        let per_host = tcp(ScannerBuilder::default().host_concurrency(64)).for_syn();
+        assert_eq!(per_host.max_in_flight, DEFAULT_SYN_MAX_IN_FLIGHT);
+        assert_eq!(per_host.host_concurrency, 64);
+        let with_udp = ScannerBuilder::default()
+            .ports("T:80,U:53".parse().expect("ports"))
+            .build()
+            .expect("builds")
+            .config
+            .for_syn();
+        assert!(
+            with_udp.max_in_flight <= DEFAULT_MAX_IN_FLIGHT,
+            "UDP holds descriptors"
+        );
     }
 }

@@ -30,12 +30,7 @@ pub(crate) async fn confirm(hosts: &mut [HostReport], verify: bool) {
             .iter()
             .filter(|p| p.protocol == Protocol::Tcp)
             .count();
-        let open: Vec<u16> = host
-            .ports
-            .iter()
-            .filter(|p| p.protocol == Protocol::Tcp && p.state == PortState::Open)
-            .map(|p| p.port)
-            .collect();
+        let open = host.open_tcp_ports();
         if probed >= TARPIT_MIN_PROBED && open.len() as f64 >= probed as f64 * TARPIT_SHARE {
             let sample: Vec<u16> = open
                 .choose_multiple(&mut rand::rng(), TARPIT_SAMPLE)

@@ -126,7 +126,13 @@ impl Scanner {
             let (answers_tx, answers_rx) = tokio::sync::mpsc::unbounded_channel();
             let (tcp, method, _receiver) = self.tcp_prober(&hosts, answers_tx, sink);
             report_method = method;
-            let syn_answers = matches!(tcp, engine::TcpProber::Syn(_)).then_some(answers_rx);
+            let syn = matches!(tcp, engine::TcpProber::Syn(_));
+            let syn_answers = syn.then_some(answers_rx);
+            let config = if syn {
+                self.config.for_syn()
+            } else {
+                self.config.clone()
+            };
             let probers = engine::Probers {
                 tcp,
                 udp_payloads: std::sync::Arc::new(|port| {
@@ -138,7 +144,7 @@ impl Scanner {
                 }),
             };
             engine::run(
-                &self.config,
+                &config,
                 &probers,
                 syn_answers,
                 &mut hosts,
