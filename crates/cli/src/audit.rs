@@ -112,8 +112,9 @@ pub(crate) fn run(args: AuditArgs) -> Result<u8, Failure> {
         }
     };
     match &args.output_file {
-        Some(path) => std::fs::write(path, &text)
-            .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?,
+        Some(path) => {
+            std::fs::write(path, &text).map_err(|e| crate::exit::cannot_write(path, &e))?
+        }
         None => {
             let mut stdout = std::io::stdout().lock();
             // A closed pipe is not a finding.

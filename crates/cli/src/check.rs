@@ -175,7 +175,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
     for (path, render) in outputs {
         if let Some(path) = path {
             std::fs::write(path, render(&check))
-                .map_err(|e| Failure::usage(format!("cannot write {}: {e}", path.display())))?;
+                .map_err(|e| crate::exit::cannot_write(path, &e))?;
         }
     }
     crate::write_stdout(&portgate_report::check_summary(&check));

@@ -37,6 +37,12 @@ impl Failure {
     }
 }
 
+/// An output file that cannot be written or created: the path given is wrong (exit 2), in
+/// every command.
+pub(crate) fn cannot_write(path: &std::path::Path, error: &std::io::Error) -> Failure {
+    Failure::usage(format!("cannot write {}: {error}", path.display()))
+}
+
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         match error.kind() {

@@ -212,9 +212,8 @@ pub(crate) fn run_db(args: DbArgs) -> Result<u8, Failure> {
                 Box::new(std::io::stdout().lock())
             } else {
                 Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(&jsonl).map_err(|e| {
-                        Failure::usage(format!("cannot create {}: {e}", jsonl.display()))
-                    })?,
+                    std::fs::File::create(&jsonl)
+                        .map_err(|e| crate::exit::cannot_write(&jsonl, &e))?,
                 ))
             };
             let lines = with_store(db.db.as_deref(), async |store| {

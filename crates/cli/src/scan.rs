@@ -47,9 +47,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
             args.ca_file.as_deref(),
         )?)
     } else {
-        // A --ca that cannot be used is an error even without --detect.
-        pipeline::inspect_options(args.ca_file.as_deref())?;
-        None
+        None // (`--ca` requires `--detect`)
     };
     let runtime = crate::runtime()?;
     // In the history as `running` before the first probe (--db, --save or $PORTGATE_DB).
@@ -82,12 +80,9 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
         Format::Json => portgate_report::json(&report, options),
     };
     match &args.output_file {
-        Some(path) => std::fs::write(path, text).map_err(|e| {
-            Failure::scan(format!(
-                "cannot write the report to {}: {e}",
-                path.display()
-            ))
-        })?,
+        Some(path) => {
+            std::fs::write(path, text).map_err(|e| crate::exit::cannot_write(path, &e))?
+        }
         None => crate::write_stdout(&text),
     }
     if let Some(recorder) = recorder {

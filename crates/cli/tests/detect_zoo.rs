@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use portgate_detect::probes::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_detect::{DetectOptions, Detection, ProbeDb, detect};
 use portgate_lab::{Transport, Zoo, ZooService, zoo_skip_reason};
 
 /// Differences between a detection and the ground truth (empty: exact).

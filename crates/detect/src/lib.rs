@@ -1,5 +1,5 @@
 //! What is behind a port: service and version detection, TLS (direct and STARTTLS) and
-//! HTTP inspection; [`inspect::inspect_port`] runs them all on one port.
+//! HTTP inspection; [`inspect_port`] runs them all on one port.
 //!
 //! The probe database is data (`data/probes.toml`, extendable with a file of the same
 //! format); the engine connects, waits for a banner, then sends probes in order and stops
@@ -7,8 +7,19 @@
 //! service may be hostile. This crate never prints and never panics on anything a
 //! service can send.
 
-pub mod http;
-pub mod inspect;
-pub mod probes;
-pub mod starttls;
-pub mod tls;
+mod http;
+mod inspect;
+mod probes;
+mod starttls;
+mod tls;
+
+pub use http::{
+    CORS_PROBE_ORIGIN, HttpError, HttpOptions, USER_AGENT, inspect_http, inspect_http_at,
+};
+pub use inspect::{InspectOptions, inspect_port};
+pub use probes::{
+    DetectOptions, Detection, EscapeError, LoadError, Match, Probe, ProbeDb, Template, detect,
+    parse_escapes,
+};
+pub use starttls::{StartTlsError, StartTlsOptions, Upgrade, upgrade};
+pub use tls::{CertFailure, TlsError, TlsOptions, check_ca_file, inspect_tls, inspect_tls_at};

@@ -18,7 +18,7 @@ use hyper::body::{Bytes, Frame, Incoming};
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use portgate_detect::http::{
+use portgate_detect::{
     CORS_PROBE_ORIGIN, HttpError, HttpOptions, USER_AGENT, inspect_http, inspect_http_at,
 };
 use portgate_model::HttpInfo;

@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portgate_detect::inspect::{InspectOptions, inspect_port};
-use portgate_detect::probes::ProbeDb;
-use portgate_detect::starttls::{StartTlsError, StartTlsOptions, Upgrade, upgrade};
+use portgate_detect::ProbeDb;
+use portgate_detect::{InspectOptions, inspect_port};
+use portgate_detect::{StartTlsError, StartTlsOptions, Upgrade, upgrade};
 use portgate_test_support::certs::{DAY, make_ca, make_leaf, server_config};
 use portgate_test_support::skip;
 use rustls::ServerConfig;

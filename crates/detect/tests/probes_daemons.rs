@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use portgate_detect::probes::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_detect::{DetectOptions, Detection, ProbeDb, detect};
 use portgate_test_support::daemons::Redis;
 use portgate_test_support::skip;
 use regex::Regex;

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use portgate_detect::probes::{DetectOptions, ProbeDb, detect};
+use portgate_detect::{DetectOptions, ProbeDb, detect};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 

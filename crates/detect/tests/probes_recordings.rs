@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portgate_detect::probes::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_detect::{DetectOptions, Detection, ProbeDb, detect};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

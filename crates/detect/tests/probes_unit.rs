@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use portgate_detect::probes::{ProbeDb, Template, parse_escapes};
+use portgate_detect::{ProbeDb, Template, parse_escapes};
 use regex::bytes::Regex;
 
 #[test]
@@ -270,7 +270,7 @@ fn from_file_merges_after_builtin() {
 
 #[test]
 fn detection_serializes() {
-    let d = portgate_detect::probes::Detection {
+    let d = portgate_detect::Detection {
         service: Some("redis".into()),
         evidence: b"+PONG".to_vec(),
         ..Default::default()

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portgate_detect::tls::{CertFailure, TlsError, TlsOptions, inspect_tls, inspect_tls_at};
+use portgate_detect::{CertFailure, TlsError, TlsOptions, inspect_tls, inspect_tls_at};
 use portgate_test_support::certs::{Ca, DAY, Leaf, ca_file, make_ca, make_leaf, server_config};
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;

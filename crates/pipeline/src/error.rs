@@ -1,8 +1,8 @@
 //! What can stop a use case, and of which kind it is: the caller's input (a front end
 //! answers with a usage error) or the work itself (it could not run or complete).
 
-use portgate_detect::probes::LoadError;
-use portgate_detect::tls::TlsError;
+use portgate_detect::LoadError;
+use portgate_detect::TlsError;
 use portgate_policy::ManifestError;
 use portgate_scan::ScanError;
 use portgate_store::StoreError;

@@ -2,8 +2,8 @@
 
 use crate::Error;
 use futures::stream::{self, StreamExt};
-use portgate_detect::inspect::{InspectOptions, inspect_port};
-use portgate_detect::probes::ProbeDb;
+use portgate_detect::ProbeDb;
+use portgate_detect::{InspectOptions, inspect_port};
 use portgate_model::{ScanReport, TargetSpec};
 use portgate_scan::{ScanSink, Scanner};
 use std::net::SocketAddr;
@@ -42,7 +42,7 @@ impl Detection {
 pub fn inspect_options(ca_file: Option<&Path>) -> Result<InspectOptions, Error> {
     let mut options = InspectOptions::default();
     if let Some(path) = ca_file {
-        portgate_detect::tls::check_ca_file(path)?;
+        portgate_detect::check_ca_file(path)?;
         options.tls.ca_file = Some(path.to_path_buf());
     }
     Ok(options)
