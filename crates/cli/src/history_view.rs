@@ -1,6 +1,7 @@
 //! The history commands' human tables and JSON documents.
 
 use chrono::{DateTime, Utc};
+use portgate_model::PortState;
 use portgate_pipeline::{DiffSpan, Diffed, Timeline};
 use portgate_policy::drift::{Change, ChangeKind, ChangeStatus};
 use portgate_report::columns;
@@ -146,7 +147,7 @@ fn open_close(changes: &[Change]) -> String {
 fn open_ports(snap: &HostSnapshot) -> Vec<String> {
     snap.ports
         .iter()
-        .filter(|p| p.state == "open")
+        .filter(|p| p.state == PortState::Open)
         .map(|p| format!("{}/{}", p.port, p.protocol))
         .collect()
 }
@@ -254,6 +255,7 @@ pub(crate) fn diff_table(diffed: &Diffed) -> String {
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use portgate_model::Protocol;
     use portgate_store::{ScanRecord, StoredPort, StoredService, StoredStatus};
 
     fn snapshot(id: i64, minute: u32, open: &[u16], status: StoredStatus) -> HostSnapshot {
@@ -287,22 +289,22 @@ mod tests {
             filtered: 0,
             open_filtered: 0,
             tarpit: false,
-            unlisted_tcp: Some("closed".into()),
+            unlisted_tcp: Some(PortState::Closed),
             unlisted_udp: None,
             ports: open
                 .iter()
                 .map(|p| StoredPort {
-                    protocol: "tcp".into(),
+                    protocol: Protocol::Tcp,
                     port: *p,
-                    state: "open".into(),
-                    reason: "syn-ack".into(),
+                    state: PortState::Open,
+                    reason: portgate_model::Reason::SynAck,
                 })
                 .collect(),
             services: open
                 .iter()
                 .filter(|p| **p == 443)
                 .map(|p| StoredService {
-                    protocol: "tcp".into(),
+                    protocol: Protocol::Tcp,
                     port: *p,
                     service: Some("https".into()),
                     product: Some("nginx".into()),

@@ -10,6 +10,7 @@ mod ports;
 mod report;
 mod state;
 mod target;
+pub mod wire;
 
 pub use finding::{Finding, ManifestLocation, Outcome, Rule, Severity};
 pub use http::{CookieFlags, Cors, HttpInfo, SecurityHeaders};

@@ -35,6 +35,11 @@ impl PortState {
             PortState::OpenFiltered => "open|filtered",
         }
     }
+
+    /// The state named `name` as [`PortState::as_str`] writes it.
+    pub fn from_name(name: &str) -> Option<PortState> {
+        PortState::ALL.into_iter().find(|s| s.as_str() == name)
+    }
 }
 
 impl fmt::Display for PortState {
@@ -70,6 +75,25 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// Every reason.
+    pub const ALL: [Reason; 10] = [
+        Reason::SynAck,
+        Reason::Reset,
+        Reason::HostUnreachable,
+        Reason::NetUnreachable,
+        Reason::AdminProhibited,
+        Reason::NoResponse,
+        Reason::LocalRefusal,
+        Reason::UdpResponse,
+        Reason::PortUnreachable,
+        Reason::Tarpit,
+    ];
+
+    /// The reason named `name` as [`Reason::as_str`] writes it.
+    pub fn from_name(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     /// The name used in tables and JSON.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -5,7 +5,7 @@ use crate::types::{
 };
 use crate::{Pool, Store, StoreError, from_ms, ms};
 use chrono::{DateTime, Utc};
-use portgate_model::ScanReport;
+use portgate_model::{PortState, Protocol, Reason, ScanReport};
 use sqlx::Row;
 
 impl Store {
@@ -217,10 +217,10 @@ impl Store {
                     .iter()
                     .map(|r| {
                         Ok::<_, sqlx::Error>(StoredPort {
-                            protocol: r.try_get("protocol")?,
+                            protocol: named(r, "protocol", Protocol::from_name)?,
                             port: port_of(r.try_get::<i32, _>("port")?),
-                            state: r.try_get("state")?,
-                            reason: r.try_get("reason")?,
+                            state: named(r, "state", PortState::from_name)?,
+                            reason: named(r, "reason", Reason::from_name)?,
                         })
                     })
                     .collect::<Result<Vec<_>, _>>()?;
@@ -238,7 +238,7 @@ impl Store {
                     .map(|r| {
                         let reasons: Option<String> = r.try_get("tls_reasons")?;
                         Ok::<_, sqlx::Error>(StoredService {
-                            protocol: r.try_get("protocol")?,
+                            protocol: named(r, "protocol", Protocol::from_name)?,
                             port: port_of(r.try_get::<i32, _>("port")?),
                             service: r.try_get("service")?,
                             product: r.try_get("product")?,
@@ -269,8 +269,8 @@ impl Store {
                         filtered: row.try_get("h_filtered")?,
                         open_filtered: row.try_get("h_open_filtered")?,
                         tarpit: row.try_get("tarpit")?,
-                        unlisted_tcp: row.try_get("unlisted_tcp")?,
-                        unlisted_udp: row.try_get("unlisted_udp")?,
+                        unlisted_tcp: named_opt(row, "unlisted_tcp")?,
+                        unlisted_udp: named_opt(row, "unlisted_udp")?,
                         ports,
                         services,
                     });
@@ -328,4 +328,34 @@ where
         filtered: row.try_get("filtered_ports")?,
         open_filtered: row.try_get("open_filtered_ports")?,
     })
+}
+
+/// A column holding one of the model's names (`tcp`, `open|filtered`, `syn-ack`), as the
+/// model's value; an unknown name is a decoding error that names the column and the value.
+fn named<R: Row, T>(row: &R, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'v> String: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+{
+    let text: String = row.try_get(column)?;
+    parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("unknown value \"{text}\"").into(),
+    })
+}
+
+/// [`named`] for a nullable port-state column.
+fn named_opt<R: Row>(row: &R, column: &str) -> Result<Option<PortState>, sqlx::Error>
+where
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+    for<'v> Option<String>: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+{
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| {
+        PortState::from_name(&t).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: column.to_string(),
+            source: format!("unknown port state \"{t}\"").into(),
+        })
+    })
+    .transpose()
 }

@@ -1,7 +1,7 @@
 //! What the store hands out: ids, scan records, timeline snapshots, check records.
 
 use chrono::{DateTime, Utc};
-use portgate_model::Finding;
+use portgate_model::{Finding, PortState, Protocol, Reason};
 use serde::{Deserialize, Serialize};
 
 /// The id of a stored scan.
@@ -91,20 +91,22 @@ pub struct ScanRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredPort {
     /// `tcp` or `udp`.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// Port number.
     pub port: u16,
-    /// `open`, `filtered` or `open|filtered`.
-    pub state: String,
+    /// `open`, `closed`, `filtered` or `open|filtered`.
+    #[serde(with = "portgate_model::wire::state")]
+    pub state: PortState,
     /// The observation behind the state.
-    pub reason: String,
+    #[serde(with = "portgate_model::wire::reason")]
+    pub reason: Reason,
 }
 
 /// What detection found on a port, as stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredService {
     /// `tcp` or `udp`.
-    pub protocol: String,
+    pub protocol: Protocol,
     /// Port number.
     pub port: u16,
     /// Service name.
@@ -155,9 +157,11 @@ pub struct HostSnapshot {
     /// Whether the host looked like a tarpit.
     pub tarpit: bool,
     /// The state of the TCP ports that have no row (only counted), if any.
-    pub unlisted_tcp: Option<String>,
+    #[serde(with = "portgate_model::wire::state_opt")]
+    pub unlisted_tcp: Option<PortState>,
     /// The state of the UDP ports that have no row (only counted), if any.
-    pub unlisted_udp: Option<String>,
+    #[serde(with = "portgate_model::wire::state_opt")]
+    pub unlisted_udp: Option<PortState>,
     /// Every port with a row: open ones, and those not in the state of [`HostSnapshot::unlisted_tcp`]
     /// (TCP) or [`HostSnapshot::unlisted_udp`] (UDP).
     pub ports: Vec<StoredPort>,

@@ -475,7 +475,7 @@ async fn only_the_most_common_state_of_a_host_goes_unlisted() {
         let report = report(at(0), vec![firewalled, plain]);
         let id = store.save_scan(&report, None).await.expect("save");
         let fw = &store.history("fw.example", 1).await.expect("history")[0];
-        assert_eq!(fw.unlisted_tcp.as_deref(), Some("filtered"), "{}", db.name);
+        assert_eq!(fw.unlisted_tcp, Some(PortState::Filtered), "{}", db.name);
         assert_eq!(fw.unlisted_udp, None);
         let listed: Vec<(u16, &str)> = fw
             .ports
@@ -485,7 +485,7 @@ async fn only_the_most_common_state_of_a_host_goes_unlisted() {
         assert_eq!(listed, vec![(22, "open"), (113, "closed")]);
         assert_eq!((fw.open, fw.closed, fw.filtered), (1, 1, 498));
         let plain = &store.history("plain.example", 1).await.expect("history")[0];
-        assert_eq!(plain.unlisted_tcp.as_deref(), Some("closed"));
+        assert_eq!(plain.unlisted_tcp, Some(PortState::Closed));
         let listed: Vec<(u16, &str)> = plain
             .ports
             .iter()
