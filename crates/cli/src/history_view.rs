@@ -5,7 +5,7 @@ use portgate_model::PortState;
 use portgate_pipeline::{DiffSpan, Diffed, Timeline};
 use portgate_policy::drift::{Change, ChangeKind, ChangeStatus};
 use portgate_report::columns;
-use portgate_store::HostSnapshot;
+use portgate_store::{HostSnapshot, ScanId};
 use std::collections::BTreeSet;
 
 pub(crate) fn when(at: DateTime<Utc>) -> String {
@@ -55,7 +55,7 @@ fn history_table(
     if snapshots.is_empty() {
         return format!("no scan of {target} in the history\n");
     }
-    let scans: BTreeSet<i64> = snapshots.iter().map(|s| s.scan.id).collect();
+    let scans: BTreeSet<ScanId> = snapshots.iter().map(|s| s.scan.id).collect();
     let mut out = format!(
         "{target}: {} scan{}, newest first\n",
         scans.len(),
@@ -187,9 +187,9 @@ pub(crate) fn diff_json(diffed: &Diffed) -> String {
             if let Some(object) = value.as_object_mut() {
                 object.insert(
                     "first_seen_scan".into(),
-                    scans.get(c.first_seen).map(|s| s.0).into(),
+                    scans.get(c.first_seen).map(|s| s.0.0).into(),
                 );
-                object.insert("at_scan".into(), scans.get(c.at).map(|s| s.0).into());
+                object.insert("at_scan".into(), scans.get(c.at).map(|s| s.0.0).into());
                 object.remove("first_seen");
                 object.remove("at");
             }
@@ -265,7 +265,7 @@ mod tests {
             .unwrap_or_default();
         HostSnapshot {
             scan: ScanRecord {
-                id,
+                id: ScanId(id),
                 status,
                 started_at: started,
                 finished_at: Some(started),

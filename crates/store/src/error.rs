@@ -58,7 +58,7 @@ pub enum StoreError {
         /// The database.
         db: String,
         /// The scan.
-        scan_id: i64,
+        scan_id: crate::ScanId,
         /// The column.
         field: &'static str,
         /// What is wrong.
@@ -70,7 +70,7 @@ pub enum StoreError {
         /// The database.
         db: String,
         /// The id asked for.
-        scan_id: i64,
+        scan_id: crate::ScanId,
     },
     /// The scan was already finalised (or never began here).
     #[error("history database {db}: scan {scan_id} is not running, it cannot be finalised")]
@@ -78,7 +78,7 @@ pub enum StoreError {
         /// The database.
         db: String,
         /// The scan.
-        scan_id: i64,
+        scan_id: crate::ScanId,
     },
     /// Writing an export failed.
     #[error("cannot write the export: {0}")]

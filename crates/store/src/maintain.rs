@@ -1,6 +1,6 @@
 //! Keeping the database in bounds and getting everything out: prune and export.
 
-use crate::types::{CheckRecord, Retention, ScanRecord, StoredStatus};
+use crate::types::{CheckRecord, Retention, ScanId, ScanRecord, StoredStatus};
 use crate::{Pool, Store, StoreError, ms};
 use portgate_model::ScanReport;
 use serde::Serialize;
@@ -45,6 +45,7 @@ impl Store {
         .map_err(self.query_err("list scans to export"))?;
         let mut lines = 0;
         for (id,) in ids {
+            let id = ScanId(id);
             // A scan pruned meanwhile by another process is skipped, not an error.
             let record = match self.scan(id).await {
                 Ok(r) => r,

@@ -1,7 +1,7 @@
 //! Reading: scans, a target's scans and timeline, checks, and whole reports.
 
 use crate::types::{
-    CheckRecord, HostSnapshot, ScanId, ScanRecord, StoredPort, StoredService, StoredStatus,
+    CheckId, CheckRecord, HostSnapshot, ScanId, ScanRecord, StoredPort, StoredService, StoredStatus,
 };
 use crate::{Pool, Store, StoreError, from_ms, ms};
 use chrono::{DateTime, Utc};
@@ -43,7 +43,7 @@ impl Store {
                 );
             }
             out.push(CheckRecord {
-                id,
+                id: CheckId(id),
                 scan_id,
                 created_at: from_ms(created),
                 manifest_revision: revision,

@@ -4,10 +4,49 @@ use chrono::{DateTime, Utc};
 use portgate_model::{Finding, PortState, Protocol, Reason};
 use serde::{Deserialize, Serialize};
 
-/// The id of a stored scan.
-pub type ScanId = i64;
-/// The id of a stored check.
-pub type CheckId = i64;
+/// Defines an id: a number the database assigns, shown and parsed as that number.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+            sqlx::Type,
+        )]
+        #[serde(transparent)]
+        #[sqlx(transparent)]
+        pub struct $name(pub i64);
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(text: &str) -> Result<Self, Self::Err> {
+                text.trim()
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map($name)
+                    .ok_or_else(|| format!("\"{text}\" is not a {} id (a positive number)", $what))
+            }
+        }
+    };
+}
+
+id_type!(
+    /// The id of a stored scan.
+    ScanId,
+    "scan"
+);
+id_type!(
+    /// The id of a stored check.
+    CheckId,
+    "check"
+);
 
 /// Where a stored scan stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -196,4 +235,22 @@ pub struct CheckRecord {
     pub manifest_revision: Option<String>,
     /// The findings, in the order given.
     pub findings: Vec<Finding>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_print_and_serialise_as_their_numbers() {
+        assert_eq!("42".parse::<ScanId>(), Ok(ScanId(42)));
+        assert_eq!(" 7 ".parse::<CheckId>(), Ok(CheckId(7)));
+        for bad in ["0", "-3", "x", ""] {
+            let err = bad.parse::<ScanId>().expect_err(bad);
+            assert!(err.contains("not a scan id"), "{err}");
+        }
+        assert_eq!(ScanId(7).to_string(), "7");
+        assert_eq!(serde_json::to_string(&CheckId(9)).expect("serialises"), "9");
+        assert_eq!(serde_json::from_str::<ScanId>("12").expect("reads"), ScanId(12));
+    }
 }

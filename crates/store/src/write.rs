@@ -65,7 +65,7 @@ impl Store {
             .await
         })
         .map_err(self.query_err("begin a scan"))?;
-        Ok(row.0)
+        Ok(ScanId(row.0))
     }
 
     /// Finalises a `running` scan with its report, in one transaction: status, counts, the
@@ -311,7 +311,7 @@ impl Store {
             .await
         })
         .map_err(err)?;
-        Ok(id)
+        Ok(CheckId(id))
     }
 }
 

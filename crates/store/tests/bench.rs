@@ -107,7 +107,10 @@ async fn bench(db: &TestDb, scans: usize) {
         );
     }
     let t = Instant::now();
-    let back = store.load_report(1).await.expect("reload");
+    let back = store
+        .load_report(portgate_store::ScanId(1))
+        .await
+        .expect("reload");
     println!(
         "{}: reload of a whole scan ({} port results) in {:.2} s",
         db.name,

@@ -139,7 +139,7 @@ async fn a_scan_is_running_until_finalised_once() {
             db.name
         );
         assert!(matches!(
-            store.scan(id + 100).await,
+            store.scan(portgate_store::ScanId(id.0 + 100)).await,
             Err(StoreError::NoSuchScan { .. })
         ));
         store.close().await;
@@ -243,7 +243,12 @@ async fn checks_store_their_findings() {
         assert_eq!(checks[0].manifest_revision.as_deref(), Some("deadbeef"));
         assert_eq!(checks[0].findings, findings);
         // A check of a scan that does not exist is refused by the foreign key.
-        assert!(store.save_check(id + 1000, &findings, None).await.is_err());
+        assert!(
+            store
+                .save_check(portgate_store::ScanId(id.0 + 1000), &findings, None)
+                .await
+                .is_err()
+        );
         store.close().await;
     }
 }
