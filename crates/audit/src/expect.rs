@@ -100,42 +100,24 @@ impl ExpectedListeners {
             column,
             message,
         };
-        if bytes.len() > MAX_EXPECT_BYTES {
-            return Err(invalid(
-                0,
-                0,
-                format!(
-                    "the file is {} bytes, more than the limit of {MAX_EXPECT_BYTES}",
-                    bytes.len()
-                ),
-            ));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            let before = &bytes[..e.valid_up_to()];
-            let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-            let column = before.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
-            invalid(line, column, "the file is not valid UTF-8".to_string())
-        })?;
+        let text = portgate_policy::yaml::text(bytes, MAX_EXPECT_BYTES, "file")
+            .map_err(|e| invalid(e.line, e.column, e.message))?;
         ExpectedListeners::from_yaml(text, file)
     }
 
     /// Parses and validates YAML text; `file` names it in errors.
     pub fn from_yaml(text: &str, file: &str) -> Result<ExpectedListeners, ExpectError> {
-        let mut parsed: ExpectedListeners = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            let mut message = plain_message(&e);
-            if let Some(token) = token_at(text, line, column)
+        let mut parsed: ExpectedListeners = portgate_policy::yaml::parse(text).map_err(|e| {
+            let mut message = e.message;
+            if let Some(token) = e.token
                 && !message.contains(&token)
             {
                 message.push_str(&format!(" (found `{token}`)"));
             }
             ExpectError::Invalid {
                 file: file.to_string(),
-                line,
-                column,
+                line: e.line,
+                column: e.column,
                 message,
             }
         })?;
@@ -187,31 +169,6 @@ impl ExpectedListeners {
             line: u32::try_from(entry.referenced.line()).unwrap_or(u32::MAX),
             column: u32::try_from(entry.referenced.column()).unwrap_or(u32::MAX),
         }
-    }
-}
-
-/// The plain word at a 1-based line and column, to name the value an error is about.
-fn token_at(text: &str, line: u64, column: u64) -> Option<String> {
-    let line = text
-        .lines()
-        .nth(usize::try_from(line).ok()?.checked_sub(1)?)?;
-    let start = usize::try_from(column).ok()?.checked_sub(1)?;
-    let token: String = line
-        .chars()
-        .skip(start)
-        .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}' | '#'))
-        .take(80)
-        .collect();
-    (!token.is_empty()).then_some(token)
-}
-
-/// The message of a YAML error without the source snippet, on one line.
-fn plain_message(error: &serde_saphyr::Error) -> String {
-    let text = error.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("invalid file").trim();
-    match first.rfind(" at line ") {
-        Some(at) => first[..at].to_string(),
-        None => first.to_string(),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod drift;
 mod evaluate;
 mod manifest;
 pub mod risk;
+pub mod yaml;
 
 pub use evaluate::{Evaluation, evaluate, manifest_top, merge_reports};
 pub use manifest::{

@@ -251,6 +251,9 @@ mod tests {
         }
         assert_eq!(ScanId(7).to_string(), "7");
         assert_eq!(serde_json::to_string(&CheckId(9)).expect("serialises"), "9");
-        assert_eq!(serde_json::from_str::<ScanId>("12").expect("reads"), ScanId(12));
+        assert_eq!(
+            serde_json::from_str::<ScanId>("12").expect("reads"),
+            ScanId(12)
+        );
     }
 }

@@ -77,40 +77,21 @@ impl Manifest {
             key: None,
             message,
         };
-        if bytes.len() > MAX_MANIFEST_BYTES {
-            return Err(invalid(
-                0,
-                0,
-                format!(
-                    "the manifest is {} bytes, more than the limit of {MAX_MANIFEST_BYTES}",
-                    bytes.len()
-                ),
-            ));
-        }
-        let text = std::str::from_utf8(bytes).map_err(|e| {
-            let before = &bytes[..e.valid_up_to()];
-            let line = before.iter().filter(|b| **b == b'\n').count() as u64 + 1;
-            let column = before.iter().rev().take_while(|b| **b != b'\n').count() as u64 + 1;
-            invalid(line, column, "the manifest is not valid UTF-8".to_string())
-        })?;
+        let text = crate::yaml::text(bytes, MAX_MANIFEST_BYTES, "manifest")
+            .map_err(|e| invalid(e.line, e.column, e.message))?;
         Manifest::from_yaml(text, file)
     }
 
     /// Parses and validates manifest text; `file` names it in errors and locations.
     pub fn from_yaml(text: &str, file: &str) -> Result<Manifest, ManifestError> {
-        let mut manifest: Manifest = serde_saphyr::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
-            ManifestError::Invalid {
+        let mut manifest: Manifest =
+            crate::yaml::parse(text).map_err(|e| ManifestError::Invalid {
                 file: file.to_string(),
-                line,
-                column,
-                key: key_at(text, line, column),
-                message: plain_message(&e),
-            }
-        })?;
+                line: e.line,
+                column: e.column,
+                key: e.key,
+                message: e.message,
+            })?;
         manifest.source = file.to_string();
         manifest.validate()?;
         Ok(manifest)
@@ -232,76 +213,4 @@ fn check_approvals(
         }
     }
     Ok(())
-}
-
-/// The key whose value is at `line`:`column` (1-based): the last `key:` before the column
-/// on that line, else the nearest less-indented `key:` line above (a list item's key).
-fn key_at(text: &str, line: u64, column: u64) -> Option<String> {
-    let lines: Vec<&str> = text.lines().collect();
-    let index = usize::try_from(line).ok()?.checked_sub(1)?;
-    let current = lines.get(index)?;
-    let column = usize::try_from(column).unwrap_or(usize::MAX);
-    let before: String = current.chars().take(column.saturating_sub(1)).collect();
-    // The error is at a key itself (an unknown key).
-    let rest: String = current.chars().skip(column.saturating_sub(1)).collect();
-    if let Some((key, _)) = rest.split_once(':')
-        && !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
-    {
-        return Some(key.to_string());
-    }
-    if let Some(key) = last_key(&before) {
-        return Some(key);
-    }
-    // The value starts the line (a list item or a block scalar): look upwards.
-    let indent = |l: &str| l.len() - l.trim_start_matches([' ', '-']).len();
-    let mut limit = indent(current);
-    for above in lines[..index].iter().rev() {
-        let trimmed = above.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        if indent(above) < limit || (indent(above) == limit && !above.trim_start().starts_with('-'))
-        {
-            if let Some(key) = last_key(above) {
-                return Some(key);
-            }
-            limit = indent(above);
-        }
-    }
-    None
-}
-
-/// The last plain `key:` of a piece of a YAML line.
-fn last_key(piece: &str) -> Option<String> {
-    let mut found = None;
-    for (at, _) in piece.match_indices(':') {
-        let head = &piece[..at];
-        // Past the last character that cannot be part of a key (which may be multi-byte).
-        let start = head
-            .char_indices()
-            .rev()
-            .find(|(_, c)| !(c.is_alphanumeric() || *c == '_' || *c == '-'))
-            .map_or(0, |(i, c)| i + c.len_utf8());
-        let key = &head[start..];
-        let after = piece[at + 1..].chars().next();
-        if !key.is_empty() && !key.starts_with('-') && after.is_none_or(char::is_whitespace) {
-            found = Some(key.to_string());
-        }
-    }
-    found
-}
-
-/// The message of a YAML error without the source snippet, on one line.
-fn plain_message(error: &serde_saphyr::Error) -> String {
-    let text = error.without_snippet().to_string();
-    let first = text.lines().next().unwrap_or("invalid manifest").trim();
-    // The location is printed separately, in file:line:column form.
-    let first = match first.rfind(" at line ") {
-        Some(at) => &first[..at],
-        None => first,
-    };
-    first.to_string()
 }
