@@ -80,7 +80,7 @@ impl Store {
 }
 
 /// The `schema` of each line of [`Store::export_jsonl`].
-pub const EXPORT_SCHEMA: &str = "portgate.history.v1";
+pub const EXPORT_SCHEMA: &str = "portgate.export.v1";
 
 #[derive(Serialize)]
 struct ExportLine<'a> {

@@ -348,7 +348,7 @@ async fn export_writes_one_line_per_scan() {
             .lines()
             .map(|l| serde_json::from_str(l).expect("a JSON line"))
             .collect();
-        assert_eq!(parsed[0]["schema"], "portgate.history.v1");
+        assert_eq!(parsed[0]["schema"], "portgate.export.v1");
         let report: portgate_model::ScanReport =
             serde_json::from_value(parsed[0]["report"].clone()).expect("report");
         assert_eq!(report, first);
