@@ -47,8 +47,6 @@ pub struct ScanConfig {
     pub(crate) host_concurrency: usize,
     /// Whether the ceiling was given (`max_in_flight`), not defaulted.
     pub(crate) max_in_flight_given: bool,
-    /// Whether the per-host limit was given, not defaulted.
-    pub(crate) host_concurrency_given: bool,
     pub(crate) rate: Option<NonZeroU32>,
     pub(crate) deadline: Option<Duration>,
     pub(crate) max_addresses: u64,
@@ -59,16 +57,14 @@ pub struct ScanConfig {
 
 impl ScanConfig {
     /// This configuration as a SYN scan runs it: with TCP ports only and no ceiling given,
-    /// the window may grow to [`DEFAULT_SYN_MAX_IN_FLIGHT`] (and one host's share with it),
-    /// as no probe holds a descriptor. UDP probes do, so a scan with UDP ports keeps the
-    /// descriptor-bound ceiling.
+    /// the whole scan's window may grow to [`DEFAULT_SYN_MAX_IN_FLIGHT`], as no probe holds
+    /// a descriptor. One host's share stays as it was (8,192 at most): many hosts far away
+    /// need the room, one host gains little from it and gets bursts it may not absorb. UDP
+    /// probes hold descriptors, so a scan with UDP ports keeps the descriptor-bound ceiling.
     pub(crate) fn for_syn(&self) -> ScanConfig {
         let mut config = self.clone();
         if self.udp_ports.is_empty() && !self.max_in_flight_given {
             config.max_in_flight = DEFAULT_SYN_MAX_IN_FLIGHT;
-            if !self.host_concurrency_given {
-                config.host_concurrency = DEFAULT_SYN_MAX_IN_FLIGHT;
-            }
         }
         config
     }
@@ -300,7 +296,6 @@ impl ScannerBuilder {
                 max_in_flight,
                 host_concurrency: self.host_concurrency.unwrap_or(max_in_flight),
                 max_in_flight_given: self.max_in_flight.is_some(),
-                host_concurrency_given: self.host_concurrency.is_some(),
                 rate: self.rate,
                 deadline: self.deadline,
                 max_addresses: self.max_addresses,
@@ -381,7 +376,10 @@ mod tests {
         };
         let syn = tcp(ScannerBuilder::default()).for_syn();
         assert_eq!(syn.max_in_flight, DEFAULT_SYN_MAX_IN_FLIGHT);
-        assert_eq!(syn.host_concurrency, DEFAULT_SYN_MAX_IN_FLIGHT);
+        assert!(
+            syn.host_concurrency <= DEFAULT_MAX_IN_FLIGHT,
+            "one host's share unchanged"
+        );
         let given = tcp(ScannerBuilder::default().max_in_flight(500)).for_syn();
         assert_eq!((given.max_in_flight, given.host_concurrency), (500, 500));
         let per_host = tcp(ScannerBuilder::default().host_concurrency(64)).for_syn();
