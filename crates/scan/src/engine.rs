@@ -263,6 +263,7 @@ pub(crate) async fn run(
         .collect();
     let host_count = hosts.len() as u64;
     let total = host_count * probes.len() as u64;
+    let window_hosts = hosts.len().max(1);
     let initial_timeout = config
         .initial_rtt_timeout
         .clamp(config.min_rtt_timeout, config.max_rtt_timeout);
@@ -277,9 +278,13 @@ pub(crate) async fn run(
         ready: VecDeque::new(),
         deferred_total: 0,
         paced: VecDeque::new(),
+        // The window never exceeds what the hosts may hold (each at most its share): a
+        // larger one would only pace launches faster than any host takes them, in bursts.
         window: Window::new(
             config.initial_in_flight,
-            config.max_in_flight,
+            config
+                .max_in_flight
+                .min(window_hosts.saturating_mul(config.host_concurrency)),
             config.min_rtt_timeout / QUEUE_TARGET_DIVISOR,
         ),
         pacer: Pacer::new(),
