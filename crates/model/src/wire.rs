@@ -3,16 +3,23 @@
 //! than by their serde identifiers.
 
 use crate::{PortState, Reason};
-use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serializer};
+
+/// `text` as the value it names, or an error saying which name was not known.
+fn by_name<T, E: serde::de::Error>(
+    text: &str,
+    what: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, E> {
+    parse(text).ok_or_else(|| E::custom(format!("unknown {what} \"{text}\"")))
+}
 
 fn named<'de, D: Deserializer<'de>, T>(
     de: D,
     what: &str,
     parse: fn(&str) -> Option<T>,
 ) -> Result<T, D::Error> {
-    let text = String::deserialize(de)?;
-    parse(&text).ok_or_else(|| D::Error::custom(format!("unknown {what} \"{text}\"")))
+    by_name(&String::deserialize(de)?, what, parse)
 }
 
 /// A [`PortState`] by its name (`#[serde(with = "portgate_model::wire::state")]`).
@@ -44,12 +51,9 @@ pub mod state_opt {
 
     /// Reads the name, or null.
     pub fn deserialize<'de, D: Deserializer<'de>>(de: D) -> Result<Option<PortState>, D::Error> {
-        match Option::<String>::deserialize(de)? {
-            None => Ok(None),
-            Some(text) => PortState::from_name(&text)
-                .map(Some)
-                .ok_or_else(|| D::Error::custom(format!("unknown port state \"{text}\""))),
-        }
+        Option::<String>::deserialize(de)?
+            .map(|text| by_name(&text, "port state", PortState::from_name))
+            .transpose()
     }
 }
 

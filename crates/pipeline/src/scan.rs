@@ -48,16 +48,15 @@ pub fn inspect_options(ca_file: Option<&Path>) -> Result<InspectOptions, Error> 
     Ok(options)
 }
 
-/// Scans `targets` with `scanner` (events go to `sink`), then, with `detection`, names
-/// what answers on every open TCP port. The targets are checked against the scanner's
-/// limits first.
+/// Scans `targets` with `scanner` (events go to `sink`; the scanner refuses targets over
+/// its limits before sending anything), then, with `detection`, names what answers on
+/// every open TCP port.
 pub async fn scan(
     scanner: &Scanner,
     targets: &[TargetSpec],
     detection: Option<&Detection>,
     sink: &mut dyn ScanSink,
 ) -> Result<ScanReport, Error> {
-    scanner.check_targets(targets)?;
     let mut report = scanner.run(targets, sink).await?;
     if let Some(detection) = detection {
         detect_services(&mut report, detection).await;

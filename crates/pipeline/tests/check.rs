@@ -51,16 +51,20 @@ async fn a_check_scans_evaluates_compares_and_saves() {
     let db = dir.path().join("history.db");
     let history = location(Some(db.to_str().unwrap())).unwrap();
 
+    let run = async |approve: bool| {
+        check(
+            &manifest(listening, closed, approve),
+            &options("staging"),
+            &detection,
+            Some(&history),
+            &mut NullSink,
+        )
+        .await
+        .expect("the check runs")
+    };
+
     // Approved: passes; nothing stored before, so nothing compared.
-    let first = check(
-        &manifest(listening, closed, true),
-        &options("staging"),
-        &detection,
-        Some(&history),
-        &mut NullSink,
-    )
-    .await
-    .expect("the check runs");
+    let first = run(true).await;
     assert_eq!(
         first.evaluation.outcome,
         Outcome::Pass,
@@ -80,15 +84,7 @@ async fn a_check_scans_evaluates_compares_and_saves() {
 
     // Not approved: fails with an unapproved-port finding naming the port, and is
     // compared with the scan saved before.
-    let second = check(
-        &manifest(listening, closed, false),
-        &options("staging"),
-        &detection,
-        Some(&history),
-        &mut NullSink,
-    )
-    .await
-    .expect("the check runs");
+    let second = run(false).await;
     assert_eq!(second.evaluation.outcome, Outcome::Fail);
     let finding = second
         .evaluation

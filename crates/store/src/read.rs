@@ -337,11 +337,7 @@ where
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     for<'v> String: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
 {
-    let text: String = row.try_get(column)?;
-    parse(&text).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: column.to_string(),
-        source: format!("unknown value \"{text}\"").into(),
-    })
+    decode_name(column, &row.try_get::<String, _>(column)?, parse)
 }
 
 /// [`named`] for a nullable port-state column.
@@ -350,12 +346,18 @@ where
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     for<'v> Option<String>: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
 {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|t| {
-        PortState::from_name(&t).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: column.to_string(),
-            source: format!("unknown port state \"{t}\"").into(),
-        })
+    row.try_get::<Option<String>, _>(column)?
+        .map(|text| decode_name(column, &text, PortState::from_name))
+        .transpose()
+}
+
+fn decode_name<T>(
+    column: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error> {
+    parse(text).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("unknown value \"{text}\"").into(),
     })
-    .transpose()
 }
