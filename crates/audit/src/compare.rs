@@ -165,7 +165,6 @@ pub struct Compared {
     /// The scanned address.
     pub ip: IpAddr,
     /// `tcp` or `udp`.
-    #[schemars(with = "crate::schema::ProtocolName")]
     pub protocol: Protocol,
     /// The port.
     pub port: u16,

@@ -53,13 +53,10 @@ pub struct AuditFinding {
     /// The rule.
     pub rule: AuditRule,
     /// What it means for the gate (with `--expect`).
-    #[schemars(with = "crate::schema::OutcomeName")]
     pub outcome: Outcome,
     /// How bad it is.
-    #[schemars(with = "crate::schema::SeverityName")]
     pub severity: Severity,
     /// The protocol, when about a port.
-    #[schemars(with = "Option<crate::schema::ProtocolName>")]
     pub protocol: Option<Protocol>,
     /// The address, when about one.
     pub address: Option<IpAddr>,
@@ -76,7 +73,6 @@ pub struct AuditFinding {
     /// Why, in one sentence.
     pub message: String,
     /// The entry of the expected-listeners file it concerns.
-    #[schemars(with = "Option<crate::schema::Location>")]
     pub location: Option<ManifestLocation>,
 }
 

@@ -140,7 +140,6 @@ impl ProcessInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Listener {
     /// `tcp` or `udp`.
-    #[schemars(with = "crate::schema::ProtocolName")]
     pub protocol: Protocol,
     /// The bound address (an IPv4-mapped IPv6 address is shown as the IPv4 address).
     pub address: IpAddr,

@@ -13,7 +13,6 @@ mod diag;
 mod expect;
 mod findings;
 mod inventory;
-mod schema;
 mod services;
 mod tunnel;
 

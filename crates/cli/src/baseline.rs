@@ -3,7 +3,7 @@
 use crate::Failure;
 use clap::{Args, Subcommand};
 use portgate_model::TargetSpec;
-use portgate_pipeline::{self as pipeline, Detection};
+use portgate_pipeline::{self as pipeline, Detector};
 use portgate_policy::Ports;
 use portgate_scan::{NullSink, Scanner};
 use std::collections::BTreeSet;
@@ -79,7 +79,7 @@ pub(crate) fn run(args: BaselineArgs) -> Result<u8, Failure> {
         .collect::<Result<Vec<_>, _>>()?;
     let scanner = Scanner::builder().ports(ports.spec().clone()).build()?;
     scanner.check_targets(&targets)?;
-    let detection = Detection::load(None, None)?;
+    let detection = Detector::load(None, None)?;
     let report = crate::runtime()?.block_on(pipeline::scan(
         &scanner,
         &targets,

@@ -4,7 +4,7 @@
 use crate::Failure;
 use clap::{Args, ValueEnum};
 use portgate_model::TargetSpec;
-use portgate_pipeline::{self as pipeline, CheckOptions, Detection, Saved};
+use portgate_pipeline::{self as pipeline, CheckOptions, Detector, Saved};
 use portgate_policy::{FailOn, Manifest, Mode};
 use portgate_report::CheckReport;
 use portgate_scan::TcpMethod;
@@ -141,7 +141,7 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
         .deadline(args.deadline)
         .revision(revision.clone())
         .build();
-    let detection = Detection::load(None, args.ca_file.as_deref())?;
+    let detection = Detector::load(None, args.ca_file.as_deref())?;
     crate::scan::raise_open_file_limit();
     let outcome = crate::runtime()?.block_on(pipeline::check(
         &manifest,

@@ -5,11 +5,11 @@
 //! `$XDG_DATA_HOME/portgate/history.db`, else `~/.local/share/portgate/history.db`.
 
 use crate::Failure;
-use crate::history_view::{diff_json, diff_table, timeline_json, timeline_table};
 use chrono::Utc;
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use portgate_pipeline::{self as pipeline, Error};
 use portgate_policy::drift::DriftOptions;
+use portgate_report::{diff_json, diff_table, timeline_json, timeline_table};
 use portgate_store::{Retention, ScanId, Store};
 use std::io::Write;
 use std::path::PathBuf;

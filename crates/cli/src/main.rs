@@ -11,7 +11,6 @@ mod baseline;
 mod check;
 mod exit;
 mod history;
-mod history_view;
 mod scan;
 mod targets_file;
 

@@ -4,7 +4,7 @@ use crate::args::{Format, ScanArgs};
 use crate::{Failure, targets_file};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use portgate_model::ScanStatus;
-use portgate_pipeline::{self as pipeline, Detection, ScanRecorder};
+use portgate_pipeline::{self as pipeline, Detector, ScanRecorder};
 use portgate_report::RenderOptions;
 use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
 use std::io::IsTerminal;
@@ -42,7 +42,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     let scanner = builder.build()?;
     scanner.check_targets(&targets)?;
     let detection = if args.detect {
-        Some(Detection::load(
+        Some(Detector::load(
             args.probes.as_deref(),
             args.ca_file.as_deref(),
         )?)

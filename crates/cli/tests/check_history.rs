@@ -198,7 +198,7 @@ fn version_change_flow(db: &str, backend: &str) {
     }
     let version_of = |id| {
         let report = block_on(store.load_report(id)).expect("report");
-        report.hosts[0].services[0].version.clone()
+        report.hosts[0].services[0].detection.version.clone()
     };
     assert_eq!(version_of(scans[0].id).as_deref(), Some("9.2p1"));
     assert_eq!(version_of(scans[1].id).as_deref(), Some("9.6p1"));

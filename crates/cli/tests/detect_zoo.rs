@@ -18,8 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use portgate_detect::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_detect::{DetectOptions, ProbeDb, detect};
 use portgate_lab::{Transport, Zoo, ZooService, zoo_skip_reason};
+use portgate_model::Detection;
 
 /// Differences between a detection and the ground truth (empty: exact).
 fn mismatches(

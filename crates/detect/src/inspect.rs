@@ -16,15 +16,15 @@
 
 use std::net::SocketAddr;
 
-use portgate_model::{DetectedService, Protocol, TlsSummary};
+use portgate_model::{DetectedService, Detection, Evidence, Protocol, TlsSummary};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
 use crate::http::{HttpOptions, inspect_http, inspect_http_at};
-use crate::probes::{DetectOptions, Detection, ProbeDb};
+use crate::probes::{DetectOptions, ProbeDb};
 use crate::starttls::{self, StartTlsError, StartTlsOptions, Upgrade};
-use crate::tls::{self, CertFailure, TlsInfo, TlsOptions};
+use crate::tls::{self, TlsOptions};
 
 /// Ports where TLS from the first byte is the norm: HTTPS and its alternates, SMTPS,
 /// LDAPS, FTPS, IMAPS, POP3S, NNTPS, DNS over TLS, AMQPS, MQTT over TLS, Kubernetes and
@@ -83,13 +83,32 @@ pub async fn inspect_port(
     db: &ProbeDb,
     opts: &InspectOptions,
 ) -> DetectedService {
-    let detection = crate::probes::detect(addr, db, &opts.detect).await;
-    let mut out = from_detection(addr.port(), detection);
+    let detection = inspect_detection(addr, name, db, opts).await;
+    DetectedService {
+        port: addr.port(),
+        protocol: Protocol::Tcp,
+        detection,
+    }
+}
+
+/// [`inspect_port`]'s findings.
+async fn inspect_detection(
+    addr: SocketAddr,
+    name: Option<&str>,
+    db: &ProbeDb,
+    opts: &InspectOptions,
+) -> Detection {
+    let mut out = crate::probes::detect(addr, db, &opts.detect).await;
     let service = out.service.clone();
 
     if let Some(upgrade) = service.as_deref().and_then(Upgrade::for_service) {
         match starttls_at(addr, name, upgrade, opts).await {
-            Ok(info) => out.tls = Some(summary(info, Some(upgrade))),
+            Ok(info) => {
+                out.tls = Some(TlsSummary {
+                    starttls: Some(upgrade.as_str().to_string()),
+                    ..info
+                })
+            }
             Err(note) => out.notes.push(note),
         }
         return out;
@@ -97,13 +116,15 @@ pub async fn inspect_port(
 
     let try_tls = match service.as_deref() {
         None | Some("tls" | "ssl") => true,
-        Some("http") => TLS_PORTS.contains(&addr.port()) || looks_like_https_refusal(&out.evidence),
+        Some("http") => {
+            TLS_PORTS.contains(&addr.port()) || looks_like_https_refusal(out.evidence.as_bytes())
+        }
         Some(_) => TLS_PORTS.contains(&addr.port()) && out.soft,
     };
     if try_tls {
         match tls_at(addr, name, db, opts).await {
             Ok((info, inner)) => {
-                out.tls = Some(summary(info, None));
+                out.tls = Some(info);
                 apply_inner(&mut out, inner);
                 return out;
             }
@@ -130,25 +151,6 @@ fn host_header(addr: SocketAddr, name: Option<&str>) -> String {
     }
 }
 
-/// The engine's answer as a [`DetectedService`] with nothing else known yet.
-fn from_detection(port: u16, d: Detection) -> DetectedService {
-    DetectedService {
-        port,
-        protocol: Protocol::Tcp,
-        service: d.service,
-        product: d.product,
-        version: d.version,
-        info: d.info,
-        cpe: d.cpe,
-        probe: d.probe,
-        soft: d.soft,
-        evidence: d.evidence,
-        tls: None,
-        http: None,
-        notes: Vec::new(),
-    }
-}
-
 /// An HTTP answer saying "this port wants TLS" (nginx: "The plain HTTP request was sent
 /// to HTTPS port"; Apache: "speaking plain HTTP to an SSL-enabled server port").
 fn looks_like_https_refusal(evidence: &[u8]) -> bool {
@@ -163,7 +165,7 @@ fn looks_like_https_refusal(evidence: &[u8]) -> bool {
 /// What was found inside TLS.
 enum Inner {
     /// Nothing recognisable (or nothing at all).
-    Unknown(Vec<u8>),
+    Unknown(Evidence),
     /// A probe database match on the bytes read inside TLS.
     Matched(Detection),
     /// An HTTP answer, and what the probe database made of its head.
@@ -171,7 +173,7 @@ enum Inner {
 }
 
 /// Fold what TLS revealed into `out`.
-fn apply_inner(out: &mut DetectedService, inner: Inner) {
+fn apply_inner(out: &mut Detection, inner: Inner) {
     match inner {
         Inner::Http(found, http) => {
             let head = http.head.clone();
@@ -255,7 +257,7 @@ async fn starttls_at(
     name: Option<&str>,
     upgrade: Upgrade,
     opts: &InspectOptions,
-) -> Result<TlsInfo, String> {
+) -> Result<TlsSummary, String> {
     let mut stream = connect(addr, opts).await?;
     match starttls::upgrade(&mut stream, upgrade, &opts.starttls).await {
         Ok(()) => {}
@@ -276,7 +278,7 @@ async fn tls_at(
     name: Option<&str>,
     db: &ProbeDb,
     opts: &InspectOptions,
-) -> Result<(TlsInfo, Inner), String> {
+) -> Result<(TlsSummary, Inner), String> {
     let stream = connect(addr, opts).await?;
     let (mut tls_stream, info) = tls::handshake(stream, name, &opts.tls)
         .await
@@ -286,16 +288,16 @@ async fn tls_at(
     }
     let host = host_header(addr, name);
     if let Ok(http) = inspect_http(tls_stream, &host, addr.port(), true, &opts.http).await {
-        let found = match_inner(db, &http.head);
+        let found = match_inner(db, http.head.as_bytes());
         return Ok((info, Inner::Http(found, Box::new(http))));
     }
     // Not HTTP: perhaps a service that greets; ask again on a fresh connection.
     let inner = match connect(addr, opts).await {
         Ok(stream) => match tls::handshake(stream, name, &opts.tls).await {
             Ok((mut again, _)) => greeting_inside(&mut again, db, opts).await,
-            Err(_) => Inner::Unknown(Vec::new()),
+            Err(_) => Inner::Unknown(Evidence::default()),
         },
-        Err(_) => Inner::Unknown(Vec::new()),
+        Err(_) => Inner::Unknown(Evidence::default()),
     };
     Ok((info, inner))
 }
@@ -309,10 +311,10 @@ where
     read_some(stream, &mut bytes, opts.greeting_wait, opts.max_bytes).await;
     match match_inner(db, &bytes) {
         Some(mut d) => {
-            d.evidence = bytes;
+            d.evidence = bytes.into();
             Inner::Matched(d)
         }
-        None => Inner::Unknown(bytes),
+        None => Inner::Unknown(bytes.into()),
     }
 }
 
@@ -366,41 +368,6 @@ where
             }
             _ => break,
         }
-    }
-}
-
-/// The model's TLS summary of a handshake.
-pub fn summary(info: TlsInfo, upgrade: Option<Upgrade>) -> TlsSummary {
-    TlsSummary {
-        starttls: upgrade.map(|u| u.as_str().to_string()),
-        protocol: info.protocol,
-        cipher_suite: info.cipher_suite,
-        alpn: info.alpn,
-        server_name: info.server_name,
-        subject: info.subject,
-        issuer: info.issuer,
-        san_dns: info.san_dns,
-        san_ips: info.san_ips.iter().map(ToString::to_string).collect(),
-        not_before: info.not_before,
-        not_after: info.not_after,
-        days_left: info.days_left,
-        self_signed: info.self_signed,
-        chain_len: info.chain_len,
-        fingerprint_sha256: info.fingerprint_sha256,
-        valid: info.valid,
-        reasons: info.reasons.into_iter().map(reason_text).collect(),
-    }
-}
-
-/// The reported name of a certificate failure.
-pub fn reason_text(reason: CertFailure) -> String {
-    match reason {
-        CertFailure::Expired => "expired".to_string(),
-        CertFailure::NotYetValid => "not-yet-valid".to_string(),
-        CertFailure::UntrustedIssuer => "untrusted-issuer".to_string(),
-        CertFailure::NameMismatch => "name-mismatch".to_string(),
-        CertFailure::SelfSigned => "self-signed".to_string(),
-        CertFailure::Other(text) => text,
     }
 }
 

@@ -18,8 +18,7 @@ pub use http::{
 };
 pub use inspect::{InspectOptions, inspect_port};
 pub use probes::{
-    DetectOptions, Detection, EscapeError, LoadError, Match, Probe, ProbeDb, Template, detect,
-    parse_escapes,
+    DetectOptions, EscapeError, LoadError, Match, Probe, ProbeDb, Template, detect, parse_escapes,
 };
 pub use starttls::{StartTlsError, StartTlsOptions, Upgrade, upgrade};
-pub use tls::{CertFailure, TlsError, TlsOptions, check_ca_file, inspect_tls, inspect_tls_at};
+pub use tls::{TlsError, TlsOptions, check_ca_file, inspect_tls, inspect_tls_at};

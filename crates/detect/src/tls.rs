@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use portgate_model::{CertFailure, TlsSummary};
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -32,7 +33,6 @@ use rustls::{
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -70,64 +70,6 @@ impl Default for TlsOptions {
             max_chain_bytes: 64 * 1024,
         }
     }
-}
-
-/// Why a certificate is not valid. Several can apply at once.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CertFailure {
-    /// The leaf's `notAfter` is in the past (or WebPKI found an expired certificate).
-    Expired,
-    /// The leaf's `notBefore` is in the future (or WebPKI found such a certificate).
-    NotYetValid,
-    /// The chain does not lead to a trusted root.
-    UntrustedIssuer,
-    /// The leaf is not valid for the requested server name.
-    NameMismatch,
-    /// The leaf is self-signed and is not itself a trust root.
-    SelfSigned,
-    /// Anything else (bad signature, bad encoding, oversized chain, ...).
-    Other(String),
-}
-
-/// What a TLS handshake revealed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TlsInfo {
-    /// Negotiated protocol version, e.g. `"TLSv1.3"` or `"TLSv1.2"`.
-    pub protocol: String,
-    /// Negotiated cipher suite, e.g. `"TLS13_AES_256_GCM_SHA384"`.
-    pub cipher_suite: String,
-    /// Negotiated ALPN protocol, if any.
-    pub alpn: Option<String>,
-    /// The name the certificate was checked against, if one was given.
-    pub server_name: Option<String>,
-    /// Leaf certificate subject (RFC 4514-like string), empty if it could not be parsed.
-    pub subject: String,
-    /// Leaf certificate issuer, empty if it could not be parsed.
-    pub issuer: String,
-    /// DNS names from the leaf's subjectAltName extension.
-    pub san_dns: Vec<String>,
-    /// IP addresses from the leaf's subjectAltName extension.
-    pub san_ips: Vec<IpAddr>,
-    /// Leaf `notBefore`, RFC 3339.
-    pub not_before: Option<String>,
-    /// Leaf `notAfter`, RFC 3339.
-    pub not_after: Option<String>,
-    /// Whole days until `notAfter` (negative once expired).
-    pub days_left: Option<i64>,
-    /// Issuer equals subject and the signature verifies with the leaf's own key.
-    pub self_signed: bool,
-    /// Number of certificates the server sent.
-    pub chain_len: usize,
-    /// Total DER size of the certificates the server sent.
-    pub chain_bytes: usize,
-    /// SHA-256 of the leaf certificate's DER, lower-case hex: what changes when the
-    /// certificate is replaced.
-    pub fingerprint_sha256: String,
-    /// True when verification succeeded and no failure was found.
-    pub valid: bool,
-    /// Every failure found, sorted and without duplicates.
-    pub reasons: Vec<CertFailure>,
 }
 
 /// Errors from a TLS inspection.
@@ -253,7 +195,6 @@ pub fn check_ca_file(path: &Path) -> Result<(), TlsError> {
 #[derive(Debug, Default)]
 struct Record {
     chain_len: usize,
-    chain_bytes: usize,
     /// Set when the chain exceeded the caps (verification skipped).
     oversized: Option<String>,
     /// WebPKI verdict; `None` when not run.
@@ -294,7 +235,6 @@ impl ServerCertVerifier for RecordingVerifier {
             });
         let mut rec = Record {
             chain_len,
-            chain_bytes,
             ..Record::default()
         };
         if chain_len > self.max_certs || chain_bytes > self.max_bytes {
@@ -528,12 +468,12 @@ fn examine_leaf(der: &[u8], target: Option<&Target>) -> LeafFacts {
 /// `server_name` is sent as SNI when it is a DNS name (never for an IP address) and is
 /// what the certificate's name is checked against; with `None` no name check is made.
 /// The handshake completes even for bad certificates; their problems are listed in
-/// [`TlsInfo::reasons`].
+/// [`TlsSummary::reasons`].
 pub async fn inspect_tls<S>(
     stream: S,
     server_name: Option<&str>,
     opts: &TlsOptions,
-) -> Result<TlsInfo, TlsError>
+) -> Result<TlsSummary, TlsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -548,7 +488,7 @@ pub async fn handshake<S>(
     stream: S,
     server_name: Option<&str>,
     opts: &TlsOptions,
-) -> Result<(TlsStream<S>, TlsInfo), TlsError>
+) -> Result<(TlsStream<S>, TlsSummary), TlsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -561,7 +501,7 @@ async fn handshake_with_roots<S>(
     server_name: Option<&str>,
     opts: &TlsOptions,
     roots: Arc<Roots>,
-) -> Result<(TlsStream<S>, TlsInfo), TlsError>
+) -> Result<(TlsStream<S>, TlsSummary), TlsError>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -661,7 +601,8 @@ where
     // With no name given, WebPKI may reject only the placeholder name.
     let valid = reasons.is_empty() && (webpki_ok || target.is_none() && record.webpki.is_some());
 
-    let info = TlsInfo {
+    let info = TlsSummary {
+        starttls: None,
         protocol,
         cipher_suite,
         alpn,
@@ -675,7 +616,6 @@ where
         days_left: facts.days_left,
         self_signed: facts.self_signed,
         chain_len: record.chain_len,
-        chain_bytes: record.chain_bytes,
         fingerprint_sha256,
         valid,
         reasons,
@@ -688,7 +628,7 @@ pub async fn inspect_tls_at(
     addr: SocketAddr,
     server_name: Option<&str>,
     opts: &TlsOptions,
-) -> Result<TlsInfo, TlsError> {
+) -> Result<TlsSummary, TlsError> {
     // Fail on a bad CA file or server name before touching the network.
     let roots = load_roots(opts)?;
     if let Some(name) = server_name {

@@ -126,7 +126,7 @@ where
 }
 
 fn head_text(info: &HttpInfo) -> String {
-    String::from_utf8_lossy(&info.head).to_lowercase()
+    String::from_utf8_lossy(info.head.as_bytes()).to_lowercase()
 }
 
 /// A runtime on this thread only: the inspection and the test's servers all run here, so

@@ -222,7 +222,9 @@ fn quick() -> InspectOptions {
 #[tokio::test]
 async fn https_is_told_apart_from_tls_and_inspected_inside() -> TestResult {
     let addr = server(Plain::Direct, App::Http(HTTP_OK)).await?;
-    let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick()).await;
+    let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick())
+        .await
+        .detection;
     assert_eq!(found.service.as_deref(), Some("https"), "{found:?}");
     assert_eq!(found.product.as_deref(), Some("nginx"), "{found:?}");
     assert_eq!(found.version.as_deref(), Some("1.22.1"), "{found:?}");
@@ -232,7 +234,8 @@ async fn https_is_told_apart_from_tls_and_inspected_inside() -> TestResult {
     assert_eq!(tls.server_name.as_deref(), Some("app.pg.test"));
     // The test CA is not among the system roots.
     assert!(
-        tls.reasons.contains(&"untrusted-issuer".to_string()),
+        tls.reasons
+            .contains(&portgate_model::CertFailure::UntrustedIssuer),
         "{tls:?}"
     );
     let http = found.http.as_ref().expect("HTTP recorded");
@@ -263,7 +266,9 @@ async fn the_ca_option_makes_the_chain_trusted() -> TestResult {
     std::fs::write(&file, ca_pem)?;
     let mut opts = quick();
     opts.tls.ca_file = Some(file);
-    let found = inspect_port(addr, Some("app.pg.test"), &db(), &opts).await;
+    let found = inspect_port(addr, Some("app.pg.test"), &db(), &opts)
+        .await
+        .detection;
     let tls = found.tls.as_ref().expect("TLS recorded");
     assert!(tls.valid, "{tls:?}");
     assert!(tls.reasons.is_empty(), "{tls:?}");
@@ -278,7 +283,9 @@ async fn a_service_that_greets_inside_tls_is_named() -> TestResult {
         App::Greeting("* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] Dovecot (Debian) ready.\r\n"),
     )
     .await?;
-    let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick()).await;
+    let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick())
+        .await
+        .detection;
     assert_eq!(found.service.as_deref(), Some("imaps"), "{found:?}");
     assert_eq!(found.product.as_deref(), Some("Dovecot imapd"), "{found:?}");
     assert!(found.tls.is_some());
@@ -296,7 +303,9 @@ async fn starttls_is_used_for_mail_and_ftp() -> TestResult {
         (Plain::Mysql, "mysql", "mysql"),
     ] {
         let addr = server(plain, App::Greeting("* OK inside\r\n")).await?;
-        let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick()).await;
+        let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick())
+            .await
+            .detection;
         assert_eq!(found.service.as_deref(), Some(service), "{found:?}");
         let tls = found
             .tls
@@ -312,7 +321,7 @@ async fn starttls_is_used_for_mail_and_ftp() -> TestResult {
 #[tokio::test]
 async fn smtp_without_starttls_says_so() -> TestResult {
     let addr = server(Plain::SmtpWithoutTls, App::Greeting("")).await?;
-    let found = inspect_port(addr, None, &db(), &quick()).await;
+    let found = inspect_port(addr, None, &db(), &quick()).await.detection;
     assert_eq!(found.service.as_deref(), Some("smtp"));
     assert!(found.tls.is_none());
     assert!(
@@ -340,7 +349,9 @@ async fn plain_http_is_inspected() -> TestResult {
             ));
         }
     });
-    let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick()).await;
+    let found = inspect_port(addr, Some("app.pg.test"), &db(), &quick())
+        .await
+        .detection;
     assert_eq!(found.service.as_deref(), Some("http"), "{found:?}");
     assert!(found.tls.is_none());
     let http = found.http.as_ref().expect("HTTP recorded");
@@ -372,7 +383,7 @@ async fn real_postgresql_sslrequest() -> TestResult {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "on")
         .unwrap_or(false);
-    let found = inspect_port(addr, None, &db(), &quick()).await;
+    let found = inspect_port(addr, None, &db(), &quick()).await.detection;
     assert_eq!(found.service.as_deref(), Some("postgresql"), "{found:?}");
     if ssl_on {
         let tls = found.tls.as_ref().expect("TLS after SSLRequest");
@@ -413,7 +424,7 @@ async fn real_mariadb_without_tls_says_so() -> TestResult {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).contains("YES"))
         .unwrap_or(false);
-    let found = inspect_port(addr, None, &db(), &quick()).await;
+    let found = inspect_port(addr, None, &db(), &quick()).await.detection;
     assert_eq!(found.service.as_deref(), Some("mysql"), "{found:?}");
     if have_ssl {
         let tls = found.tls.as_ref().expect("TLS after SSLRequest");

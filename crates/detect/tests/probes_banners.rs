@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use portgate_detect::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_detect::{DetectOptions, ProbeDb, detect};
+use portgate_model::Detection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -82,7 +83,10 @@ async fn ssh_openssh() {
     assert_eq!(d.info.as_deref(), Some("protocol 2.0 Debian-2+deb12u3"));
     assert_eq!(d.cpe.as_deref(), Some("cpe:/a:openbsd:openssh:9.2p1"));
     assert_eq!(d.probe.as_deref(), Some("null"));
-    assert_eq!(d.evidence, b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n");
+    assert_eq!(
+        d.evidence.as_bytes(),
+        b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use portgate_detect::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_detect::{DetectOptions, ProbeDb, detect};
+use portgate_model::Detection;
 use portgate_test_support::daemons::Redis;
 use portgate_test_support::skip;
 use regex::Regex;

@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use portgate_detect::{DetectOptions, Detection, ProbeDb, detect};
+use portgate_detect::{DetectOptions, ProbeDb, detect};
+use portgate_model::Detection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -392,7 +393,7 @@ async fn plain_web_server_stays_fast() {
     assert_eq!(d.product.as_deref(), Some("nginx"));
     assert_eq!(d.version.as_deref(), Some("1.24.0"));
     assert!(
-        String::from_utf8_lossy(&d.evidence).contains("Welcome to nginx"),
+        String::from_utf8_lossy(d.evidence.as_bytes()).contains("Welcome to nginx"),
         "the evidence is the GET / response"
     );
     assert!(took < Duration::from_secs(1), "took {took:?}");

@@ -270,11 +270,12 @@ fn from_file_merges_after_builtin() {
 
 #[test]
 fn detection_serializes() {
-    let d = portgate_detect::Detection {
+    let d = portgate_model::Detection {
         service: Some("redis".into()),
-        evidence: b"+PONG".to_vec(),
+        evidence: b"+PONG\r\n".to_vec().into(),
         ..Default::default()
     };
     let json = serde_json::to_string(&d).expect("json");
     assert!(json.contains("\"service\":\"redis\""), "{json}");
+    assert!(json.contains(r#""evidence":"+PONG\\r\\n""#), "{json}");
 }

@@ -8,9 +8,10 @@ use std::net::IpAddr;
 
 /// How bad a finding is, least to most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
-    /// For the record (an approved port, as expected).
+    /// For the record (e.g. an approved port, as expected).
     Info,
     /// Low risk.
     Low,
@@ -62,15 +63,16 @@ impl fmt::Display for Severity {
 
 /// What a finding means for the gate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
-    /// As approved.
+    /// As approved or expected.
     Pass,
     /// Worth a look; does not fail the gate.
     Warn,
-    /// Fails the gate (in enforce mode).
+    /// Fails the gate (a check in enforce mode; the audit with `--expect`).
     Fail,
-    /// The scan could not tell: never a silent pass.
+    /// Could not be verified: fails the gate like a failure, never a silent pass.
     Inconclusive,
 }
 
@@ -214,10 +216,12 @@ impl fmt::Display for Rule {
     }
 }
 
-/// A place in the manifest: the file as given and a 1-based line and column.
+/// A place in a file the user wrote (the manifest, the audit's expected-listeners file):
+/// the file as given and a 1-based line and column.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ManifestLocation {
-    /// The manifest file as given on the command line.
+    /// The file as given.
     pub file: String,
     /// 1-based line.
     pub line: u32,

@@ -1,58 +1,52 @@
 //! What an HTTP service answered to one `GET`: status, redirect, server, title, security
 //! headers, cookie flags and CORS, with the raw response head as evidence.
 
+use crate::Evidence;
 use serde::{Deserialize, Serialize};
 
-/// The answer of an HTTP service (plain or over TLS) to one `GET` request.
+/// The answer of an HTTP service to one `GET /`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct HttpInfo {
-    /// The URL requested, e.g. `http://127.0.0.1:8080/` (relative redirects resolve
-    /// against it).
+    /// The URL requested (relative redirects resolve against it).
     pub url: String,
     /// Whether the request went over TLS.
     pub tls: bool,
-    /// Protocol version of the response: `HTTP/1.1` or `HTTP/1.0`.
+    /// `HTTP/1.1` or `HTTP/1.0`.
     pub version: String,
     /// Status code.
     pub status: u16,
-    /// Reason phrase as sent (may be empty).
+    /// Reason phrase as sent.
     pub reason: String,
-    /// The `Location` header as sent (capped), when there is one.
+    /// `Location` as sent.
     pub location: Option<String>,
-    /// `Location` resolved against [`HttpInfo::url`] into an absolute URL, for a redirect
-    /// (3xx) whose `Location` is a valid URL reference.
+    /// For a redirect, `Location` resolved to an absolute URL.
     pub redirect_url: Option<String>,
-    /// For a redirect: whether [`HttpInfo::redirect_url`] is an `https` URL. `None` when the
-    /// answer is not a redirect or its target could not be resolved. On a plain-HTTP port,
-    /// `Some(true)` means the port sends clients on to HTTPS.
+    /// For a redirect, whether it leads to `https`; null when not a redirect.
     pub redirects_to_https: Option<bool>,
-    /// The `Server` header.
+    /// `Server` header.
     pub server: Option<String>,
-    /// The `Content-Type` header.
+    /// `Content-Type` header.
     pub content_type: Option<String>,
-    /// The page's `<title>`: entities decoded, whitespace collapsed, capped in length.
-    /// Read only from the first bytes of an HTML (or untyped) body.
+    /// Page title (entities decoded, whitespace collapsed, capped).
     pub title: Option<String>,
-    /// The security headers present, with their values.
+    /// Security headers present, with their values.
     pub security_headers: SecurityHeaders,
-    /// Names of the security headers absent from the answer, from
-    /// [`SecurityHeaders::NAMES`]; `Strict-Transport-Security` counts only over TLS
-    /// (browsers ignore it on plain HTTP).
+    /// Security headers absent (`Strict-Transport-Security` only expected over TLS).
     pub missing_security_headers: Vec<String>,
-    /// One entry per `Set-Cookie` header that could be parsed, in order.
+    /// Flags of each cookie set.
     pub cookies: Vec<CookieFlags>,
-    /// CORS headers sent back to the request's `Origin`; `None` when the answer has no
-    /// `Access-Control-Allow-*` header.
+    /// CORS answer to a foreign `Origin`; null when no `Access-Control-Allow-*` header.
     pub cors: Option<Cors>,
-    /// Evidence: the raw response head (status line and headers, up to and including the
-    /// blank line), capped.
-    pub head: Vec<u8>,
-    /// The head was longer than the evidence cap and [`HttpInfo::head`] holds only its start.
+    /// The response head as evidence: escaped like `evidence`, at most 512 bytes.
+    pub head: Evidence,
+    /// The head was longer than the bytes kept of it.
+    #[serde(default)]
     pub head_truncated: bool,
     /// Body bytes read (on the wire) while looking for the title.
+    #[serde(default)]
     pub body_bytes_read: u64,
-    /// Anything odd met on the way: headers beyond the cap, unparsable cookies, a body cut
-    /// short by the time or byte limit, interim (1xx) answers skipped, ...
+    /// Oddities met (header cap reached, body cut short, unparsable cookie, ...).
     pub notes: Vec<String>,
 }
 

@@ -4,14 +4,18 @@
 //! [`ScanReport`] a scan produces. This crate is pure data and parsing: it performs
 //! no I/O, opens no socket and reads no file at run time.
 
+mod change;
+mod evidence;
 mod finding;
+pub mod history;
 pub mod http;
 mod ports;
 mod report;
 mod state;
 mod target;
-pub mod wire;
 
+pub use change::{Change, ChangeKind, ChangeStatus};
+pub use evidence::Evidence;
 pub use finding::{Finding, ManifestLocation, Outcome, Rule, Severity};
 pub use http::{CookieFlags, Cors, HttpInfo, SecurityHeaders};
 pub use ports::{
@@ -19,8 +23,8 @@ pub use ports::{
     service_name,
 };
 pub use report::{
-    DetectedService, HostReport, PortResult, ScanMethod, ScanReport, ScanStatus, Summary,
-    TargetReport, TarpitEvidence, TlsSummary,
+    CertFailure, DetectedService, Detection, HostReport, PortResult, ScanMethod, ScanReport,
+    ScanStatus, Summary, TargetReport, TarpitEvidence, TlsSummary,
 };
 pub use state::{PortState, Reason};
 pub use target::{TargetSpec, TargetSpecError};

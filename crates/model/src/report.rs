@@ -1,6 +1,6 @@
 //! The result of a scan: per target how it resolved, per address every port's state.
 
-use crate::{PortState, Protocol, Reason};
+use crate::{Evidence, PortState, Protocol, Reason};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -29,30 +29,33 @@ impl ScanMethod {
     }
 }
 
-/// Whether the scan covered everything it was asked to.
+/// Whether the scan covered everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ScanStatus {
     /// Every port of every resolvable address has a state.
     Completed,
-    /// Something was left out: a target did not resolve, or the deadline cut the scan short.
+    /// Something was left out.
     Incomplete,
 }
 
-/// One target as given, and what it turned into.
+/// One target as given.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TargetReport {
-    /// The target as the user wrote it.
+    /// As the user wrote it.
     pub input: String,
     /// `ip`, `cidr` or `hostname`.
     pub kind: String,
-    /// The addresses scanned for it (for a CIDR range: how many, not each).
+    /// Addresses scanned for it (empty for a CIDR range: see `address_count`).
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
     pub addresses: Vec<IpAddr>,
-    /// For a range, the number of addresses it expanded to.
+    /// Number of addresses it stood for.
     pub address_count: u64,
-    /// For a hostname: each CNAME followed, in order, ending with the canonical name.
+    /// For a hostname: the CNAMEs followed, in order (empty when none).
     pub cname_chain: Vec<String>,
-    /// Why the target could not be scanned, if it could not.
+    /// Why it could not be scanned, or null.
     pub error: Option<String>,
 }
 
@@ -97,100 +100,186 @@ pub struct HostReport {
     pub tarpit: Option<TarpitEvidence>,
 }
 
-/// What service detection found on one open port, with its evidence.
+/// What service detection found on one open port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DetectedService {
     /// Port.
     pub port: u16,
     /// Protocol.
     pub protocol: Protocol,
-    /// Service name (`ssh`, `http`, `redis`, ...); none when nothing matched.
+    /// What answers there.
+    #[serde(flatten)]
+    pub detection: Detection,
+}
+
+/// Service detection on one port, with its evidence.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Detection {
+    /// Service name (`ssh`, `http`, `redis`, ...), or null when nothing matched.
     pub service: Option<String>,
-    /// Product, when the service tells.
+    /// Product, when the service tells it.
     pub product: Option<String>,
-    /// Version, when the service tells.
+    /// Version, when the service tells it.
     pub version: Option<String>,
-    /// Extra information (e.g. `no authentication`).
+    /// Extra information, e.g. `no authentication`.
     pub info: Option<String>,
     /// CPE of the product.
     pub cpe: Option<String>,
     /// The probe whose answer matched.
     pub probe: Option<String>,
-    /// Only the service is known (a soft match).
+    /// True when only the service is known (a soft match).
     pub soft: bool,
-    /// The answer the claim rests on, as bytes (capped).
-    pub evidence: Vec<u8>,
-    /// What a TLS handshake on the port showed, when the port speaks TLS.
+    /// The answer the claim rests on: printable ASCII kept, other bytes as `\xNN`,
+    /// at most 512 bytes of it. When nothing matched, the first answer received.
+    pub evidence: Evidence,
+    /// What a TLS handshake showed, when the port speaks TLS; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSummary>,
     /// What an HTTP request showed, when the port speaks HTTP (plain or inside TLS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<crate::http::HttpInfo>,
-    /// What else inspection noticed (e.g. `STARTTLS not offered`, a failed handshake).
+    /// What else inspection noticed, e.g. that STARTTLS is not offered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
 }
 
-/// A TLS handshake on a port: protocol, cipher and the leaf certificate, with every reason
-/// it fails verification.
+/// Why a certificate failed verification. Written by its name (`expired`,
+/// `not-yet-valid`, `untrusted-issuer`, `name-mismatch`, `self-signed`), or as the text
+/// of any other failure.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CertFailure {
+    /// The leaf's `notAfter` is in the past (or WebPKI found an expired certificate).
+    Expired,
+    /// The leaf's `notBefore` is in the future (or WebPKI found such a certificate).
+    NotYetValid,
+    /// The chain does not lead to a trusted root.
+    UntrustedIssuer,
+    /// The leaf is not valid for the requested server name.
+    NameMismatch,
+    /// The leaf is self-signed and is not itself a trust root.
+    SelfSigned,
+    /// Anything else (bad signature, bad encoding, oversized chain, ...).
+    Other(String),
+}
+
+impl CertFailure {
+    /// The name written in reports.
+    pub fn as_str(&self) -> &str {
+        match self {
+            CertFailure::Expired => "expired",
+            CertFailure::NotYetValid => "not-yet-valid",
+            CertFailure::UntrustedIssuer => "untrusted-issuer",
+            CertFailure::NameMismatch => "name-mismatch",
+            CertFailure::SelfSigned => "self-signed",
+            CertFailure::Other(text) => text,
+        }
+    }
+
+    /// The failure a name stands for; any other text is [`CertFailure::Other`].
+    pub fn from_name(name: &str) -> CertFailure {
+        match name {
+            "expired" => CertFailure::Expired,
+            "not-yet-valid" => CertFailure::NotYetValid,
+            "untrusted-issuer" => CertFailure::UntrustedIssuer,
+            "name-mismatch" => CertFailure::NameMismatch,
+            "self-signed" => CertFailure::SelfSigned,
+            other => CertFailure::Other(other.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for CertFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for CertFailure {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CertFailure {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        Ok(CertFailure::from_name(&String::deserialize(de)?))
+    }
+}
+
+crate::evidence::schema_as_string!(CertFailure);
+
+/// A TLS handshake on a port.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TlsSummary {
-    /// How TLS was reached: `None` for TLS from the first byte, or the plaintext upgrade
-    /// used (`smtp`, `imap`, `pop3`, `ftp`, `postgresql`).
+    /// How TLS was reached: absent for TLS from the first byte, else the plaintext
+    /// upgrade used (`smtp`, `imap`, `pop3`, `ftp`, `postgresql`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub starttls: Option<String>,
     /// `TLSv1.3` or `TLSv1.2`.
     pub protocol: String,
     /// Negotiated cipher suite.
     pub cipher_suite: String,
-    /// Negotiated ALPN protocol.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Negotiated ALPN protocol, if any.
+    #[serde(default)]
     pub alpn: Option<String>,
-    /// The name sent as SNI and checked against the certificate (the scanned name).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The name sent as SNI and checked against the certificate; null for a bare address.
+    #[serde(default)]
     pub server_name: Option<String>,
-    /// Leaf subject.
+    /// Leaf certificate subject.
     pub subject: String,
-    /// Leaf issuer.
+    /// Leaf certificate issuer.
     pub issuer: String,
     /// DNS names of the leaf.
     pub san_dns: Vec<String>,
     /// IP addresses of the leaf.
     #[serde(default)]
-    pub san_ips: Vec<String>,
+    #[cfg_attr(feature = "schema", schemars(with = "Vec<String>"))]
+    pub san_ips: Vec<IpAddr>,
     /// Leaf start of validity, RFC 3339.
     #[serde(default)]
     pub not_before: Option<String>,
     /// Leaf expiry, RFC 3339.
     pub not_after: Option<String>,
-    /// Days until expiry (negative once expired).
+    /// Days until expiry, negative once expired.
     pub days_left: Option<i64>,
-    /// Issued by itself.
+    /// The leaf is issued by itself.
     pub self_signed: bool,
     /// Certificates the server sent.
     #[serde(default)]
     pub chain_len: usize,
-    /// SHA-256 of the leaf certificate, lower-case hex.
+    /// SHA-256 of the leaf certificate (DER), lower-case hex.
     #[serde(default)]
     pub fingerprint_sha256: String,
-    /// Chain and name verified.
+    /// The chain and the name verified.
     pub valid: bool,
-    /// Why not: `expired`, `not-yet-valid`, `untrusted-issuer`, `name-mismatch`,
-    /// `self-signed`, or other text.
-    pub reasons: Vec<String>,
+    /// Each reason it did not: `expired`, `not-yet-valid`, `untrusted-issuer`,
+    /// `name-mismatch`, `self-signed`, or other text.
+    pub reasons: Vec<CertFailure>,
 }
 
-impl HostReport {
-    /// Detection result for a port, if detection ran on it.
-    pub fn service_on(&self, protocol: Protocol, port: u16) -> Option<&DetectedService> {
-        self.services
-            .iter()
-            .find(|s| s.protocol == protocol && s.port == port)
+impl TlsSummary {
+    /// The reasons, joined by `, `.
+    pub fn reasons_text(&self) -> String {
+        let names: Vec<&str> = self.reasons.iter().map(CertFailure::as_str).collect();
+        names.join(", ")
     }
 }
 
-/// Why a host was taken for a tarpit.
+impl HostReport {
+    /// What detection found on a port, if it ran there.
+    pub fn service_on(&self, protocol: Protocol, port: u16) -> Option<&Detection> {
+        self.services
+            .iter()
+            .find(|s| s.protocol == protocol && s.port == port)
+            .map(|s| &s.detection)
+    }
+}
+
+/// Evidence that a host is a tarpit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct TarpitEvidence {
     /// TCP ports that answered as if open.
     pub answered: u32,
@@ -237,12 +326,13 @@ pub struct ScanReport {
     pub hosts: Vec<HostReport>,
 }
 
-/// Counts over a whole report.
+/// Counts over the whole scan.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Summary {
     /// Targets given.
     pub targets: usize,
-    /// Targets that could not be scanned (e.g. did not resolve).
+    /// Targets that could not be scanned.
     pub targets_failed: usize,
     /// Addresses scanned.
     pub hosts: usize,
@@ -250,17 +340,18 @@ pub struct Summary {
     pub ports_requested: u64,
     /// Pairs with a state.
     pub ports_scanned: u64,
-    /// Open ports.
+    /// Open.
     pub open: u64,
-    /// Closed ports.
+    /// Closed.
     pub closed: u64,
-    /// Filtered ports.
+    /// Filtered.
     pub filtered: u64,
-    /// Open|filtered ports (UDP).
+    /// Open|filtered.
     pub open_filtered: u64,
-    /// Requested pairs the scan did not reach (deadline).
+    /// Requested pairs not reached.
     pub not_scanned: u64,
-    /// Probes sent: every attempt on every port with a state (first tries and retries).
+    /// Probes sent to learn the states: every first try and retry of every scanned pair
+    /// (connect attempts, SYNs, UDP datagrams; detection's requests are not counted).
     pub probes_sent: u64,
 }
 

@@ -3,17 +3,22 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// What a scan concluded about one port.
+/// A port's state: what a scan concluded about one port. Written by its name
+/// ([`PortState::as_str`]); the older `open_filtered` is read too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum PortState {
-    /// Something accepted the connection (the handshake completed).
+    /// The handshake completed.
+    #[serde(rename = "open")]
     Open,
-    /// The host answered that nothing listens (RST / connection refused).
+    /// Refused (TCP reset).
+    #[serde(rename = "closed")]
     Closed,
-    /// No answer after every retry, or an ICMP unreachable: something in the way.
+    /// No answer after retries, an ICMP unreachable, or a tarpit's answer.
+    #[serde(rename = "filtered")]
     Filtered,
-    /// UDP: no answer, which an open service and a filter both produce.
+    /// UDP: no answer.
+    #[serde(rename = "open|filtered", alias = "open_filtered")]
     OpenFiltered,
 }
 
@@ -49,7 +54,11 @@ impl fmt::Display for PortState {
 }
 
 /// The observation behind a [`PortState`].
+///
+/// Written by its name ([`Reason::as_str`]); the longer names of older stored reports
+/// (`host-unreachable`, ...) are read too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum Reason {
     /// The TCP handshake completed (connect scan) or a SYN-ACK came back.
@@ -57,8 +66,10 @@ pub enum Reason {
     /// The connection was refused: a TCP reset came back.
     Reset,
     /// An ICMP host-unreachable came back (or the kernel reported the host unreachable).
+    #[serde(rename = "host-unreach", alias = "host-unreachable")]
     HostUnreachable,
     /// An ICMP network-unreachable came back, or there is no route.
+    #[serde(rename = "net-unreach", alias = "net-unreachable")]
     NetUnreachable,
     /// An ICMP administratively-prohibited (a firewall said no).
     AdminProhibited,
@@ -69,6 +80,7 @@ pub enum Reason {
     /// A UDP datagram came back.
     UdpResponse,
     /// An ICMP port-unreachable came back (UDP: nothing listens).
+    #[serde(rename = "port-unreach", alias = "port-unreachable")]
     PortUnreachable,
     /// The host answers SYN-ACK on nearly every port: a tarpit, not a service.
     Tarpit,
@@ -114,5 +126,48 @@ impl Reason {
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize, Deserialize, PartialEq, Debug)]
+    struct Row {
+        state: PortState,
+        unlisted: Option<PortState>,
+        reason: Reason,
+    }
+
+    #[test]
+    fn written_by_name_and_unknown_names_are_refused() {
+        for state in PortState::ALL {
+            for reason in Reason::ALL {
+                let row = Row {
+                    state,
+                    unlisted: Some(state),
+                    reason,
+                };
+                let text = serde_json::to_string(&row).expect("serialises");
+                assert!(
+                    text.contains(&format!("\"state\":\"{}\"", state.as_str()))
+                        && text.contains(&format!("\"reason\":\"{}\"", reason.as_str())),
+                    "{text}"
+                );
+                assert_eq!(serde_json::from_str::<Row>(&text).expect("reads"), row);
+            }
+        }
+        // The names older stored reports used.
+        let old = r#"{"state":"open_filtered","unlisted":null,"reason":"port-unreachable"}"#;
+        let row: Row = serde_json::from_str(old).expect("reads");
+        assert_eq!(
+            (row.state, row.unlisted, row.reason),
+            (PortState::OpenFiltered, None, Reason::PortUnreachable)
+        );
+        let err =
+            serde_json::from_str::<Row>(r#"{"state":"ajar","unlisted":null,"reason":"reset"}"#)
+                .expect_err("unknown state");
+        assert!(err.to_string().contains("ajar"), "{err}");
     }
 }

@@ -1,7 +1,7 @@
 //! `check`: the manifest's scan plan → scan with detection → the stored scan of each
 //! target → evaluation → saved with the manifest's revision.
 
-use crate::{Detection, Error, scan};
+use crate::{Detector, Error, scan};
 use chrono::{DateTime, Utc};
 use portgate_model::{Finding, ScanReport, TargetSpec};
 use portgate_policy::{Evaluation, Manifest, evaluate, merge_reports};
@@ -137,7 +137,7 @@ pub struct CheckOutcome {
 pub async fn check(
     manifest: &Manifest,
     options: &CheckOptions,
-    detection: &Detection,
+    detection: &Detector,
     history: Option<&Location>,
     sink: &mut dyn ScanSink,
 ) -> Result<CheckOutcome, Error> {
@@ -185,7 +185,7 @@ pub async fn check(
 async fn run_plan(
     manifest: &Manifest,
     options: &CheckOptions,
-    detection: &Detection,
+    detection: &Detector,
     plan: &[portgate_policy::ScanGroup],
     scanners: &[Scanner],
     store: Option<&Store>,

@@ -5,10 +5,9 @@
 use crate::Error;
 use chrono::{DateTime, Utc};
 use portgate_model::ScanReport;
-use portgate_policy::drift::{Change, DriftOptions, diff, drift, host_diff};
-use portgate_store::{
-    DB_ENV, HostSnapshot, Location, Retention, ScanId, ScanRecord, ScanStart, Store,
-};
+pub use portgate_model::history::{DiffSpan, Diffed, Timeline};
+use portgate_policy::drift::{DriftOptions, diff, drift, host_diff};
+use portgate_store::{DB_ENV, HostSnapshot, Location, Retention, ScanId, ScanStart, Store};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -78,19 +77,6 @@ impl ScanRecorder {
     }
 }
 
-/// A target's timeline: one snapshot per address per scan, newest first, and the scans
-/// of it that are still running or were interrupted.
-#[derive(Debug, Clone)]
-pub struct Timeline {
-    /// Finalised scans, per address.
-    pub snapshots: Vec<HostSnapshot>,
-    /// Per snapshot, what changed since the same address's previous snapshot in this
-    /// timeline (`policy::drift`, one scan to the next); None for its first.
-    pub changes: Vec<Option<Vec<Change>>>,
-    /// Scans not finalised.
-    pub unfinished: Vec<ScanRecord>,
-}
-
 /// The timeline of `target` (as scanned, or one of its addresses): at most `limit` scans.
 pub async fn timeline(store: &Store, target: &str, limit: u32) -> Result<Timeline, Error> {
     let snapshots = store
@@ -136,38 +122,6 @@ pub async fn timeline(store: &Store, target: &str, limit: u32) -> Result<Timelin
         changes,
         unfinished,
     })
-}
-
-/// What was compared.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DiffSpan {
-    /// Two scans, every difference.
-    Scans {
-        /// The earlier scan.
-        before: ScanId,
-        /// The later scan.
-        after: ScanId,
-    },
-    /// A target's scans since a moment, with flap control.
-    Since {
-        /// The target.
-        target: String,
-        /// The start of the period.
-        since: DateTime<Utc>,
-        /// Whether the first scan is the last one before the period (the baseline).
-        baseline: bool,
-    },
-}
-
-/// The changes between scans.
-#[derive(Debug, Clone)]
-pub struct Diffed {
-    /// What was compared.
-    pub span: DiffSpan,
-    /// The scans, oldest first: a change's `first_seen` and `at` index this list.
-    pub scans: Vec<(ScanId, DateTime<Utc>)>,
-    /// The changes (`policy::drift`).
-    pub changes: Vec<Change>,
 }
 
 /// Every difference between two stored scans, without flap control.

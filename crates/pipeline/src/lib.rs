@@ -20,4 +20,4 @@ pub use history::{
     open_store, prune, recording, timeline,
 };
 pub use revision::{manifest_revision, revision_with};
-pub use scan::{Detection, detect_services, inspect_options, scan};
+pub use scan::{Detector, detect_services, inspect_options, scan};

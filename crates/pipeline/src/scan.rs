@@ -14,14 +14,14 @@ const DETECT_PARALLEL: usize = 32;
 
 /// What service detection needs: the probe database and how to inspect a port.
 #[derive(Debug)]
-pub struct Detection {
+pub struct Detector {
     /// The probes (built in, or merged with a file).
     pub probes: ProbeDb,
     /// TLS, STARTTLS and HTTP inspection settings.
     pub inspect: InspectOptions,
 }
 
-impl Detection {
+impl Detector {
     /// The built-in probes, with `probes_file` merged in when given; TLS verified against
     /// the CA certificates of `ca_file` instead of the system roots when given. A file that
     /// cannot be used is an input error, found before anything is scanned.
@@ -30,7 +30,7 @@ impl Detection {
             Some(path) => ProbeDb::from_file(path)?,
             None => ProbeDb::builtin()?,
         };
-        Ok(Detection {
+        Ok(Detector {
             probes,
             inspect: inspect_options(ca_file)?,
         })
@@ -54,7 +54,7 @@ pub fn inspect_options(ca_file: Option<&Path>) -> Result<InspectOptions, Error> 
 pub async fn scan(
     scanner: &Scanner,
     targets: &[TargetSpec],
-    detection: Option<&Detection>,
+    detection: Option<&Detector>,
     sink: &mut dyn ScanSink,
 ) -> Result<ScanReport, Error> {
     let mut report = scanner.run(targets, sink).await?;
@@ -66,7 +66,7 @@ pub async fn scan(
 
 /// Runs service detection on every open TCP port of `report` and records what answers
 /// there: service, product, version, TLS (direct or after STARTTLS) and HTTP.
-pub async fn detect_services(report: &mut ScanReport, detection: &Detection) {
+pub async fn detect_services(report: &mut ScanReport, detection: &Detector) {
     for host in &mut report.hosts {
         let ip = host.ip;
         let hostname = host.hostname.clone();

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portgate_model::{Outcome, Rule};
-use portgate_pipeline::{CheckOptions, Detection, Error, ErrorKind, Saved, check, location};
+use portgate_pipeline::{CheckOptions, Detector, Error, ErrorKind, Saved, check, location};
 use portgate_policy::Manifest;
 use portgate_scan::{NullSink, TcpMethod};
 use std::net::TcpListener;
@@ -46,7 +46,7 @@ async fn a_check_scans_evaluates_compares_and_saves() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let listening = listener.local_addr().unwrap().port();
     let closed = closed_port();
-    let detection = Detection::load(None, None).unwrap();
+    let detection = Detector::load(None, None).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("history.db");
     let history = location(Some(db.to_str().unwrap())).unwrap();
@@ -109,7 +109,7 @@ async fn a_check_scans_evaluates_compares_and_saves() {
 
 #[tokio::test]
 async fn wrong_input_is_an_input_error_before_any_probe() {
-    let detection = Detection::load(None, None).unwrap();
+    let detection = Detector::load(None, None).unwrap();
     let closed = closed_port();
     // An environment the manifest does not know.
     let err = check(
@@ -128,7 +128,7 @@ async fn wrong_input_is_an_input_error_before_any_probe() {
     let err = location(Some("mysql://db.example.test/x")).expect_err("unsupported");
     assert_eq!(err.kind(), ErrorKind::Input);
     // A CA file that does not exist.
-    let err = Detection::load(None, Some(std::path::Path::new("/nonexistent/ca.pem")))
+    let err = Detector::load(None, Some(std::path::Path::new("/nonexistent/ca.pem")))
         .expect_err("missing CA file");
     assert!(matches!(err, Error::Ca(_)), "{err:?}");
 }

@@ -6,8 +6,8 @@ use crate::manifest::{ApprovedPort, Asset, Manifest, Mode, OnMissing, TlsPolicy}
 use crate::risk;
 use chrono::NaiveDate;
 use portgate_model::{
-    DetectedService, Finding, HostReport, ManifestLocation, Outcome, PortResult, PortState,
-    Protocol, Reason, Rule, ScanReport, ScanStatus, Severity, TargetSpec, service_name,
+    Detection, Finding, HostReport, ManifestLocation, Outcome, PortResult, PortState, Protocol,
+    Reason, Rule, ScanReport, ScanStatus, Severity, TargetSpec, service_name,
 };
 use serde::Serialize;
 use serde_saphyr::Spanned;
@@ -400,7 +400,7 @@ fn evaluate_host(
                 let reasons = if tls.reasons.is_empty() {
                     "verification failed".to_string()
                 } else {
-                    tls.reasons.join(", ")
+                    tls.reasons_text()
                 };
                 findings.push(Finding {
                     rule: Rule::TlsInvalid,
@@ -445,11 +445,7 @@ fn matches_port(approval: &ApprovedPort, port: &PortResult) -> bool {
 }
 
 /// `6379/tcp (redis, Redis 7.0.15, no authentication)`.
-fn describe(
-    port: &PortResult,
-    detected: Option<&DetectedService>,
-    service: Option<&str>,
-) -> String {
+fn describe(port: &PortResult, detected: Option<&Detection>, service: Option<&str>) -> String {
     let mut parts: Vec<String> = Vec::new();
     if let Some(service) = service {
         parts.push(service.to_string());

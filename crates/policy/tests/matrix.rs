@@ -98,10 +98,9 @@ fn tls(port: u16, valid: bool, days_left: i64, reasons: &[&str]) -> DetectedServ
         "reasons": reasons,
     }))
     .expect("a TLS summary");
-    DetectedService {
-        tls: Some(summary),
-        ..detected(port, "tls", None)
-    }
+    let mut d = detected(port, "tls", None);
+    d.detection.tls = Some(summary);
+    d
 }
 
 fn host(
@@ -377,7 +376,7 @@ fn cases() -> Vec<Case> {
                 vec![open(22)],
                 vec![{
                     let mut d = detected(22, "ssh", Some("OpenSSH"));
-                    d.version = Some("0.9".into());
+                    d.detection.version = Some("0.9".into());
                     d
                 }],
             )])),
@@ -593,7 +592,7 @@ fn findings_carry_owner_location_and_a_readable_message() {
         vec![open(443), open(6379)],
         vec![tls(443, true, 200, &[]), {
             let mut d = detected(6379, "redis", Some("Redis"));
-            d.info = Some("no authentication".into());
+            d.detection.info = Some("no authentication".into());
             d
         }],
     )]);
@@ -691,7 +690,7 @@ fn changes_since_the_last_scan_come_from_the_drift_engine() {
         vec![detected(22, "ssh", Some("OpenSSH"))],
     )]);
     let mut old = detected(22, "ssh", Some("OpenSSH"));
-    old.version = Some("0.9".into());
+    old.detection.version = Some("0.9".into());
     let before = report(vec![web(vec![open(22)], vec![old])]);
     let eval = evaluate(&manifest, Some("staging"), &now, Some(&before));
     let change = eval

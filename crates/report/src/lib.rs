@@ -6,6 +6,7 @@
 mod check;
 mod columns;
 mod evidence;
+mod history;
 mod json;
 mod junit;
 mod markdown;
@@ -16,7 +17,11 @@ mod table;
 pub use check::CheckReport;
 pub use columns::columns;
 pub use evidence::{CHECK_SCHEMA_ID, check_json};
-pub use json::{JSON_SCHEMA_ID, JsonReport, JsonTarpit, json, json_schema};
+pub use history::{
+    DIFF_SCHEMA_ID, DiffChange, DiffDocument, DiffScan, HISTORY_SCHEMA_ID, TimelineDocument,
+    diff_json, diff_table, history_schemas, timeline_json, timeline_table,
+};
+pub use json::{JSON_SCHEMA_ID, JsonReport, json, json_schema};
 pub use junit::junit;
 pub use markdown::markdown;
 pub use sarif::{FINGERPRINT_KEY, SARIF_VERSION, sarif};

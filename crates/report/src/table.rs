@@ -64,7 +64,7 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
                             format!(
                                 "[{via}{}, certificate: {}]",
                                 tls.protocol,
-                                tls.reasons.join(", ")
+                                tls.reasons_text()
                             )
                         });
                     }

@@ -169,3 +169,29 @@ fn committed_schema_matches_the_types() {
         );
     }
 }
+
+/// `docs/history.schema.json` and `docs/diff.schema.json` are what the history documents'
+/// types generate (refresh: `PORTGATE_BLESS=1 cargo test -p portgate-report`).
+#[test]
+fn committed_history_schemas_match_the_types() {
+    let (timeline, diff) = portgate_report::history_schemas();
+    for (name, generated, id) in [
+        ("history", timeline, "portgate.history.v1"),
+        ("diff", diff, "portgate.diff.v1"),
+    ] {
+        let path = format!(
+            "{}/../../docs/{name}.schema.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        if std::env::var_os("PORTGATE_BLESS").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "docs/{name}.schema.json is out of date; run PORTGATE_BLESS=1 cargo test -p portgate-report"
+        );
+        let schema: serde_json::Value = serde_json::from_str(&generated).unwrap();
+        assert_eq!(schema["$id"], id);
+    }
+}

@@ -38,10 +38,10 @@ mod writer;
 pub use error::StoreError;
 pub use location::{DB_ENV, Location};
 pub use maintain::EXPORT_SCHEMA;
-pub use types::{
-    CheckId, CheckRecord, HostSnapshot, Retention, ScanId, ScanRecord, ScanStart, StoredPort,
-    StoredService, StoredStatus,
+pub use portgate_model::history::{
+    CheckId, CheckRecord, HostSnapshot, ScanId, ScanRecord, StoredPort, StoredService, StoredStatus,
 };
+pub use types::{Retention, ScanStart};
 
 use chrono::{DateTime, TimeZone, Utc};
 use portgate_model::PortState;

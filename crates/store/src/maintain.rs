@@ -1,6 +1,6 @@
 //! Keeping the database in bounds and getting everything out: prune and export.
 
-use crate::types::{CheckRecord, Retention, ScanId, ScanRecord, StoredStatus};
+use crate::{CheckRecord, Retention, ScanId, ScanRecord, StoredStatus};
 use crate::{Pool, Store, StoreError, ms};
 use portgate_model::ScanReport;
 use serde::Serialize;

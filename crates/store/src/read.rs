@@ -1,6 +1,6 @@
 //! Reading: scans, a target's scans and timeline, checks, and whole reports.
 
-use crate::types::{
+use crate::{
     CheckId, CheckRecord, HostSnapshot, ScanId, ScanRecord, StoredPort, StoredService, StoredStatus,
 };
 use crate::{Pool, Store, StoreError, from_ms, ms};
@@ -15,7 +15,7 @@ impl Store {
             sqlx::query_as(
                 "SELECT id, created_at_ms, manifest_revision FROM checks WHERE scan_id = $1 ORDER BY id",
             )
-            .bind(scan_id)
+            .bind(scan_id.0)
             .fetch_all(pool)
             .await
         })
@@ -57,7 +57,7 @@ impl Store {
     pub async fn scan(&self, id: ScanId) -> Result<ScanRecord, StoreError> {
         let row = on_pool!(self, pool => {
             sqlx::query(&format!("{SCAN_COLUMNS} WHERE id = $1"))
-                .bind(id)
+                .bind(id.0)
                 .fetch_optional(pool)
                 .await
                 .and_then(|r| r.map(|r| scan_record(&r)).transpose())
@@ -153,7 +153,7 @@ impl Store {
     pub async fn load_report(&self, id: ScanId) -> Result<ScanReport, StoreError> {
         let row: Option<(Option<Vec<u8>>,)> = on_pool!(self, pool => {
             sqlx::query_as("SELECT report_zstd FROM scans WHERE id = $1")
-                .bind(id)
+                .bind(id.0)
                 .fetch_optional(pool)
                 .await
         })
@@ -210,7 +210,7 @@ impl Store {
                         "SELECT protocol, port, state, reason FROM scan_ports \
                          WHERE scan_id = $1 AND host_index = $2 ORDER BY protocol, port",
                     )
-                    .bind(scan.id)
+                    .bind(scan.id.0)
                     .bind(host_index)
                     .fetch_all(pool)
                     .await?
@@ -230,7 +230,7 @@ impl Store {
                          http_status, http_server, http_title FROM scan_services \
                          WHERE scan_id = $1 AND host_index = $2 ORDER BY protocol, port",
                     )
-                    .bind(scan.id)
+                    .bind(scan.id.0)
                     .bind(host_index)
                     .fetch_all(pool)
                     .await?
@@ -305,8 +305,8 @@ where
         source: message.into(),
     };
     Ok(ScanRecord {
-        id: row.try_get("id")?,
-        status: StoredStatus::parse(&status)
+        id: ScanId(row.try_get("id")?),
+        status: StoredStatus::from_name(&status)
             .ok_or_else(|| decode_err("status", format!("unknown status {status:?}")))?,
         started_at: from_ms(row.try_get("started_at_ms")?),
         finished_at: row

@@ -1,8 +1,8 @@
 //! Writing: a scan begun as running and finished with its report, a whole scan at once,
 //! a check's findings, and the recovery of scans whose writer died.
 
-use crate::types::{CheckId, ScanId, ScanStart, StoredStatus};
 use crate::{BATCH_ROWS, Pool, Store, StoreError, ms, state_str, writer};
+use crate::{CheckId, ScanId, ScanStart, StoredStatus};
 use chrono::Utc;
 use portgate_model::{
     DetectedService, Finding, HostReport, Outcome, PortState, Protocol, ScanReport, ScanStatus,
@@ -112,7 +112,7 @@ impl Store {
                 .bind(summary.open_filtered as i64)
                 .bind(&compressed)
                 .bind(ms(report.started_at))
-                .bind(id)
+                .bind(id.0)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -127,7 +127,7 @@ impl Store {
                          open_filtered_ports, tarpit, unlisted_tcp, unlisted_udp) ",
                     );
                     q.push_values(chunk, |mut b, (index, host)| {
-                        b.push_bind(id)
+                        b.push_bind(id.0)
                             .push_bind(*index as i64)
                             .push_bind(host.target.clone())
                             .push_bind(host.hostname.clone())
@@ -168,7 +168,7 @@ impl Store {
                          reason, rtt_us) ",
                     );
                     q.push_values(chunk, |mut b, (index, p)| {
-                        b.push_bind(id)
+                        b.push_bind(id.0)
                             .push_bind(*index as i64)
                             .push_bind(p.protocol.as_str())
                             .push_bind(i32::from(p.port))
@@ -191,13 +191,14 @@ impl Store {
                          tls_not_after, tls_fingerprint_sha256, tls_valid, tls_reasons, \
                          http_status, http_server, http_title) ",
                     );
-                    q.push_values(chunk, |mut b, (index, s)| {
+                    q.push_values(chunk, |mut b, (index, found)| {
+                        let s = &found.detection;
                         let tls = s.tls.as_ref();
                         let http = s.http.as_ref();
-                        b.push_bind(id)
+                        b.push_bind(id.0)
                             .push_bind(*index as i64)
-                            .push_bind(s.protocol.as_str())
-                            .push_bind(i32::from(s.port))
+                            .push_bind(found.protocol.as_str())
+                            .push_bind(i32::from(found.port))
                             .push_bind(s.service.clone())
                             .push_bind(s.product.clone())
                             .push_bind(s.version.clone())
@@ -269,7 +270,7 @@ impl Store {
                      warn_count, fail_count, inconclusive_count) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
                 )
-                .bind(scan_id)
+                .bind(scan_id.0)
                 .bind(now)
                 .bind(manifest_revision)
                 .bind(count(Outcome::Pass))

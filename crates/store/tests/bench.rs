@@ -39,7 +39,7 @@ fn full_scan(minute: i64) -> ScanReport {
                 .filter(|p| p.state == PortState::Open)
                 .map(|p| {
                     let mut s = service(p.port, "https", "nginx", "1.24.0");
-                    s.tls = Some(tls("CN=Bench CA", "ab12cd34", true));
+                    s.detection.tls = Some(tls("CN=Bench CA", "ab12cd34", true));
                     s
                 })
                 .collect();

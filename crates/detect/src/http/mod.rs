@@ -257,7 +257,7 @@ where
         missing_security_headers: Vec::new(),
         cookies: Vec::new(),
         cors: None,
-        head: head[..evidence_len].to_vec(),
+        head: head[..evidence_len].to_vec().into(),
         head_truncated: evidence_len < head_len,
         body_bytes_read: 0,
         notes: Vec::new(),

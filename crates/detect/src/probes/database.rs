@@ -48,7 +48,8 @@ impl Match {
             cpe,
             probe: Some(probe.to_owned()),
             soft: self.soft,
-            evidence: Vec::new(),
+            evidence: Evidence::default(),
+            ..Detection::default()
         })
     }
 }

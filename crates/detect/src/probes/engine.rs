@@ -54,7 +54,7 @@ pub async fn detect(addr: SocketAddr, db: &ProbeDb, opts: &DetectOptions) -> Det
     while !pending.is_empty() {
         match timeout_at(grace, pending.next()).await {
             Ok(Some((index, response))) => match state.take(index, response) {
-                Outcome::Final(found) => return found,
+                Outcome::Final(found) => return *found,
                 Outcome::Provisional => break,
                 Outcome::Refused => {
                     refused = true;
@@ -78,7 +78,7 @@ pub async fn detect(addr: SocketAddr, db: &ProbeDb, opts: &DetectOptions) -> Det
                 break;
             };
             match state.take(index, response) {
-                Outcome::Final(found) => return found,
+                Outcome::Final(found) => return *found,
                 Outcome::Provisional => break,
                 Outcome::Refused => refused = true,
                 Outcome::Continue => {}
@@ -126,7 +126,7 @@ pub(super) async fn refine(
         if let Some((mut found, _)) = hard
             && best.as_ref().is_none_or(|(i, _)| index < *i)
         {
-            found.evidence = bytes;
+            found.evidence = bytes.into();
             best = Some((index, found));
             // Nothing earlier in the order is still to come: done.
             if index == 0 {
@@ -148,7 +148,7 @@ pub(super) async fn indexed<F: std::future::Future<Output = Option<ProbeResponse
 /// What one finished probe means for the detection.
 pub(super) enum Outcome {
     /// A definitive answer.
-    Final(Detection),
+    Final(Box<Detection>),
     /// A provisional hard match was recorded: go on with the follow-up probes.
     Provisional,
     /// The connection was refused: stop sending more probes.
@@ -171,9 +171,9 @@ impl Collected {
             return Outcome::Refused;
         };
         if let Some((mut found, provisional)) = hard {
-            found.evidence = bytes;
+            found.evidence = bytes.into();
             if !provisional {
-                return Outcome::Final(found);
+                return Outcome::Final(Box::new(found));
             }
             self.provisional = Some((found, index));
             return Outcome::Provisional;
@@ -181,7 +181,7 @@ impl Collected {
         if let Some(mut found) = soft
             && self.soft.as_ref().is_none_or(|(_, i)| index < *i)
         {
-            found.evidence = bytes.clone();
+            found.evidence = bytes.clone().into();
             self.soft = Some((found, index));
         }
         if !bytes.is_empty() && self.first_bytes.as_ref().is_none_or(|(_, i)| index < *i) {
@@ -192,7 +192,7 @@ impl Collected {
 
     pub(super) fn finish(self) -> Detection {
         self.soft.map(|(d, _)| d).unwrap_or_else(|| Detection {
-            evidence: self.first_bytes.map(|(b, _)| b).unwrap_or_default(),
+            evidence: self.first_bytes.map(|(b, _)| b).unwrap_or_default().into(),
             ..Detection::default()
         })
     }

@@ -27,8 +27,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
+use portgate_model::{Detection, Evidence};
 use regex::bytes::{Captures, Regex, RegexBuilder};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
@@ -51,28 +52,6 @@ const REGEX_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 // ---------------------------------------------------------------------------------------
 // Public result and option types
 // ---------------------------------------------------------------------------------------
-
-/// What [`detect`] found behind a port.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Detection {
-    /// Service name (`http`, `redis`, ...), `None` when nothing matched.
-    pub service: Option<String>,
-    /// Product (`nginx`, `Redis`, `MariaDB`, ...), when the response tells.
-    pub product: Option<String>,
-    /// Product version, when the response tells.
-    pub version: Option<String>,
-    /// Extra information (`auth required`, OS flavour, protocol version, ...).
-    pub info: Option<String>,
-    /// CPE of the product, when the match has a template for it.
-    pub cpe: Option<String>,
-    /// Name of the probe whose response matched.
-    pub probe: Option<String>,
-    /// `true` when only a soft match (service only) was found.
-    pub soft: bool,
-    /// The response bytes the result rests on (capped at [`DetectOptions::max_bytes`]).
-    /// When nothing matched, the first non-empty response.
-    pub evidence: Vec<u8>,
-}
 
 /// Limits and choices for [`detect`].
 #[derive(Debug, Clone, PartialEq, Eq)]

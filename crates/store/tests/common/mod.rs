@@ -48,17 +48,19 @@ pub fn service(port: u16, name: &str, product: &str, version: &str) -> DetectedS
     DetectedService {
         port,
         protocol: Protocol::Tcp,
-        service: Some(name.into()),
-        product: Some(product.into()),
-        version: Some(version.into()),
-        info: None,
-        cpe: None,
-        probe: Some("null".into()),
-        soft: false,
-        evidence: b"SSH-2.0-OpenSSH_9.6\r\n".to_vec(),
-        tls: None,
-        http: None,
-        notes: vec![],
+        detection: portgate_model::Detection {
+            service: Some(name.into()),
+            product: Some(product.into()),
+            version: Some(version.into()),
+            info: None,
+            cpe: None,
+            probe: Some("null".into()),
+            soft: false,
+            evidence: b"SSH-2.0-OpenSSH_9.6\r\n".to_vec().into(),
+            tls: None,
+            http: None,
+            notes: vec![],
+        },
     }
 }
 
@@ -83,7 +85,7 @@ pub fn tls(issuer: &str, fingerprint: &str, valid: bool) -> TlsSummary {
         reasons: if valid {
             vec![]
         } else {
-            vec!["expired".into()]
+            vec![portgate_model::CertFailure::Expired]
         },
     }
 }
@@ -141,8 +143,8 @@ pub fn web_report(started: DateTime<Utc>, target: &str, ip: &str) -> ScanReport 
         ],
     );
     let mut https = service(443, "https", "nginx", "1.24.0");
-    https.tls = Some(tls("CN=Test CA", "ab12", true));
-    https.http = Some(portgate_model::HttpInfo {
+    https.detection.tls = Some(tls("CN=Test CA", "ab12", true));
+    https.detection.http = Some(portgate_model::HttpInfo {
         url: format!("https://{ip}/"),
         tls: true,
         version: "HTTP/1.1".into(),
@@ -158,7 +160,7 @@ pub fn web_report(started: DateTime<Utc>, target: &str, ip: &str) -> ScanReport 
         missing_security_headers: vec![],
         cookies: vec![],
         cors: None,
-        head: b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+        head: b"HTTP/1.1 200 OK\r\n\r\n".to_vec().into(),
         head_truncated: false,
         body_bytes_read: 0,
         notes: vec![],
