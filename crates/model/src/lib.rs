@@ -1,9 +1,11 @@
 //! The types that cross portgate's crates.
 //!
-//! Targets, port specifications (with the named port sets), port states and the
-//! [`ScanReport`] a scan produces. This crate is pure data and parsing: it performs
-//! no I/O, opens no socket and reads no file at run time.
+//! Targets, port specifications (with the named port sets), port states, the
+//! [`ScanReport`] a scan produces and the [`Scope`] a server is authorised to scan.
+//! This crate is pure data and parsing: it performs no I/O, opens no socket and reads
+//! no file at run time.
 
+mod addr;
 mod change;
 mod evidence;
 mod finding;
@@ -11,6 +13,7 @@ pub mod history;
 pub mod http;
 mod ports;
 mod report;
+mod scope;
 mod state;
 mod target;
 
@@ -26,5 +29,6 @@ pub use report::{
     CertFailure, DetectedService, Detection, HostReport, PortResult, ScanMethod, ScanReport,
     ScanStatus, Summary, TargetReport, TarpitEvidence, TlsSummary,
 };
+pub use scope::{Scope, ScopeError, ScopeParseError};
 pub use state::{PortState, Reason};
 pub use target::{TargetSpec, TargetSpecError};
