@@ -37,6 +37,33 @@ fn finds_open_and_closed_ports_exactly() {
     assert_eq!(report["status"], "completed");
 }
 
+/// Other spellings of 127.0.0.1 (IPv4-mapped IPv6, the short and numeric forms nmap and
+/// ping accept) are scanned as 127.0.0.1, with the default method (SYN as root).
+#[test]
+fn other_spellings_of_an_address_are_scanned_as_that_address() {
+    let listeners = Listeners::start(1);
+    let port = listeners.ports[0].to_string();
+    for spelling in [
+        "::ffff:127.0.0.1",
+        "127.1",
+        "2130706433",
+        "0x7f.1",
+        "0177.0.0.1",
+    ] {
+        let (code, report, stderr) = scan_json(&[spelling, "-p", &port]);
+        assert_eq!(code, 0, "{spelling}: {stderr}");
+        let host = host(&report, "127.0.0.1");
+        assert_eq!(
+            listed(host, "open"),
+            BTreeSet::from([listeners.ports[0]]),
+            "{spelling}: {report}"
+        );
+    }
+    let (code, _, stderr) = run(&["scan", "::127.0.0.1", "-p", &port]);
+    assert_eq!(code, 2, "an IPv4-compatible address is refused");
+    assert!(stderr.contains("127.0.0.1"), "{stderr}");
+}
+
 #[test]
 fn json_report_carries_the_documented_fields() {
     let listeners = Listeners::start(1);

@@ -105,14 +105,18 @@ async fn resolve_one(
         error: None,
     };
     let addresses: Vec<Address> = match target {
-        TargetSpec::Ip(ip) => vec![(*ip, None)],
+        TargetSpec::Ip(ip) => vec![(ip.to_canonical(), None)],
         TargetSpec::Cidr(net) => net.hosts_or_all().map(|ip| (ip, None)).collect(),
         TargetSpec::Hostname(name) => match resolver {
             None => Vec::new(),
             Some(resolver) => match lookup(resolver, name).await {
                 Ok((ips, chain)) => {
                     report.cname_chain = chain;
-                    ips.into_iter().map(|ip| (ip, Some(name.clone()))).collect()
+                    // A name may answer with an IPv4-mapped IPv6 address: probe the IPv4
+                    // address it stands for (a SYN to the mapped form finds nothing).
+                    ips.into_iter()
+                        .map(|ip| (ip.to_canonical(), Some(name.clone())))
+                        .collect()
                 }
                 Err(message) => {
                     report.error = Some(message);
