@@ -50,6 +50,11 @@ pub(crate) enum Command {
     Diff(crate::history::DiffArgs),
     /// Maintain the history database: prune old scans, export to JSON lines.
     Db(crate::history::DbArgs),
+    /// Run the scan service: an HTTP API (scan ids, a synchronous port check) with API
+    /// keys and an authorised scope, and the workers that run its scans.
+    Serve(crate::serve::ServeArgs),
+    /// The scan service's API keys: create, list, revoke.
+    Keys(crate::serve::KeysArgs),
 }
 
 /// Output formats.

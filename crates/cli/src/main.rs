@@ -12,6 +12,7 @@ mod check;
 mod exit;
 mod history;
 mod scan;
+mod serve;
 mod targets_file;
 
 use clap::Parser;
@@ -47,6 +48,8 @@ fn main() -> ExitCode {
         args::Command::History(history_args) => history::run_history(history_args),
         args::Command::Diff(diff_args) => history::run_diff(diff_args),
         args::Command::Db(db_args) => history::run_db(db_args),
+        args::Command::Serve(serve_args) => serve::run(serve_args),
+        args::Command::Keys(keys_args) => serve::run_keys(keys_args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

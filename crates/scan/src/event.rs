@@ -46,13 +46,14 @@ pub struct Progress {
     pub window: usize,
 }
 
-/// Receives the engine's events, in order, on the task that runs the scan.
-pub trait ScanSink {
+/// Receives the engine's events, in order, on the task that runs the scan. `Send`, so that
+/// a scan can run on any task of a multi-threaded runtime (a server's worker).
+pub trait ScanSink: Send {
     /// Called for each event.
     fn event(&mut self, event: ScanEvent<'_>);
 }
 
-impl<F: FnMut(ScanEvent<'_>)> ScanSink for F {
+impl<F: FnMut(ScanEvent<'_>) + Send> ScanSink for F {
     fn event(&mut self, event: ScanEvent<'_>) {
         self(event)
     }

@@ -62,14 +62,13 @@ pub(crate) async fn resolve(
     } else {
         None
     };
-    let resolved: Vec<(TargetReport, Vec<Address>)> = stream::iter(
-        targets
-            .iter()
-            .map(|target| resolve_one(target, resolver.as_ref())),
-    )
-    .buffered(16)
-    .collect()
-    .await;
+    let resolver = resolver.as_ref();
+    // Owned targets: the future stays `Send` for any caller (a server's worker task).
+    let resolved: Vec<(TargetReport, Vec<Address>)> = stream::iter(targets.iter().cloned())
+        .map(|target| async move { resolve_one(&target, resolver).await })
+        .buffered(16)
+        .collect()
+        .await;
 
     let mut seen = HashSet::new();
     let mut reports = Vec::with_capacity(resolved.len());

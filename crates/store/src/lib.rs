@@ -31,6 +31,7 @@ mod error;
 mod location;
 mod maintain;
 mod read;
+mod service;
 mod types;
 mod write;
 mod writer;
@@ -41,6 +42,7 @@ pub use maintain::EXPORT_SCHEMA;
 pub use portgate_model::history::{
     CheckId, CheckRecord, HostSnapshot, ScanId, ScanRecord, StoredPort, StoredService, StoredStatus,
 };
+pub use service::{ApiKey, Job, JobEnd, JobFilter, JobStatus, NewJob, worker_id};
 pub use types::{Retention, ScanStart};
 
 use chrono::{DateTime, TimeZone, Utc};

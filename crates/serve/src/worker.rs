@@ -1,0 +1,261 @@
+//! The workers: each takes a queued job with a lease, renews the lease while the scan
+//! runs (recording its progress), and stores the result. A cancel asked for stops the scan
+//! at the next heartbeat; a job whose lease this worker lost is left to its new owner.
+
+use crate::State;
+use crate::targets::{self, Checked};
+use portgate_model::{PortSpec, ScanReport, ScanStatus};
+use portgate_pipeline::{self as pipeline, Detector};
+use portgate_report::RenderOptions;
+use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
+use portgate_store::{Job, JobEnd, JobStatus, ScanStart};
+use serde::{Deserialize, Serialize};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A scan job as stored: the request, and the addresses it was checked as.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ScanJob {
+    /// Targets as given.
+    pub targets: Vec<String>,
+    /// The port specification.
+    pub ports: String,
+    /// Service detection on open ports.
+    pub detect: bool,
+    /// The scan's deadline in seconds.
+    pub timeout_s: Option<u64>,
+    /// The targets as resolved and checked.
+    pub checked: Vec<Checked>,
+}
+
+/// Ports settled so far, of how many.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Settled.
+    pub done: AtomicU64,
+    /// In all.
+    pub total: AtomicU64,
+}
+
+struct ProgressSink(Arc<Progress>);
+
+impl ScanSink for ProgressSink {
+    fn event(&mut self, event: ScanEvent<'_>) {
+        match event {
+            ScanEvent::Started { ports_total, .. } => {
+                self.0.total.store(ports_total, Ordering::Relaxed)
+            }
+            ScanEvent::Progress(p) => self.0.done.store(p.done, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+}
+
+/// The port specification of a request: the CLI's syntax.
+pub fn parse_ports(spec: &str) -> Result<PortSpec, String> {
+    PortSpec::from_str(spec).map_err(|e| format!("ports: {e}"))
+}
+
+/// Scans `job`'s checked addresses; the report names the targets as they were given.
+pub async fn scan(job: &ScanJob, progress: Arc<Progress>) -> Result<ScanReport, String> {
+    let ports = parse_ports(&job.ports)?;
+    let scanner = Scanner::builder()
+        .ports(ports)
+        .tcp_method(TcpMethod::Auto)
+        .deadline(job.timeout_s.map(Duration::from_secs))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let specs = targets::specs(&job.checked);
+    scanner.check_targets(&specs).map_err(|e| e.to_string())?;
+    let detector = if job.detect {
+        let mut detector = Detector::load(None, None).map_err(|e| e.to_string())?;
+        // Detection stays within the request's time too: at most half of it more.
+        if let Some(t) = job.timeout_s {
+            let budget = Duration::from_millis(t.saturating_mul(500).max(1000));
+            let detect = &mut detector.inspect.detect;
+            detect.total_timeout = detect.total_timeout.min(budget);
+        }
+        Some(detector)
+    } else {
+        None
+    };
+    let mut sink = ProgressSink(progress);
+    let mut report = pipeline::scan(&scanner, &specs, detector.as_ref(), &mut sink)
+        .await
+        .map_err(|e| e.to_string())?;
+    targets::relabel(&mut report, &job.checked);
+    Ok(report)
+}
+
+/// Starts the configured number of workers.
+pub fn spawn(state: &State) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..state.0.config.workers.max(1))
+        .map(|_| {
+            let state = state.clone();
+            tokio::spawn(async move { work(state).await })
+        })
+        .collect()
+}
+
+async fn work(state: State) {
+    let owner = portgate_store::worker_id();
+    let inner = &state.0;
+    let mut swept = std::time::Instant::now();
+    while !state.draining() {
+        // Jobs whose lease ran out (their worker died, on any host) go back to the queue.
+        if swept.elapsed() >= inner.config.lease / 3 {
+            swept = std::time::Instant::now();
+            if let Err(e) = inner.store.requeue_jobs(chrono::Utc::now(), None).await {
+                eprintln!("portgate serve: cannot queue expired jobs again: {e}");
+            }
+        }
+        let next = inner
+            .queue
+            .next(
+                &inner.store,
+                &owner,
+                inner.config.lease,
+                Duration::from_secs(1),
+            )
+            .await;
+        match next {
+            Ok(Some(job)) => run(&state, &owner, job).await,
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("portgate serve: cannot take a job: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+/// How a job ended.
+enum End {
+    Done(Box<ScanReport>),
+    Failed(String),
+    Cancelled,
+    LeaseLost,
+}
+
+async fn run(state: &State, owner: &str, job: Job) {
+    let inner = &state.0;
+    let request: ScanJob = match serde_json::from_str(&job.request) {
+        Ok(r) => r,
+        Err(e) => {
+            let reason = format!("the stored request is unreadable: {e}");
+            let end = JobEnd {
+                status: JobStatus::Failed,
+                error: Some(&reason),
+                ..JobEnd::default()
+            };
+            let _ = inner.store.finish_job(job.id, owner, &end).await;
+            return;
+        }
+    };
+    let progress = Arc::new(Progress::default());
+    let scan_fut = scan(&request, progress.clone());
+    tokio::pin!(scan_fut);
+    let beat = (inner.config.lease / 3).max(Duration::from_millis(200));
+    let mut ticker = tokio::time::interval(beat);
+    ticker.tick().await;
+    let end = loop {
+        tokio::select! {
+            result = &mut scan_fut => break match result {
+                Ok(report) => End::Done(Box::new(report)),
+                Err(e) => End::Failed(e),
+            },
+            _ = ticker.tick() => {
+                let seen = (
+                    progress.done.load(Ordering::Relaxed),
+                    progress.total.load(Ordering::Relaxed),
+                );
+                match inner.store.heartbeat_job(job.id, owner, inner.config.lease, seen).await {
+                    Ok((true, false)) => {}
+                    Ok((true, true)) => break End::Cancelled,
+                    Ok((false, _)) => break End::LeaseLost,
+                    Err(e) => eprintln!("portgate serve: job {}: heartbeat: {e}", job.id),
+                }
+            }
+        }
+    };
+    let seconds = (chrono::Utc::now() - job.created_at).num_milliseconds() as f64 / 1000.0;
+    let progress = (
+        progress.done.load(Ordering::Relaxed),
+        progress.total.load(Ordering::Relaxed),
+    );
+    match end {
+        End::LeaseLost => {}
+        End::Cancelled => {
+            let end = JobEnd {
+                status: JobStatus::Cancelled,
+                progress,
+                ..JobEnd::default()
+            };
+            let _ = inner.store.finish_job(job.id, owner, &end).await;
+            inner.metrics.job_finished(JobStatus::Cancelled, seconds, 0);
+        }
+        End::Failed(reason) => {
+            let end = JobEnd {
+                status: JobStatus::Failed,
+                error: Some(&reason),
+                progress,
+                ..JobEnd::default()
+            };
+            let _ = inner.store.finish_job(job.id, owner, &end).await;
+            inner.metrics.job_finished(JobStatus::Failed, seconds, 0);
+        }
+        End::Done(report) => {
+            let status = match report.status {
+                ScanStatus::Completed => JobStatus::Succeeded,
+                ScanStatus::Incomplete => JobStatus::Partial,
+            };
+            let scan_id = save(state, &request, &report).await;
+            let text = portgate_report::json(&report, RenderOptions::default());
+            // Every port is settled: the progress is complete, whatever was last sampled.
+            let settled = report.summary().ports_scanned;
+            let end = JobEnd {
+                status,
+                scan_id,
+                result: Some(&text),
+                error: None,
+                progress: (settled, progress.1.max(settled)),
+            };
+            let finished = inner.store.finish_job(job.id, owner, &end).await;
+            if let Err(e) = finished {
+                eprintln!(
+                    "portgate serve: job {}: cannot store its result: {e}",
+                    job.id
+                );
+            }
+            inner
+                .metrics
+                .job_finished(status, seconds, report.summary().probes_sent);
+        }
+    }
+}
+
+/// Keeps the scan in the history; its id, or `None` (said on stderr) when that failed.
+async fn save(state: &State, request: &ScanJob, report: &ScanReport) -> Option<i64> {
+    let store = &state.0.store;
+    let start = ScanStart {
+        started_at: Some(report.started_at),
+        targets: request.targets.clone(),
+        method: Some(report.method.as_str().to_string()),
+        manifest_revision: None,
+    };
+    let saved = async {
+        let id = store.begin_scan(&start).await?;
+        store.finish_scan(id, report).await?;
+        Ok::<_, portgate_store::StoreError>(id)
+    }
+    .await;
+    match saved {
+        Ok(id) => Some(id.0),
+        Err(e) => {
+            eprintln!("portgate serve: cannot keep the scan in the history: {e}");
+            None
+        }
+    }
+}

@@ -1,0 +1,501 @@
+//! The API end to end: a real server on 127.0.0.1 with a real SQLite store, real listeners
+//! to scan, real HTTP requests.
+
+#![allow(clippy::unwrap_used)]
+
+use portgate_model::Scope;
+use portgate_serve::{Config, State};
+use portgate_store::{Location, Store};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+
+struct Server {
+    base: String,
+    key: String,
+    state: State,
+    _dir: tempfile::TempDir,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+async fn server(tune: impl FnOnce(&mut Config)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&Location::Sqlite(dir.path().join("serve.db")))
+        .await
+        .unwrap();
+    let (key, _) = portgate_serve::create_key(&store, "test", None)
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::new(addr, Scope::parse(&["127.0.0.0/8", "::1/128"]).unwrap());
+    tune(&mut config);
+    let state = State::new(store, config);
+    let run_state = state.clone();
+    let task = tokio::spawn(async move {
+        let _ = portgate_serve::run(run_state, listener, Duration::from_secs(5)).await;
+    });
+    Server {
+        base: format!("http://{addr}"),
+        key,
+        state,
+        _dir: dir,
+        _task: task,
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+impl Server {
+    async fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let r = client()
+            .post(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = client()
+            .get(format!("{}{path}", self.base))
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a scan until it is done (at most 60 s).
+    async fn wait(&self, id: i64) -> Value {
+        let start = Instant::now();
+        loop {
+            let (status, body) = self.get(&format!("/v1/scans/{id}")).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            if !["queued", "running"].contains(&body["status"].as_str().unwrap()) {
+                return body;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "{body}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A port where a service greets with an SSH banner, and a port where nothing listens.
+fn ports() -> (std::thread::JoinHandle<()>, u16, u16) {
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = open.local_addr().unwrap().port();
+    let closed = TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let server = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in open.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = std::io::Write::write_all(&mut stream, b"SSH-2.0-OpenSSH_9.6\r\n");
+            held.push(stream);
+        }
+    });
+    (server, port, closed_port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_is_queued_polled_and_reported() {
+    let s = server(|_| {}).await;
+    let (_open, port, closed) = ports();
+    let (status, accepted) = s
+        .post(
+            "/v1/scans",
+            &json!({"targets": ["127.0.0.1"], "ports": format!("T:{port},{closed}")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let id = accepted["scanId"].as_i64().unwrap();
+    assert_eq!(accepted["status"], "queued");
+    assert_eq!(accepted["links"]["self"], format!("/v1/scans/{id}"));
+    let done = s.wait(id).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let report = &done["report"];
+    assert_eq!(report["schema"], "portgate.scan.v1");
+    let listed: Vec<(u64, String)> = report["hosts"][0]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["port"].as_u64().unwrap(),
+                p["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        listed.contains(&(u64::from(port), "open".into())),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&(u64::from(closed), "closed".into())),
+        "{listed:?}"
+    );
+    assert!(done["historyScanId"].as_i64().is_some(), "{done}");
+    assert_eq!(done["progress"]["total"], 2);
+
+    // The same Idempotency-Key gives the same scan.
+    let again = |key: &'static str| {
+        client()
+            .post(format!("{}/v1/scans", s.base))
+            .header("x-api-key", &s.key)
+            .header("idempotency-key", key)
+            .json(&json!({"targets": ["127.0.0.1"], "ports": format!("{port}")}))
+            .send()
+    };
+    let first: Value = again("deploy-42").await.unwrap().json().await.unwrap();
+    let second: Value = again("deploy-42").await.unwrap().json().await.unwrap();
+    assert_eq!(first["scanId"], second["scanId"]);
+    let other: Value = again("deploy-43").await.unwrap().json().await.unwrap();
+    assert_ne!(first["scanId"], other["scanId"]);
+
+    // Listed, newest first, with a cursor.
+    let (_, page) = s.get("/v1/scans?limit=2").await;
+    let items = page["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{page}");
+    assert!(items[0]["scanId"].as_i64() > items[1]["scanId"].as_i64());
+    let next = page["next"].as_str().unwrap();
+    let (_, rest) = s.get(&format!("/v1/scans?limit=2&after={next}")).await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{rest}");
+    assert_eq!(rest["next"], Value::Null);
+    let (_, filtered) = s.get("/v1/scans?status=succeeded&target=127.0.0.1").await;
+    assert!(!filtered["items"].as_array().unwrap().is_empty());
+    let (status, bad) = s.get("/v1/scans?status=done").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        bad["detail"].as_str().unwrap().contains("status \"done\""),
+        "{bad}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_synchronous_check_has_the_published_shape_and_a_cache() {
+    let s = server(|_| {}).await;
+    let (_open, port, closed) = ports();
+    let path = format!("/v1/port-scanner?target=127.0.0.1&ports={port},{closed}&timeout=10");
+    let (status, first) = s.get(&path).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    for key in [
+        "target",
+        "ip",
+        "scanId",
+        "timestamp",
+        "scanDurationMs",
+        "ports",
+        "summary",
+    ] {
+        assert!(first.get(key).is_some(), "{key}: {first}");
+    }
+    assert_eq!(first["target"], "127.0.0.1");
+    assert_eq!(first["ip"], "127.0.0.1");
+    assert_eq!(first["summary"]["totalScanned"], 2);
+    assert_eq!(first["summary"]["open"], 1);
+    assert_eq!(first["summary"]["closed"], 1);
+    assert_eq!(first["summary"]["filtered"], 0);
+    let open = first["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == port)
+        .unwrap();
+    assert_eq!(open["protocol"], "tcp");
+    assert_eq!(open["state"], "open");
+    assert_eq!(open["service"], "ssh", "{open}");
+    assert_eq!(open["banner"], "SSH-2.0-OpenSSH_9.6\\r\\n", "{open}");
+
+    // A second ask within the TTL is the cached answer; skipCache scans again.
+    let (_, cached) = s.get(&path).await;
+    assert_eq!(cached["scanId"], first["scanId"]);
+    let (_, fresh) = s.get(&format!("{path}&skipCache=true")).await;
+    assert_ne!(fresh["scanId"], first["scanId"]);
+    let (_, metrics) = (
+        (),
+        client()
+            .get(format!("{}/metrics", s.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    assert!(
+        metrics.contains("portgate_port_checks_total 3"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("portgate_port_check_cache_hits_total 1"),
+        "{metrics}"
+    );
+
+    // Bounded: more than 100 ports or 30 s is refused, pointing at POST /v1/scans.
+    for bad in [
+        "/v1/port-scanner?target=127.0.0.1&ports=1-101",
+        "/v1/port-scanner?target=127.0.0.1&ports=22&timeout=31",
+    ] {
+        let (status, problem) = s.get(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {problem}");
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("POST /v1/scans"),
+            "{problem}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_wrong_and_revoked_keys_get_the_same_401() {
+    let s = server(|_| {}).await;
+    let url = format!("{}/v1/scans", s.base);
+    let (revoked, _) = portgate_serve::create_key(&s.state.0.store, "old", None)
+        .await
+        .unwrap();
+    assert_eq!(s.state.0.store.revoke_key("old").await.unwrap(), 1);
+    let mut bodies = Vec::new();
+    for key in [None, Some("pg_0000"), Some(revoked.as_str())] {
+        let mut request = client().get(&url);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let r = request.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{key:?}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "application/problem+json",
+            "{key:?}"
+        );
+        bodies.push(r.text().await.unwrap());
+    }
+    assert!(bodies.iter().all(|b| *b == bodies[0]), "{bodies:?}");
+    let problem: Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(problem["status"], 401);
+    assert!(problem["type"].as_str().unwrap().ends_with("/unauthorized"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_and_size_limits_answer_429_and_413() {
+    let s = server(|c| {
+        c.requests_per_minute = 3;
+        c.max_body = 1024;
+    })
+    .await;
+    let mut statuses = Vec::new();
+    let mut retry_after = None;
+    for _ in 0..5 {
+        let r = client()
+            .get(format!("{}/v1/scans", s.base))
+            .header("x-api-key", &s.key)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status());
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            retry_after = r.headers().get("retry-after").cloned();
+        }
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3], "{statuses:?}");
+    assert_eq!(statuses[3], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&seconds), "{seconds}");
+
+    let s = server(|c| c.max_body = 1024).await;
+    let big = json!({"targets": vec!["127.0.0.1"; 200], "ports": "22"});
+    let (status, problem) = s.post("/v1/scans", &big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{problem}");
+    assert!(problem["detail"].as_str().unwrap().contains("1024 bytes"));
+}
+
+/// Every spelling trick: refused with 403 naming the address when outside the scope, taken
+/// as the address it stands for when inside (checked with the synchronous endpoint on a
+/// real listener; nothing is sent for a refused one).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_scope_refuses_every_trick_before_a_probe() {
+    let s = server(|_| {}).await;
+    let (_open, port, _) = ports();
+    for inside in [
+        "127.0.0.1",
+        "::ffff:127.0.0.1",
+        "::ffff:7f00:1",
+        "127.1",
+        "2130706433",
+        "0177.0.0.1",
+        "0x7f.1",
+        "0x7f000001",
+        "127.0.0.1.",
+        "localhost",
+    ] {
+        let (status, body) = s
+            .get(&format!(
+                "/v1/port-scanner?target={inside}&ports={port}&skipCache=true"
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{inside}: {body}");
+        assert!(
+            ["127.0.0.1", "::1"].contains(&body["ip"].as_str().unwrap()),
+            "{inside}: {body}"
+        );
+    }
+    for (outside, named) in [
+        ("198.51.100.7", "198.51.100.7"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("3325256711", "198.51.100.7"),
+        ("0xc6.0x33.0x64.7", "198.51.100.7"),
+        ("64:ff9b::c633:6407", "198.51.100.7"),
+        ("127.0.0.0/7", "126.0.0.0"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("::127.0.0.1", "127.0.0.1"),
+    ] {
+        let (status, body) = s
+            .post("/v1/scans", &json!({"targets": [outside], "ports": "22"}))
+            .await;
+        assert!(
+            status == StatusCode::FORBIDDEN || status == StatusCode::BAD_REQUEST,
+            "{outside}: {status} {body}"
+        );
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains(named), "{outside}: {detail}");
+    }
+    // A key narrowed further refuses what the server would take.
+    let (narrow, _) = portgate_serve::create_key(
+        &s.state.0.store,
+        "narrow",
+        Some(&Scope::parse(&["127.0.0.2/32"]).unwrap()),
+    )
+    .await
+    .unwrap();
+    let r = client()
+        .post(format!("{}/v1/scans", s.base))
+        .header("x-api-key", narrow)
+        .json(&json!({"targets": ["127.0.0.1"], "ports": "22"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn queued_and_running_scans_are_cancelled() {
+    let s = server(|c| c.workers = 1).await;
+    // A long scan (65,536 loopback addresses) holds the one worker; the next one waits.
+    let (_, long) = s
+        .post(
+            "/v1/scans",
+            &json!({"targets": ["127.1.0.0/16"], "ports": "1-20"}),
+        )
+        .await;
+    let (_, waiting) = s
+        .post(
+            "/v1/scans",
+            &json!({"targets": ["127.0.0.1"], "ports": "22"}),
+        )
+        .await;
+    let long = long["scanId"].as_i64().unwrap();
+    let waiting = waiting["scanId"].as_i64().unwrap();
+    // The long one starts.
+    let start = Instant::now();
+    loop {
+        let (_, body) = s.get(&format!("/v1/scans/{long}")).await;
+        if body["status"] == "running" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, body) = s
+        .post(&format!("/v1/scans/{waiting}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["status"], "cancelled");
+    let (status, _) = s
+        .post(&format!("/v1/scans/{long}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let done = s.wait(long).await;
+    assert_eq!(done["status"], "cancelled", "{done}");
+    let (status, problem) = s
+        .post(&format!("/v1/scans/{long}/cancel"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{problem}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_readiness_metrics_and_the_committed_openapi_document() {
+    let s = server(|_| {}).await;
+    for (path, expected) in [("/healthz", "ok\n"), ("/readyz", "ready\n")] {
+        let r = client()
+            .get(format!("{}{path}", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.text().await.unwrap(), expected);
+    }
+    let metrics = client()
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "portgate_jobs{state=\"queued\"} 0",
+        "portgate_probes_sent_total 0",
+        "portgate_job_latency_seconds_count 0",
+    ] {
+        assert!(metrics.contains(line), "{line}: {metrics}");
+    }
+    let served = client()
+        .get(format!("{}/openapi.json", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    if std::env::var_os("PORTGATE_BLESS").is_some() {
+        std::fs::write(path, &served).unwrap();
+    }
+    let committed = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(
+        committed == served,
+        "docs/openapi.json is out of date; run PORTGATE_BLESS=1 cargo test -p portgate-serve"
+    );
+    let doc: Value = serde_json::from_str(&served).unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/v1/scans",
+        "/v1/scans/{id}",
+        "/v1/scans/{id}/cancel",
+        "/v1/port-scanner",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path}");
+    }
+    // An unknown path is a problem too.
+    let r = client()
+        .get(format!("{}/v2/nothing", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let _: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
+}
