@@ -6,6 +6,7 @@
 use portgate_model::Scope;
 use portgate_serve::{Config, State};
 use portgate_store::{Location, Store};
+use portgate_test_support::db::TestDb;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::net::{SocketAddr, TcpListener};
@@ -15,13 +16,17 @@ struct Server {
     base: String,
     key: String,
     state: State,
-    _dir: tempfile::TempDir,
+    _db: TestDb,
     _task: tokio::task::JoinHandle<()>,
 }
 
 async fn server(tune: impl FnOnce(&mut Config)) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&Location::Sqlite(dir.path().join("serve.db")))
+    server_on(portgate_test_support::db::sqlite(), tune).await
+}
+
+/// A server on `db` (SQLite or PostgreSQL).
+async fn server_on(db: TestDb, tune: impl FnOnce(&mut Config)) -> Server {
+    let store = Store::open(&Location::parse(&db.url).unwrap())
         .await
         .unwrap();
     let (key, _) = portgate_serve::create_key(&store, "test", None)
@@ -40,7 +45,7 @@ async fn server(tune: impl FnOnce(&mut Config)) -> Server {
         base: format!("http://{addr}"),
         key,
         state,
-        _dir: dir,
+        _db: db,
         _task: task,
     }
 }
@@ -109,9 +114,16 @@ fn ports() -> (std::thread::JoinHandle<()>, u16, u16) {
     (server, port, closed_port)
 }
 
+/// On both store backends.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_scan_is_queued_polled_and_reported() {
-    let s = server(|_| {}).await;
+    for db in portgate_test_support::db::backends().await {
+        eprintln!("store backend: {}", db.name);
+        queued_polled_and_reported(server_on(db, |_| {}).await).await;
+    }
+}
+
+async fn queued_polled_and_reported(s: Server) {
     let (_open, port, closed) = ports();
     let (status, accepted) = s
         .post(
