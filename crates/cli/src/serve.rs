@@ -39,6 +39,11 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) cache_ttl: Duration,
 
+    /// Take addresses and ranges only: refuse target names, so that the server never asks
+    /// DNS.
+    #[arg(long)]
+    pub(crate) addresses_only: bool,
+
     /// How long running scans may take to finish on SIGTERM before they are queued again.
     #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) drain_timeout: Duration,
@@ -93,6 +98,7 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
         config.per_key_scans = args.per_key_scans.max(1);
         config.requests_per_minute = args.rate.max(1);
         config.cache_ttl = args.cache_ttl;
+        config.resolve_names = !args.addresses_only;
         let listener = portgate_serve::bind(args.listen)
             .await
             .map_err(|e| Failure::usage(e.to_string()))?;

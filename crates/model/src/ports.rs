@@ -174,10 +174,10 @@ impl FromStr for PortSpec {
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
-    if s.len() >= prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-        Some(&s[prefix.len()..])
-    } else {
-        None
+    // `get`: a multi-byte character where the prefix would end is simply no match.
+    match (s.get(..prefix.len()), s.get(prefix.len()..)) {
+        (Some(head), Some(rest)) if head.eq_ignore_ascii_case(prefix) => Some(rest),
+        _ => None,
     }
 }
 
@@ -423,6 +423,10 @@ mod tests {
             ("1-2-3", "\"1-2-3\" is not a port"),
             ("0-10", "port 0 in \"0-10\" is out of range"),
             ("+5", "\"+5\" is not a port"),
+            // Multi-byte characters where a `T:`/`U:` prefix would end.
+            ("\u{800}", "\"\u{800}\" is not a port"),
+            ("0\u{80}", "is not a port"),
+            ("T\u{e9}22", "is not a port"),
         ];
         for (spec, expected) in cases {
             let err = parse(spec).expect_err(spec).to_string();

@@ -76,6 +76,12 @@ pub(crate) fn router(state: State) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
+        // A bug must not drop the connection: it is a 500 problem like any other.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                Problem::internal("answer this request").into_response()
+            },
+        ))
         .with_state(state)
 }
 
@@ -119,6 +125,12 @@ impl FromRequestParts<State> for Authed {
 }
 
 impl State {
+    /// How long a name may take to resolve; `None` when names are not taken.
+    fn resolve_timeout(&self) -> Option<Duration> {
+        let config = &self.0.config;
+        config.resolve_names.then_some(config.resolve_timeout)
+    }
+
     /// The scope for `key`: the server's, narrowed by the key's own.
     fn scope_for(&self, key: &ApiKey) -> Result<Scope, Problem> {
         if key.scope.is_empty() {
@@ -344,7 +356,7 @@ async fn create_scan(
         return Err(Problem::invalid("Idempotency-Key: 1 to 200 characters"));
     }
     let scope = state.scope_for(&key)?;
-    let checked = targets::check(&request.targets, &scope, inner.config.resolve_timeout).await?;
+    let checked = targets::check(&request.targets, &scope, state.resolve_timeout()).await?;
     let active = inner
         .store
         .active_jobs_of_key(Some(key.id))
@@ -665,7 +677,7 @@ async fn port_scanner(
     let mut checked = targets::check(
         std::slice::from_ref(&q.target),
         &scope,
-        inner.config.resolve_timeout,
+        state.resolve_timeout(),
     )
     .await?;
     let Some(first) = checked.first_mut() else {

@@ -56,6 +56,9 @@ pub struct Config {
     pub max_scan_time: Duration,
     /// Bound on resolving one target name.
     pub resolve_timeout: Duration,
+    /// Whether target names are resolved (`false`: only addresses and ranges are taken,
+    /// and the server never asks DNS).
+    pub resolve_names: bool,
 }
 
 impl Config {
@@ -72,6 +75,7 @@ impl Config {
             lease: Duration::from_secs(15),
             max_scan_time: Duration::from_secs(900),
             resolve_timeout: Duration::from_secs(5),
+            resolve_names: true,
         }
     }
 }

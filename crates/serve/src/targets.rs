@@ -27,7 +27,7 @@ pub const MAX_TARGETS: usize = 256;
 pub async fn check(
     inputs: &[String],
     scope: &Scope,
-    resolve_timeout: Duration,
+    resolve_timeout: Option<Duration>,
 ) -> Result<Vec<Checked>, Problem> {
     if inputs.is_empty() {
         return Err(Problem::invalid("targets: give at least one target"));
@@ -64,6 +64,11 @@ pub async fn check(
                 }
             }
             TargetSpec::Hostname(name) => {
+                let Some(resolve_timeout) = resolve_timeout else {
+                    return Err(Problem::invalid(format!(
+                        "targets[{i}] \"{input}\": this server takes addresses and ranges only, not names"
+                    )));
+                };
                 let addresses = resolve(&name, resolve_timeout)
                     .await
                     .map_err(|e| Problem::invalid(format!("targets[{i}] \"{input}\": {e}")))?;
