@@ -162,6 +162,9 @@ pub(crate) struct ScanArgs {
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) deadline: Option<Duration>,
 
+    #[command(flatten)]
+    pub(crate) remote: crate::remote::ServerArgs,
+
     /// Refuse scans covering more addresses than this.
     #[arg(long, default_value_t = portgate_scan::DEFAULT_MAX_ADDRESSES, value_name = "N")]
     pub(crate) max_hosts: u64,

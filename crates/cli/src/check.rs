@@ -85,6 +85,9 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
     pub(crate) deadline: Option<Duration>,
 
+    #[command(flatten)]
+    pub(crate) remote: crate::remote::ServerArgs,
+
     /// Compare with the last scan of each target in this history database, then save the
     /// scan and the findings there: a SQLite file (created on first use) or a postgres://
     /// URL. When $PORTGATE_DB is set, every check is saved there.
@@ -141,15 +144,30 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
         .deadline(args.deadline)
         .revision(revision.clone())
         .build();
-    let detection = Detector::load(None, args.ca_file.as_deref())?;
-    crate::scan::raise_open_file_limit();
-    let outcome = crate::runtime()?.block_on(pipeline::check(
-        &manifest,
-        &options,
-        &detection,
-        history.as_ref(),
-        &mut crate::scan::ProgressSink::new(false),
-    ))?;
+    if args.remote.server.is_some() && (args.connect || args.ca_file.is_some()) {
+        return Err(Failure::usage(
+            "--connect and --ca are not for --server: the server decides how it probes",
+        ));
+    }
+    let outcome = match crate::remote::remote(&args.remote)? {
+        Some(remote) => crate::runtime()?.block_on(pipeline::check_remote(
+            &manifest,
+            &options,
+            &remote,
+            history.as_ref(),
+        ))?,
+        None => {
+            let detection = Detector::load(None, args.ca_file.as_deref())?;
+            crate::scan::raise_open_file_limit();
+            crate::runtime()?.block_on(pipeline::check(
+                &manifest,
+                &options,
+                &detection,
+                history.as_ref(),
+                &mut crate::scan::ProgressSink::new(false),
+            ))?
+        }
+    };
     for compared in &outcome.compared {
         eprintln!(
             "portgate: {}: compared with scan {} of {} UTC",

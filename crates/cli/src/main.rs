@@ -11,6 +11,7 @@ mod baseline;
 mod check;
 mod exit;
 mod history;
+mod remote;
 mod scan;
 mod serve;
 mod targets_file;

@@ -12,6 +12,32 @@ use std::io::IsTerminal;
 /// Runs the scan and returns the exit code: 0 completed, 3 incomplete.
 pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     let targets = targets_file::collect(&args.targets, &args.input_list)?;
+    if let Some(remote) = crate::remote::remote(&args.remote)? {
+        let local_only = [
+            (args.syn, "--syn"),
+            (args.connect, "--connect"),
+            (args.verify, "--verify"),
+            (args.probes.is_some(), "--probes"),
+            (args.ca_file.is_some(), "--ca"),
+            (args.rate.is_some(), "--rate"),
+            (args.max_in_flight.is_some(), "--max-in-flight"),
+            (args.host_concurrency.is_some(), "--host-concurrency"),
+            (args.dns_server.is_some(), "--dns-server"),
+            (args.db.is_some() || args.save, "--db/--save"),
+        ];
+        if let Some((_, flag)) = local_only.iter().find(|(set, _)| *set) {
+            return Err(Failure::usage(format!(
+                "{flag} is not for --server: the server decides how it probes and keeps its own history"
+            )));
+        }
+        let report = crate::runtime()?.block_on(remote.scan(
+            &args.ports,
+            &targets,
+            args.detect,
+            args.deadline,
+        ))?;
+        return finish(&args, &report, None, &crate::runtime()?);
+    }
     raise_open_file_limit();
     let method = if args.connect {
         TcpMethod::Connect
@@ -71,13 +97,23 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     ))?;
     sink.finish();
 
+    finish(&args, &report, recorder, &runtime)
+}
+
+/// Writes the report, saves it when recording, and gives the exit code.
+fn finish(
+    args: &ScanArgs,
+    report: &portgate_model::ScanReport,
+    recorder: Option<ScanRecorder>,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<u8, Failure> {
     let options = RenderOptions {
         only_open: args.open,
         all_ports: args.all_ports,
     };
     let text = match args.format {
-        Format::Table => portgate_report::table(&report, options),
-        Format::Json => portgate_report::json(&report, options),
+        Format::Table => portgate_report::table(report, options),
+        Format::Json => portgate_report::json(report, options),
     };
     match &args.output_file {
         Some(path) => {
@@ -86,7 +122,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
         None => crate::write_stdout(&text),
     }
     if let Some(recorder) = recorder {
-        let (id, store) = runtime.block_on(recorder.finish(&report))?;
+        let (id, store) = runtime.block_on(recorder.finish(report))?;
         eprintln!("portgate: saved as scan {id} in {store}");
     }
     Ok(match report.status {

@@ -24,7 +24,13 @@ fn check_commands(file: &str) -> Vec<Vec<String>> {
             serde_json::Value::String(s) if s.contains("portgate check") => {
                 let command = s.replace("\\\n", " ");
                 let start = command.find("portgate check").unwrap();
-                let line = command[start..].lines().next().unwrap_or_default();
+                // The server's URL is a CI variable: one token for the test to fill in.
+                let line = command[start..]
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .replace("\"${{ vars.PORTGATE_SERVER }}\"", "PORTGATE_SERVER")
+                    .replace("\"$PORTGATE_SERVER\"", "PORTGATE_SERVER");
                 found.push(
                     line.split_whitespace()
                         .skip(1)
@@ -42,6 +48,12 @@ fn check_commands(file: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn github_and_gitlab_examples_run_the_gate() {
+    // The server variant's server: a `portgate serve` of this test, scope 127.0.0.0/8.
+    let served = tempfile::tempdir().unwrap();
+    let db = served.path().join("serve.db").display().to_string();
+    let key = common::server::key(&db);
+    let server = common::server::Served::start(&db, common::server::free_port());
+    let url = format!("http://127.0.0.1:{}", server.port);
     for file in [
         "examples/github/portgate.yml",
         "examples/gitlab/.gitlab-ci.yml",
@@ -49,25 +61,48 @@ fn github_and_gitlab_examples_run_the_gate() {
         let commands = check_commands(file);
         assert_eq!(
             commands.len(),
-            1,
-            "{file}: one check command, got {commands:?}"
+            2,
+            "{file}: a check here and one through a server, got {commands:?}"
         );
+        assert!(
+            commands.iter().any(|c| c.iter().any(|a| a == "--server")),
+            "{file}: {commands:?}"
+        );
+        let mut outcomes = Vec::new();
+        for command in &commands {
+            outcomes.push(run_example(file, command, &url, &key));
+        }
+        // Scanned here or by the server: the same decision.
+        assert_eq!(outcomes[0], outcomes[1], "{file}");
+    }
+}
+
+/// Runs one example command (outputs in a temporary directory, the server's URL for its
+/// variable); returns the exit code and the outcome of its evidence.
+fn run_example(file: &str, command: &[String], url: &str, key: &str) -> (i32, String) {
+    {
         let dir = tempfile::tempdir().unwrap();
         let manifest = repo().join("examples/exposure.yaml").display().to_string();
-        let args: Vec<String> = commands[0]
+        let args: Vec<String> = command
             .iter()
             .map(|a| {
                 if a == "examples/exposure.yaml" {
                     manifest.clone()
                 } else if a.starts_with("portgate-") || a == "portgate.sarif" {
                     dir.path().join(a).display().to_string()
+                } else if a.contains("PORTGATE_SERVER") {
+                    url.to_string()
                 } else {
                     a.clone()
                 }
             })
             .collect();
         assert!(args.iter().any(|a| a == "--env"), "{file}: {args:?}");
-        let out = common::portgate().args(&args).output().unwrap();
+        let out = common::portgate()
+            .args(&args)
+            .env("PORTGATE_API_KEY", key)
+            .output()
+            .unwrap();
         let code = out.status.code().unwrap_or(-1);
         let stdout = String::from_utf8_lossy(&out.stdout);
         // 0 when this machine has nothing unapproved on 127.0.0.1, 1 when it does (its
@@ -100,5 +135,9 @@ fn github_and_gitlab_examples_run_the_gate() {
             .map(|t| t["input"].as_str().unwrap())
             .collect();
         assert_eq!(targets, ["127.0.0.1"]);
+        (
+            code,
+            evidence["outcome"].as_str().unwrap_or_default().to_string(),
+        )
     }
 }

@@ -6,99 +6,10 @@
 
 mod common;
 
+use common::server::*;
 use common::*;
 use serde_json::{Value, json};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-/// One HTTP/1.1 request to the server (Connection: close); the status and the JSON body.
-fn http(port: u16, method: &str, path: &str, key: &str, body: Option<&Value>) -> (u16, Value) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nx-api-key: {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
-        payload.len()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status: u16 = answer
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-struct Served {
-    child: Child,
-    port: u16,
-}
-
-impl Served {
-    fn start(db: &str, port: u16) -> Served {
-        let child = portgate()
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--db",
-                db,
-                "--scope",
-                "127.0.0.0/8",
-                "--workers",
-                "1",
-                "--drain-timeout",
-                "60s",
-                // The test polls every 20 ms.
-                "--rate",
-                "100000",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Served { child, port }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn key(db: &str) -> String {
-    let (code, out, err) = run(&["keys", "create", "--name", "ci", "--db", db]);
-    assert_eq!(code, 0, "{err}");
-    let key = out.trim().to_string();
-    assert!(key.starts_with("pg_") && key.len() == 67, "{key}");
-    key
-}
 
 /// Polls scan `id` until `done` says so (at most 120 s); returns its view.
 fn poll(port: u16, key: &str, id: i64, done: impl Fn(&Value) -> bool) -> Value {
@@ -200,4 +111,83 @@ fn sigterm_drains_the_running_scan_and_takes_no_new_one() {
         "{waiting:?}"
     );
     assert_eq!(waiting.attempts, 0);
+}
+
+/// `portgate scan --server`: the same report as scanning here, and the same exit codes.
+#[test]
+fn scan_through_a_server_reports_what_a_local_scan_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("serve.db").display().to_string();
+    let key = key(&db);
+    let server = Served::start(&db, free_port());
+    let url = format!("http://127.0.0.1:{}", server.port);
+    let listeners = Listeners::start(2);
+    let closed = closed_port();
+    let spec = format!("{},{},{closed}", listeners.ports[0], listeners.ports[1]);
+    let remote = |args: &[&str]| {
+        let out = portgate()
+            .args(["scan", "--server", &url])
+            .args(args)
+            .env("PORTGATE_API_KEY", &key)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, text, err) = remote(&["127.0.0.1", "-p", &spec, "-o", "json"]);
+    assert_eq!(code, 0, "{err}");
+    let there: Value = serde_json::from_str(&text).unwrap();
+    let (_, here, _) = scan_json(&["127.0.0.1", "-p", &spec]);
+    let states = |report: &Value| -> Vec<(u64, String)> {
+        report["hosts"][0]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["port"].as_u64().unwrap(),
+                    p["state"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(states(&there), states(&here));
+    assert_eq!(there["summary"]["open"], 2);
+    // The table too.
+    let (code, table, _) = remote(&["127.0.0.1", "-p", &spec]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains(&format!("{}/tcp", listeners.ports[0])),
+        "{table}"
+    );
+
+    // Refusals are usage errors (2), naming the reason; an unreachable server is 3.
+    let (code, _, err) = remote(&["198.51.100.7", "-p", "22"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("198.51.100.7") && err.contains("403"), "{err}");
+    let (code, _, err) = remote(&["127.0.0.1", "-p", "22", "--syn"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--syn is not for --server"), "{err}");
+    let out = portgate()
+        .args(["scan", "--server", &url, "127.0.0.1", "-p", "22"])
+        .env_remove("PORTGATE_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PORTGATE_API_KEY"));
+    let gone = format!("http://127.0.0.1:{}", free_port());
+    let out = portgate()
+        .args(["scan", "--server", &gone, "127.0.0.1", "-p", "22"])
+        .env("PORTGATE_API_KEY", &key)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

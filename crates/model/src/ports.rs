@@ -131,6 +131,43 @@ impl PortSpec {
     }
 }
 
+/// The specification in its own syntax, ranges joined: `T:22,80-82,U:53`. Parses back to
+/// the same ports.
+impl std::fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (prefix, ports) in [("T:", &self.tcp), ("U:", &self.udp)] {
+            let mut i = 0;
+            let mut head = true;
+            while let Some(&start) = ports.get(i) {
+                let mut end = start;
+                while ports
+                    .get(i + 1)
+                    .is_some_and(|&next| Some(next) == end.checked_add(1))
+                {
+                    i += 1;
+                    end = ports[i];
+                }
+                if !first {
+                    f.write_str(",")?;
+                }
+                if head {
+                    f.write_str(prefix)?;
+                    head = false;
+                }
+                if start == end {
+                    write!(f, "{start}")?;
+                } else {
+                    write!(f, "{start}-{end}")?;
+                }
+                first = false;
+                i += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl FromStr for PortSpec {
     type Err = PortSpecError;
 
@@ -435,6 +472,26 @@ mod tests {
                 "{spec}: got {err:?}, want {expected:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_spec_prints_in_its_own_syntax_and_parses_back() {
+        for spec in [
+            "T:22,80-82,443,U:53,161-162",
+            "1-65535",
+            "top1000",
+            "U:53",
+            "T:8080",
+        ] {
+            let parsed = parse(spec).expect(spec);
+            let text = parsed.to_string();
+            assert_eq!(parse(&text).expect(&text), parsed, "{spec} -> {text}");
+        }
+        assert_eq!(
+            parse("22,80,81,82").expect("spec").to_string(),
+            "T:22,80-82"
+        );
+        assert_eq!(parse("-").expect("spec").to_string(), "T:1-65535");
     }
 
     #[test]

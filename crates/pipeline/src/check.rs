@@ -141,17 +141,7 @@ pub async fn check(
     history: Option<&Location>,
     sink: &mut dyn ScanSink,
 ) -> Result<CheckOutcome, Error> {
-    let env = options.env.as_deref();
-    manifest.check_environment(env)?;
-    let plan = manifest.scan_plan(env, &options.targets);
-    if plan.is_empty() {
-        return Err(Error::Input(format!(
-            "{}: nothing to check{}: no asset lists a target",
-            manifest.source,
-            env.map(|e| format!(" in environment \"{e}\""))
-                .unwrap_or_default()
-        )));
-    }
+    let plan = plan_of(manifest, options)?;
     let mut scanners = Vec::with_capacity(plan.len());
     for group in &plan {
         let scanner = Scanner::builder()
@@ -166,14 +156,61 @@ pub async fn check(
         Some(location) => Some(Store::open(location).await.map_err(Error::history)?),
         None => None,
     };
+    let scans = Scans::Here {
+        scanners,
+        detection,
+        sink,
+    };
+    let result = run_plan(manifest, options, scans, &plan, store.as_ref()).await;
+    if let Some(store) = &store {
+        store.close().await;
+    }
+    result
+}
+
+/// Who scans the groups of a check's plan.
+enum Scans<'a> {
+    /// This process, with a scanner per group.
+    Here {
+        scanners: Vec<Scanner>,
+        detection: &'a Detector,
+        sink: &'a mut dyn ScanSink,
+    },
+    /// A server.
+    Remote(&'a dyn RemoteScan),
+}
+
+/// A server that scans for a check (`portgate check --server`): each group's targets and
+/// ports, with detection, within the check's deadline.
+pub trait RemoteScan: Sync {
+    /// Scans `targets` on `ports` with detection.
+    fn scan<'a>(
+        &'a self,
+        ports: &'a portgate_model::PortSpec,
+        targets: &'a [TargetSpec],
+        deadline: Option<Duration>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<ScanReport, Error>> + Send + 'a>>;
+}
+
+/// [`check`] with the scans done by a server: the same plan, evaluation, history and
+/// outcome.
+pub async fn check_remote(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    remote: &dyn RemoteScan,
+    history: Option<&Location>,
+) -> Result<CheckOutcome, Error> {
+    let plan = plan_of(manifest, options)?;
+    let store = match history {
+        Some(location) => Some(Store::open(location).await.map_err(Error::history)?),
+        None => None,
+    };
     let result = run_plan(
         manifest,
         options,
-        detection,
+        Scans::Remote(remote),
         &plan,
-        &scanners,
         store.as_ref(),
-        sink,
     )
     .await;
     if let Some(store) = &store {
@@ -182,19 +219,53 @@ pub async fn check(
     result
 }
 
+/// The manifest's scan plan for `options`; an empty plan is an input error.
+fn plan_of(
+    manifest: &Manifest,
+    options: &CheckOptions,
+) -> Result<Vec<portgate_policy::ScanGroup>, Error> {
+    let env = options.env.as_deref();
+    manifest.check_environment(env)?;
+    let plan = manifest.scan_plan(env, &options.targets);
+    if plan.is_empty() {
+        return Err(Error::Input(format!(
+            "{}: nothing to check{}: no asset lists a target",
+            manifest.source,
+            env.map(|e| format!(" in environment \"{e}\""))
+                .unwrap_or_default()
+        )));
+    }
+    Ok(plan)
+}
+
 async fn run_plan(
     manifest: &Manifest,
     options: &CheckOptions,
-    detection: &Detector,
+    scans: Scans<'_>,
     plan: &[portgate_policy::ScanGroup],
-    scanners: &[Scanner],
     store: Option<&Store>,
-    sink: &mut dyn ScanSink,
 ) -> Result<CheckOutcome, Error> {
     let mut parts: Vec<ScanReport> = Vec::with_capacity(plan.len());
-    for (group, scanner) in plan.iter().zip(scanners) {
-        // Service-aware rules need to know what answers: detection always runs.
-        parts.push(scan(scanner, &group.targets, Some(detection), sink).await?);
+    match scans {
+        Scans::Here {
+            scanners,
+            detection,
+            sink,
+        } => {
+            for (group, scanner) in plan.iter().zip(&scanners) {
+                // Service-aware rules need to know what answers: detection always runs.
+                parts.push(scan(scanner, &group.targets, Some(detection), sink).await?);
+            }
+        }
+        Scans::Remote(remote) => {
+            for group in plan {
+                parts.push(
+                    remote
+                        .scan(&group.ports, &group.targets, options.deadline)
+                        .await?,
+                );
+            }
+        }
     }
     let report = merge_reports(parts)
         .ok_or_else(|| Error::Input("nothing to check: the manifest lists no target".into()))?;

@@ -26,6 +26,10 @@ pub enum Error {
     /// Other input that does not hold (an empty selection, an unknown scan id).
     #[error("{0}")]
     Input(String),
+    /// The server that was to scan did not give a report (unreachable, failed, not done in
+    /// time).
+    #[error("{0}")]
+    Server(String),
     /// The history database cannot be opened or read (before any work is done).
     #[error("{context}{source}")]
     History {
@@ -63,7 +67,7 @@ impl Error {
             | Error::Ca(_)
             | Error::Input(_)
             | Error::History { .. } => ErrorKind::Input,
-            Error::Save { .. } => ErrorKind::Incomplete,
+            Error::Save { .. } | Error::Server(_) => ErrorKind::Incomplete,
         }
     }
 

@@ -13,7 +13,10 @@ mod revision;
 mod scan;
 
 pub use baseline::{baseline_from, baseline_yaml};
-pub use check::{CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, Saved, check};
+pub use check::{
+    CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, RemoteScan, Saved, check,
+    check_remote,
+};
 pub use error::{Error, ErrorKind};
 pub use history::{
     DiffSpan, Diffed, ScanRecorder, Timeline, changes_since, diff_scans, export_jsonl, location,

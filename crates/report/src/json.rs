@@ -192,3 +192,99 @@ pub fn json_schema() -> String {
     text.push('\n');
     text
 }
+
+/// Reads a `portgate.scan.v1` document back into a report — one written with every port
+/// listed (`--all-ports`; a server's `allPorts=true`): a document whose `not_shown` counts
+/// ports it does not list cannot give their states, and is refused. Times keep the
+/// document's millisecond precision.
+pub fn read_json(text: &str) -> Result<ScanReport, String> {
+    use portgate_model::{Detection, HostReport, PortResult, Protocol, Reason, ScanMethod};
+    use serde_json::Value;
+    fn field<T: serde::de::DeserializeOwned>(v: &Value, key: &str, at: &str) -> Result<T, String> {
+        serde_json::from_value(v.get(key).cloned().unwrap_or(Value::Null))
+            .map_err(|e| format!("{at}.{key}: {e}"))
+    }
+    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    let schema: String = field(&doc, "schema", "report")?;
+    if schema != JSON_SCHEMA_ID {
+        return Err(format!("schema \"{schema}\", expected {JSON_SCHEMA_ID}"));
+    }
+    let time = |key: &str| -> Result<DateTime<Utc>, String> {
+        let text: String = field(&doc, key, "report")?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|e| format!("report.{key}: {e}"))
+    };
+    let started_at = time("started_at")?;
+    let finished_at = time("finished_at")?;
+    let mut hosts = Vec::new();
+    let listed = doc
+        .get("hosts")
+        .and_then(Value::as_array)
+        .ok_or("report.hosts: missing")?;
+    for (i, host) in listed.iter().enumerate() {
+        let at = format!("hosts[{i}]");
+        let not_shown: BTreeMap<String, u64> = field(host, "not_shown", &at)?;
+        if not_shown.values().any(|n| *n > 0) {
+            return Err(format!(
+                "{at}: ports not listed ({not_shown:?}); read a report written with every port listed"
+            ));
+        }
+        let mut ports = Vec::new();
+        let mut services = Vec::new();
+        for (j, p) in host
+            .get("ports")
+            .and_then(Value::as_array)
+            .ok_or(format!("{at}.ports: missing"))?
+            .iter()
+            .enumerate()
+        {
+            let at = format!("{at}.ports[{j}]");
+            let port: u16 = field(p, "port", &at)?;
+            let protocol: Protocol = field(p, "protocol", &at)?;
+            let observed: String = field(p, "observed_at", &at)?;
+            let observed = DateTime::parse_from_rfc3339(&observed)
+                .map_err(|e| format!("{at}.observed_at: {e}"))?;
+            let rtt_ms: Option<f64> = field(p, "rtt_ms", &at)?;
+            ports.push(PortResult {
+                port,
+                protocol,
+                state: field(p, "state", &at)?,
+                reason: field::<Reason>(p, "reason", &at)?,
+                rtt_us: rtt_ms.map(|ms| (ms * 1000.0).round() as u32),
+                attempts: field(p, "attempts", &at)?,
+                at_ms: u32::try_from(
+                    (observed.with_timezone(&Utc) - started_at).num_milliseconds(),
+                )
+                .unwrap_or(0),
+            });
+            if let Some(detected) = p.get("detected") {
+                let detection: Detection = serde_json::from_value(detected.clone())
+                    .map_err(|e| format!("{at}.detected: {e}"))?;
+                services.push(portgate_model::DetectedService {
+                    port,
+                    protocol,
+                    detection,
+                });
+            }
+        }
+        hosts.push(HostReport {
+            target: field(host, "target", &at)?,
+            hostname: field(host, "hostname", &at)?,
+            ip: field(host, "ip", &at)?,
+            ports_requested: field(host, "ports_requested", &at)?,
+            ports,
+            services,
+            tarpit: field(host, "tarpit", &at)?,
+        });
+    }
+    Ok(ScanReport {
+        method: field::<ScanMethod>(&doc, "method", "report")?,
+        started_at,
+        finished_at,
+        status: field(&doc, "status", "report")?,
+        incomplete_reasons: field(&doc, "incomplete_reasons", "report")?,
+        targets: field(&doc, "targets", "report")?,
+        hosts,
+    })
+}

@@ -21,7 +21,7 @@ pub use history::{
     DIFF_SCHEMA_ID, DiffChange, DiffDocument, DiffScan, HISTORY_SCHEMA_ID, TimelineDocument,
     diff_json, diff_table, history_schemas, timeline_json, timeline_table,
 };
-pub use json::{JSON_SCHEMA_ID, JsonReport, json, json_schema};
+pub use json::{JSON_SCHEMA_ID, JsonReport, json, json_schema, read_json};
 pub use junit::junit;
 pub use markdown::markdown;
 pub use sarif::{FINGERPRINT_KEY, SARIF_VERSION, sarif};

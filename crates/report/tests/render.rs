@@ -195,3 +195,45 @@ fn committed_history_schemas_match_the_types() {
         assert_eq!(schema["$id"], id);
     }
 }
+
+/// A document with every port listed reads back into a report that writes the same
+/// document; one that summarises ports is refused, saying why.
+#[test]
+fn a_json_report_with_every_port_reads_back() {
+    let all = RenderOptions {
+        only_open: false,
+        all_ports: true,
+    };
+    let mut report = sample();
+    // Detection with hostile bytes and TLS, so that the detected part round-trips too.
+    report.hosts[0]
+        .services
+        .push(portgate_model::DetectedService {
+            port: 22,
+            protocol: portgate_model::Protocol::Tcp,
+            detection: portgate_model::Detection {
+                service: Some("ssh".into()),
+                evidence: b"SSH-2.0-x\r\n\x00\xff".to_vec().into(),
+                ..Default::default()
+            },
+        });
+    let text = portgate_report::json(&report, all);
+    let back = portgate_report::read_json(&text).unwrap();
+    assert_eq!(portgate_report::json(&back, all), text);
+    assert_eq!(
+        back.hosts[0]
+            .service_on(portgate_model::Protocol::Tcp, 22)
+            .unwrap()
+            .evidence
+            .as_bytes(),
+        b"SSH-2.0-x\r\n\x00\xff"
+    );
+
+    let summarised = portgate_report::json(&report, RenderOptions::default());
+    if summarised != text {
+        let err = portgate_report::read_json(&summarised).unwrap_err();
+        assert!(err.contains("not listed"), "{err}");
+    }
+    let err = portgate_report::read_json("{\"schema\": \"other.v9\"}").unwrap_err();
+    assert!(err.contains("other.v9"), "{err}");
+}

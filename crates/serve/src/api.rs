@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use portgate_model::{PortState, Protocol, ScanReport, Scope};
+use portgate_report::RenderOptions;
 use portgate_store::{ApiKey, Job, JobFilter, JobStatus, NewJob};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -268,7 +269,7 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn view(job: &Job, with_report: bool) -> ScanView {
+fn view(job: &Job, with_report: Option<RenderOptions>) -> ScanView {
     ScanView {
         scan_id: job.id,
         status: job.status.as_str().to_string(),
@@ -283,12 +284,15 @@ fn view(job: &Job, with_report: bool) -> ScanView {
         attempts: job.attempts,
         history_scan_id: job.scan_id,
         error: job.error.clone(),
-        report: if with_report {
-            job.result
+        report: match with_report {
+            Some(options) => job
+                .result
                 .as_deref()
-                .and_then(|r| serde_json::from_str(r).ok())
-        } else {
-            None
+                .and_then(|r| serde_json::from_str::<ScanReport>(r).ok())
+                .and_then(|report| {
+                    serde_json::from_str(&portgate_report::json(&report, options)).ok()
+                }),
+            None => None,
         },
         links: links(job.id),
     }
@@ -425,7 +429,7 @@ async fn job_of_key(state: &State, key: &ApiKey, id: &str) -> Result<Job, Proble
 /// A scan: status, progress and, when done, the report.
 #[utoipa::path(
     get, path = "/v1/scans/{id}",
-    params(("id" = i64, Path, description = "The scan id")),
+    params(("id" = i64, Path, description = "The scan id"), ViewQuery),
     responses(
         (status = 200, description = "The scan", body = ScanView),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
@@ -436,9 +440,25 @@ async fn get_scan(
     axum::extract::State(state): axum::extract::State<State>,
     Authed(key): Authed,
     Path(id): Path<String>,
+    q: Result<Query<ViewQuery>, QueryRejection>,
 ) -> Result<Json<ScanView>, Problem> {
+    let q = query(q)?;
     let job = job_of_key(&state, &key, &id).await?;
-    Ok(Json(view(&job, true)))
+    let options = RenderOptions {
+        only_open: false,
+        all_ports: q.all_ports.unwrap_or(false),
+    };
+    Ok(Json(view(&job, Some(options))))
+}
+
+/// How to show a scan's report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ViewQuery {
+    /// List every port in the report (by default a state with more than 25 ports on a
+    /// host is summarised in `not_shown`, as `portgate scan -o json` does).
+    pub all_ports: Option<bool>,
 }
 
 /// Filters of the list of scans.
@@ -511,7 +531,7 @@ async fn list_scans(
     let items: Vec<ScanView> = jobs
         .iter()
         .take(limit as usize)
-        .map(|j| view(j, false))
+        .map(|j| view(j, None))
         .collect();
     let next = if more {
         items.last().map(|v| v.scan_id.to_string())
@@ -552,7 +572,7 @@ async fn cancel_scan(
         .await
         .map_err(store_failed("cancel the scan"))?
         .unwrap_or(job);
-    Ok((StatusCode::ACCEPTED, Json(view(&now, false))).into_response())
+    Ok((StatusCode::ACCEPTED, Json(view(&now, None))).into_response())
 }
 
 /// The synchronous check.

@@ -8,6 +8,7 @@
 //! it with its workers until SIGTERM/SIGINT, then drains.
 
 mod api;
+mod client;
 mod keys;
 mod metrics;
 mod problem;
@@ -15,7 +16,8 @@ mod queue;
 mod targets;
 mod worker;
 
-pub use api::{ApiDoc, openapi_json};
+pub use api::{ApiDoc, ScanRequest, openapi_json};
+pub use client::{Client, ClientError};
 pub use keys::{KEY_PREFIX, create as create_key, hash as key_hash};
 pub use metrics::Metrics;
 pub use problem::{PROBLEM_BASE, Problem};

@@ -6,7 +6,6 @@ use crate::State;
 use crate::targets::{self, Checked};
 use portgate_model::{PortSpec, ScanReport, ScanStatus};
 use portgate_pipeline::{self as pipeline, Detector};
-use portgate_report::RenderOptions;
 use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
 use portgate_store::{Job, JobEnd, JobStatus, ScanStart};
 use serde::{Deserialize, Serialize};
@@ -212,7 +211,8 @@ async fn run(state: &State, owner: &str, job: Job) {
                 ScanStatus::Incomplete => JobStatus::Partial,
             };
             let scan_id = save(state, &request, &report).await;
-            let text = portgate_report::json(&report, RenderOptions::default());
+            // Kept in the model's form; each view renders the v1 document it asks for.
+            let text = serde_json::to_string(&*report).unwrap_or_default();
             // Every port is settled: the progress is complete, whatever was last sampled.
             let settled = report.summary().ports_scanned;
             let end = JobEnd {

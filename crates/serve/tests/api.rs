@@ -51,6 +51,9 @@ async fn server_on(db: TestDb, tune: impl FnOnce(&mut Config)) -> Server {
 }
 
 fn client() -> reqwest::Client {
+    // The crate builds reqwest without a TLS provider of its own (the client is given its
+    // TLS setup); these plain-HTTP requests need one installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
