@@ -34,7 +34,10 @@ pub const PORT_CHECK_MAX_TIMEOUT: u64 = 30;
         description = "Scan what you own over HTTP: scan ids to poll, a synchronous port check, API keys and an authorised scope. Errors are application/problem+json (RFC 9457).",
         license(name = "Apache-2.0 OR MIT")
     ),
-    paths(create_scan, get_scan, list_scans, cancel_scan, port_scanner, healthz, readyz, metrics),
+    paths(
+        create_scan, get_scan, list_scans, cancel_scan, port_scanner, target_history, diff,
+        healthz, readyz, metrics
+    ),
     components(schemas(
         ScanRequest, ScanAccepted, ScanView, ScanList, Links, ProgressView, PortCheck,
         PortCheckPort, Certificate, PortCheckSummary, Problem
@@ -71,6 +74,8 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/scans/{id}", get(get_scan))
         .route("/v1/scans/{id}/cancel", post(cancel_scan))
         .route("/v1/port-scanner", get(port_scanner))
+        .route("/v1/targets/{target}/history", get(target_history))
+        .route("/v1/diff", get(diff))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -812,6 +817,118 @@ fn port_check(target: &str, ip: &str, report: &ScanReport, took: Duration) -> Po
         },
         ports,
     }
+}
+
+/// How much history.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct HistoryQuery {
+    /// At most this many scans, newest first (1–100, default 20).
+    pub limit: Option<u32>,
+}
+
+fn json_text(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], text).into_response()
+}
+
+fn pipeline_failed(e: portgate_pipeline::Error) -> Problem {
+    match e.kind() {
+        portgate_pipeline::ErrorKind::Input => Problem::not_found(e.to_string()),
+        portgate_pipeline::ErrorKind::Incomplete => {
+            eprintln!("portgate serve: history: {e}");
+            Problem::internal("read the history")
+        }
+    }
+}
+
+/// A target's exposure timeline (`portgate.history.v1`, as `portgate history -o json`):
+/// one snapshot per address per scan, newest first.
+#[utoipa::path(
+    get, path = "/v1/targets/{target}/history",
+    params(("target" = String, Path, description = "The target as scanned, or one of its addresses"), HistoryQuery),
+    responses(
+        (status = 200, description = "The timeline (portgate.history.v1)", body = Object),
+        (status = 400, description = "Invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Target outside the key's scope", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn target_history(
+    axum::extract::State(state): axum::extract::State<State>,
+    Authed(key): Authed,
+    Path(target): Path<String>,
+    q: Result<Query<HistoryQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(Problem::invalid(format!("limit {limit}: 1 to 100")));
+    }
+    // Only what the key may scan may it read.
+    let scope = state.scope_for(&key)?;
+    targets::check(
+        std::slice::from_ref(&target),
+        &scope,
+        state.resolve_timeout(),
+    )
+    .await?;
+    let timeline = portgate_pipeline::timeline(&state.0.store, &target, limit)
+        .await
+        .map_err(pipeline_failed)?;
+    Ok(json_text(portgate_report::timeline_json(
+        &target, &timeline,
+    )))
+}
+
+/// Two stored scans compared.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// The earlier scan's history id (`historyScanId`).
+    pub a: String,
+    /// The later scan's history id.
+    pub b: String,
+}
+
+/// Every difference between two stored scans (`portgate.diff.v1`, as `portgate diff A B -o json`).
+#[utoipa::path(
+    get, path = "/v1/diff", params(DiffQuery),
+    responses(
+        (status = 200, description = "The changes (portgate.diff.v1)", body = Object),
+        (status = 400, description = "Invalid", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A change outside the key's scope", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such scan", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+async fn diff(
+    axum::extract::State(state): axum::extract::State<State>,
+    Authed(key): Authed,
+    q: Result<Query<DiffQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let q = query(q)?;
+    let id = |text: &str, name: &str| {
+        text.parse::<portgate_store::ScanId>()
+            .map_err(|e| Problem::invalid(format!("{name}: {e}")))
+    };
+    let (a, b) = (id(&q.a, "a")?, id(&q.b, "b")?);
+    let diffed = portgate_pipeline::diff_scans(&state.0.store, a, b)
+        .await
+        .map_err(pipeline_failed)?;
+    let scope = state.scope_for(&key)?;
+    if let Some(outside) = diffed
+        .changes
+        .iter()
+        .find(|c| scope.check_addr(c.ip).is_err())
+    {
+        return Err(Problem::out_of_scope(format!(
+            "scan {a} or {b} covers {}, outside this key's scope",
+            outside.ip
+        )));
+    }
+    Ok(json_text(portgate_report::diff_json(&diffed)))
 }
 
 /// Alive.

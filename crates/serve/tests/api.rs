@@ -196,6 +196,28 @@ async fn queued_polled_and_reported(s: Server) {
         bad["detail"].as_str().unwrap().contains("status \"done\""),
         "{bad}"
     );
+
+    // The history of the target, and the difference of two of its scans.
+    let (status, timeline) = s.get("/v1/targets/127.0.0.1/history").await;
+    assert_eq!(status, StatusCode::OK, "{timeline}");
+    assert_eq!(timeline["schema"], "portgate.history.v1");
+    assert!(
+        !timeline["snapshots"].as_array().unwrap().is_empty(),
+        "{timeline}"
+    );
+    let h1 = done["historyScanId"].as_i64().unwrap();
+    let later = s.wait(other["scanId"].as_i64().unwrap()).await;
+    let h2 = later["historyScanId"].as_i64().unwrap();
+    let (status, diff) = s.get(&format!("/v1/diff?a={h1}&b={h2}")).await;
+    assert_eq!(status, StatusCode::OK, "{diff}");
+    assert_eq!(diff["schema"], "portgate.diff.v1");
+    assert_eq!(diff["scans"].as_array().unwrap().len(), 2, "{diff}");
+    let (status, _) = s.get("/v1/diff?a=x&b=2").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = s.get("/v1/diff?a=1&b=999999").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s.get("/v1/targets/198.51.100.7/history").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread")]
