@@ -6,47 +6,102 @@ use clap::{Args, Subcommand};
 use portgate_model::Scope;
 use portgate_pipeline as pipeline;
 use portgate_serve::{Config, State};
+use serde::Deserialize;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR:PORT")]
-    pub(crate) listen: SocketAddr,
+    /// Settings from this YAML file (the keys are the long flags' names with `_`: listen,
+    /// db, scope, workers, per_key_scans, rate, cache_ttl, drain_timeout, addresses_only);
+    /// a flag given here wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Address and port to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<SocketAddr>,
 
     #[command(flatten)]
     pub(crate) db: DbArg,
 
-    /// What the server may scan: CIDRs (v4 and v6), repeated or comma-separated. Required:
-    /// a scanner on a network must be told what it may touch.
-    #[arg(long, value_name = "CIDR", required = true, value_delimiter = ',')]
+    /// What the server may scan: CIDRs (v4 and v6), repeated or comma-separated. Required
+    /// (here or in the file): a scanner on a network must be told what it may touch.
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub(crate) scope: Vec<String>,
 
-    /// Scans running at once.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub(crate) workers: usize,
+    /// Scans running at once [default: 4].
+    #[arg(long, value_name = "N")]
+    pub(crate) workers: Option<usize>,
 
-    /// Scans queued or running at once for one key.
-    #[arg(long, default_value_t = 4, value_name = "N")]
-    pub(crate) per_key_scans: i64,
+    /// Scans queued or running at once for one key [default: 4].
+    #[arg(long, value_name = "N")]
+    pub(crate) per_key_scans: Option<i64>,
 
-    /// Requests a minute for one key.
-    #[arg(long, default_value_t = 120, value_name = "N")]
-    pub(crate) rate: u32,
+    /// Requests a minute for one key [default: 120].
+    #[arg(long, value_name = "N")]
+    pub(crate) rate: Option<u32>,
 
-    /// How long a port check's answer is served from the cache.
-    #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
-    pub(crate) cache_ttl: Duration,
+    /// How long a port check's answer is served from the cache [default: 60s].
+    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    pub(crate) cache_ttl: Option<Duration>,
 
     /// Take addresses and ranges only: refuse target names, so that the server never asks
     /// DNS.
     #[arg(long)]
     pub(crate) addresses_only: bool,
 
-    /// How long running scans may take to finish on SIGTERM before they are queued again.
-    #[arg(long, default_value = "60s", value_parser = crate::args::parse_duration, value_name = "DURATION")]
-    pub(crate) drain_timeout: Duration,
+    /// How long running scans may take to finish on SIGTERM before they are queued again
+    /// [default: 60s].
+    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    pub(crate) drain_timeout: Option<Duration>,
+}
+
+/// `--config FILE`: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeFile {
+    listen: Option<SocketAddr>,
+    db: Option<String>,
+    scope: Option<Vec<String>>,
+    workers: Option<usize>,
+    per_key_scans: Option<i64>,
+    rate: Option<u32>,
+    cache_ttl: Option<String>,
+    drain_timeout: Option<String>,
+    addresses_only: Option<bool>,
+}
+
+/// Largest configuration file read.
+const MAX_CONFIG: usize = 64 * 1024;
+
+fn read_config(path: &Path) -> Result<ServeFile, Failure> {
+    let shown = path.display();
+    let bytes =
+        std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {shown}: {e}")))?;
+    let at = |e: portgate_policy::yaml::YamlError| {
+        let key = e.key.map(|k| format!("{k}: ")).unwrap_or_default();
+        Failure::usage(format!(
+            "{shown}:{}:{}: {key}{}",
+            e.line, e.column, e.message
+        ))
+    };
+    let text = portgate_policy::yaml::text(&bytes, MAX_CONFIG, "configuration file").map_err(at)?;
+    portgate_policy::yaml::parse(text).map_err(at)
+}
+
+fn duration_in(
+    file: &Path,
+    key: &str,
+    value: Option<&String>,
+) -> Result<Option<Duration>, Failure> {
+    value
+        .map(|v| {
+            crate::args::parse_duration(v)
+                .map_err(|e| Failure::usage(format!("{}: {key}: {e}", file.display())))
+        })
+        .transpose()
 }
 
 #[derive(Debug, Args)]
@@ -87,24 +142,57 @@ fn scope_of(entries: &[String]) -> Result<Scope, Failure> {
 }
 
 pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
-    let scope = scope_of(&args.scope)?;
+    let (file, path) = match &args.config {
+        Some(path) => (read_config(path)?, path.clone()),
+        None => (ServeFile::default(), PathBuf::new()),
+    };
+    let scope_entries = if args.scope.is_empty() {
+        file.scope.clone().unwrap_or_default()
+    } else {
+        args.scope.clone()
+    };
+    if scope_entries.is_empty() {
+        return Err(Failure::usage(
+            "--scope (or scope: in --config) is required: the CIDRs the server may scan",
+        ));
+    }
+    let scope = scope_of(&scope_entries)?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let cache_ttl = match args.cache_ttl {
+        Some(d) => d,
+        None => duration_in(&path, "cache_ttl", file.cache_ttl.as_ref())?
+            .unwrap_or(Duration::from_secs(60)),
+    };
+    let drain_timeout = match args.drain_timeout {
+        Some(d) => d,
+        None => duration_in(&path, "drain_timeout", file.drain_timeout.as_ref())?
+            .unwrap_or(Duration::from_secs(60)),
+    };
     crate::scan::raise_open_file_limit();
-    let location = pipeline::location(args.db.db.as_deref())?;
+    let db = args.db.db.clone().or(file.db.clone());
+    let location = pipeline::location(db.as_deref())?;
     let runtime = crate::runtime()?;
     runtime.block_on(async {
         let store = pipeline::open_store(&location).await?;
-        let mut config = Config::new(args.listen, scope);
-        config.workers = args.workers.max(1);
-        config.per_key_scans = args.per_key_scans.max(1);
-        config.requests_per_minute = args.rate.max(1);
-        config.cache_ttl = args.cache_ttl;
-        config.resolve_names = !args.addresses_only;
-        let listener = portgate_serve::bind(args.listen)
+        let mut config = Config::new(listen, scope);
+        config.workers = args.workers.or(file.workers).unwrap_or(4).max(1);
+        config.per_key_scans = args
+            .per_key_scans
+            .or(file.per_key_scans)
+            .unwrap_or(4)
+            .max(1);
+        config.requests_per_minute = args.rate.or(file.rate).unwrap_or(120).max(1);
+        config.cache_ttl = cache_ttl;
+        config.resolve_names = !(args.addresses_only || file.addresses_only.unwrap_or(false));
+        let listener = portgate_serve::bind(listen)
             .await
             .map_err(|e| Failure::usage(e.to_string()))?;
-        let bound = listener.local_addr().unwrap_or(args.listen);
+        let bound = listener.local_addr().unwrap_or(listen);
         eprintln!("portgate serve: listening on http://{bound} (history: {location})");
-        portgate_serve::run(State::new(store, config), listener, args.drain_timeout)
+        portgate_serve::run(State::new(store, config), listener, drain_timeout)
             .await
             .map_err(|e| Failure::scan(e.to_string()))
     })?;

@@ -191,3 +191,65 @@ fn scan_through_a_server_reports_what_a_local_scan_does() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `portgate serve --config FILE`: the file's settings, the flags winning over it, and a
+/// wrong key refused with its file, line and column.
+#[test]
+fn the_configuration_file_is_read_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("serve.db").display().to_string();
+    let key = key(&db);
+    let port = free_port();
+    let config = dir.path().join("serve.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:1\ndb: {db}\nscope: [127.0.0.0/8]\nworkers: 2\nrate: 5\naddresses_only: true\n"
+        ),
+    )
+    .unwrap();
+    // The flag's address wins over the file's.
+    let mut child = portgate()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < Duration::from_secs(20), "not started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The file's settings hold: names refused, 5 requests a minute.
+    let (status, problem) = http(
+        port,
+        "POST",
+        "/v1/scans",
+        &key,
+        Some(&json!({"targets": ["localhost"], "ports": "22"})),
+    );
+    assert_eq!(status, 400, "{problem}");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("addresses and ranges only")
+    );
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| http(port, "GET", "/v1/scans", &key, None).0)
+        .collect();
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    std::fs::write(&config, "scope: [127.0.0.0/8]\nworker: 2\n").unwrap();
+    let (code, _, err) = run(&["serve", "--config", &config.display().to_string()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("serve.yaml:2:1"), "{err}");
+    assert!(err.contains("worker"), "{err}");
+    let (code, _, err) = run(&["serve", "--db", &db]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--scope"), "{err}");
+}
