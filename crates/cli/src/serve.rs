@@ -52,6 +52,11 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     pub(crate) addresses_only: bool,
 
+    /// A manifest clients may check by name (`POST /v1/checks {"manifest": "NAME"}`),
+    /// repeated.
+    #[arg(long = "manifest", value_name = "NAME=PATH", value_parser = parse_named)]
+    pub(crate) manifests: Vec<(String, PathBuf)>,
+
     /// How long running scans may take to finish on SIGTERM before they are queued again
     /// [default: 60s].
     #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
@@ -71,6 +76,16 @@ struct ServeFile {
     cache_ttl: Option<String>,
     drain_timeout: Option<String>,
     addresses_only: Option<bool>,
+    manifests: Option<std::collections::BTreeMap<String, PathBuf>>,
+}
+
+fn parse_named(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !path.is_empty() => {
+            Ok((name.to_string(), PathBuf::from(path)))
+        }
+        _ => Err(format!("\"{text}\": give NAME=PATH")),
+    }
 }
 
 /// Largest configuration file read.
@@ -187,6 +202,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
         config.requests_per_minute = args.rate.or(file.rate).unwrap_or(120).max(1);
         config.cache_ttl = cache_ttl;
         config.resolve_names = !(args.addresses_only || file.addresses_only.unwrap_or(false));
+        config.manifests = file.manifests.clone().unwrap_or_default();
+        config.manifests.extend(args.manifests.iter().cloned());
+        for (name, path) in &config.manifests {
+            portgate_policy::Manifest::load(path)
+                .map_err(|e| Failure::usage(format!("--manifest {name}: {e}")))?;
+        }
         let listener = portgate_serve::bind(listen)
             .await
             .map_err(|e| Failure::usage(e.to_string()))?;

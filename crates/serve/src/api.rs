@@ -35,12 +35,14 @@ pub const PORT_CHECK_MAX_TIMEOUT: u64 = 30;
         license(name = "Apache-2.0 OR MIT")
     ),
     paths(
-        create_scan, get_scan, list_scans, cancel_scan, port_scanner, target_history, diff,
+        create_scan, get_scan, list_scans, cancel_scan, crate::checks::create_check,
+        crate::checks::get_check, port_scanner, target_history, diff,
         healthz, readyz, metrics
     ),
     components(schemas(
         ScanRequest, ScanAccepted, ScanView, ScanList, Links, ProgressView, PortCheck,
-        PortCheckPort, Certificate, PortCheckSummary, Problem
+        PortCheckPort, Certificate, PortCheckSummary, Problem, crate::checks::CheckRequest,
+        crate::checks::CheckAccepted, crate::checks::CheckView
     )),
     modifiers(&KeyAuth),
     security(("api_key" = []))
@@ -73,6 +75,8 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/scans", post(create_scan).get(list_scans))
         .route("/v1/scans/{id}", get(get_scan))
         .route("/v1/scans/{id}/cancel", post(cancel_scan))
+        .route("/v1/checks", post(crate::checks::create_check))
+        .route("/v1/checks/{id}", get(crate::checks::get_check))
         .route("/v1/port-scanner", get(port_scanner))
         .route("/v1/targets/{target}/history", get(target_history))
         .route("/v1/diff", get(diff))
@@ -132,13 +136,13 @@ impl FromRequestParts<State> for Authed {
 
 impl State {
     /// How long a name may take to resolve; `None` when names are not taken.
-    fn resolve_timeout(&self) -> Option<Duration> {
+    pub(crate) fn resolve_timeout(&self) -> Option<Duration> {
         let config = &self.0.config;
         config.resolve_names.then_some(config.resolve_timeout)
     }
 
     /// The scope for `key`: the server's, narrowed by the key's own.
-    fn scope_for(&self, key: &ApiKey) -> Result<Scope, Problem> {
+    pub(crate) fn scope_for(&self, key: &ApiKey) -> Result<Scope, Problem> {
         if key.scope.is_empty() {
             return Ok(self.0.config.scope.clone());
         }
@@ -148,7 +152,10 @@ impl State {
     }
 }
 
-fn json_body<T>(body: Result<Json<T>, JsonRejection>, limit: usize) -> Result<T, Problem> {
+pub(crate) fn json_body<T>(
+    body: Result<Json<T>, JsonRejection>,
+    limit: usize,
+) -> Result<T, Problem> {
     match body {
         Ok(Json(value)) => Ok(value),
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -158,12 +165,14 @@ fn json_body<T>(body: Result<Json<T>, JsonRejection>, limit: usize) -> Result<T,
     }
 }
 
-fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
+pub(crate) fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, Problem> {
     q.map(|Query(v)| v)
         .map_err(|rejection| Problem::invalid(rejection.body_text()))
 }
 
-fn store_failed(operation: &'static str) -> impl FnOnce(portgate_store::StoreError) -> Problem {
+pub(crate) fn store_failed(
+    operation: &'static str,
+) -> impl FnOnce(portgate_store::StoreError) -> Problem {
     move |e| {
         eprintln!("portgate serve: {operation}: {e}");
         Problem::internal(operation)
@@ -202,9 +211,14 @@ pub struct Links {
 }
 
 fn links(id: i64) -> Links {
+    links_of("scans", id)
+}
+
+/// The links of job `id` of a kind's collection (`scans`, `checks`).
+pub(crate) fn links_of(collection: &str, id: i64) -> Links {
     Links {
-        this: format!("/v1/scans/{id}"),
-        cancel: format!("/v1/scans/{id}/cancel"),
+        this: format!("/v1/{collection}/{id}"),
+        cancel: format!("/v1/{collection}/{id}/cancel"),
     }
 }
 
@@ -414,7 +428,12 @@ async fn create_scan(
     Ok(response)
 }
 
-async fn job_of_key(state: &State, key: &ApiKey, id: &str) -> Result<Job, Problem> {
+pub(crate) async fn job_of_key(
+    state: &State,
+    key: &ApiKey,
+    id: &str,
+    kind: &str,
+) -> Result<Job, Problem> {
     let id: i64 = id
         .parse()
         .ok()
@@ -427,8 +446,8 @@ async fn job_of_key(state: &State, key: &ApiKey, id: &str) -> Result<Job, Proble
         .await
         .map_err(store_failed("read the scan"))?;
     // Another key's scan is not there, for this key.
-    job.filter(|j| j.key_id == Some(key.id))
-        .ok_or_else(|| Problem::not_found(format!("no scan {id} for this key")))
+    job.filter(|j| j.key_id == Some(key.id) && j.kind == kind)
+        .ok_or_else(|| Problem::not_found(format!("no {kind} {id} for this key")))
 }
 
 /// A scan: status, progress and, when done, the report.
@@ -448,7 +467,7 @@ async fn get_scan(
     q: Result<Query<ViewQuery>, QueryRejection>,
 ) -> Result<Json<ScanView>, Problem> {
     let q = query(q)?;
-    let job = job_of_key(&state, &key, &id).await?;
+    let job = job_of_key(&state, &key, &id, "scan").await?;
     let options = RenderOptions {
         only_open: false,
         all_ports: q.all_ports.unwrap_or(false),
@@ -562,7 +581,7 @@ async fn cancel_scan(
     Authed(key): Authed,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let job = job_of_key(&state, &key, &id).await?;
+    let job = job_of_key(&state, &key, &id, "scan").await?;
     if job.status.is_done() {
         return Err(Problem::conflict(format!(
             "scan {} is already {}",

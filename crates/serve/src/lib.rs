@@ -8,6 +8,7 @@
 //! it with its workers until SIGTERM/SIGINT, then drains.
 
 mod api;
+mod checks;
 mod client;
 mod keys;
 mod metrics;
@@ -17,6 +18,7 @@ mod targets;
 mod worker;
 
 pub use api::{ApiDoc, ScanRequest, openapi_json};
+pub use checks::CheckRequest;
 pub use client::{Client, ClientError};
 pub use keys::{KEY_PREFIX, create as create_key, hash as key_hash};
 pub use metrics::Metrics;
@@ -58,6 +60,8 @@ pub struct Config {
     pub max_scan_time: Duration,
     /// Bound on resolving one target name.
     pub resolve_timeout: Duration,
+    /// Manifests the server checks by name (`POST /v1/checks {"manifest": NAME}`).
+    pub manifests: std::collections::BTreeMap<String, std::path::PathBuf>,
     /// Whether target names are resolved (`false`: only addresses and ranges are taken,
     /// and the server never asks DNS).
     pub resolve_names: bool,
@@ -78,6 +82,7 @@ impl Config {
             max_scan_time: Duration::from_secs(900),
             resolve_timeout: Duration::from_secs(5),
             resolve_names: true,
+            manifests: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -132,29 +132,34 @@ async fn work(state: State) {
 
 /// How a job ended.
 enum End {
-    Done(Box<ScanReport>),
+    Done(Output),
     Failed(String),
     Cancelled,
     LeaseLost,
 }
 
+/// What a job produced.
+enum Output {
+    Scan(Box<ScanReport>, Box<ScanJob>),
+    Check(String),
+}
+
+async fn perform(job: &Job, progress: Arc<Progress>) -> Result<Output, String> {
+    if job.kind == "check" {
+        return crate::checks::run(&job.request, progress)
+            .await
+            .map(Output::Check);
+    }
+    let request: ScanJob = serde_json::from_str(&job.request)
+        .map_err(|e| format!("the stored request is unreadable: {e}"))?;
+    let report = scan(&request, progress).await?;
+    Ok(Output::Scan(Box::new(report), Box::new(request)))
+}
+
 async fn run(state: &State, owner: &str, job: Job) {
     let inner = &state.0;
-    let request: ScanJob = match serde_json::from_str(&job.request) {
-        Ok(r) => r,
-        Err(e) => {
-            let reason = format!("the stored request is unreadable: {e}");
-            let end = JobEnd {
-                status: JobStatus::Failed,
-                error: Some(&reason),
-                ..JobEnd::default()
-            };
-            let _ = inner.store.finish_job(job.id, owner, &end).await;
-            return;
-        }
-    };
     let progress = Arc::new(Progress::default());
-    let scan_fut = scan(&request, progress.clone());
+    let scan_fut = perform(&job, progress.clone());
     tokio::pin!(scan_fut);
     let beat = (inner.config.lease / 3).max(Duration::from_millis(200));
     let mut ticker = tokio::time::interval(beat);
@@ -162,7 +167,7 @@ async fn run(state: &State, owner: &str, job: Job) {
     let end = loop {
         tokio::select! {
             result = &mut scan_fut => break match result {
-                Ok(report) => End::Done(Box::new(report)),
+                Ok(output) => End::Done(output),
                 Err(e) => End::Failed(e),
             },
             _ = ticker.tick() => {
@@ -205,7 +210,22 @@ async fn run(state: &State, owner: &str, job: Job) {
             let _ = inner.store.finish_job(job.id, owner, &end).await;
             inner.metrics.job_finished(JobStatus::Failed, seconds, 0);
         }
-        End::Done(report) => {
+        End::Done(Output::Check(text)) => {
+            let end = JobEnd {
+                status: JobStatus::Succeeded,
+                result: Some(&text),
+                progress,
+                ..JobEnd::default()
+            };
+            if let Err(e) = inner.store.finish_job(job.id, owner, &end).await {
+                eprintln!(
+                    "portgate serve: job {}: cannot store its result: {e}",
+                    job.id
+                );
+            }
+            inner.metrics.job_finished(JobStatus::Succeeded, seconds, 0);
+        }
+        End::Done(Output::Scan(report, request)) => {
             let status = match report.status {
                 ScanStatus::Completed => JobStatus::Succeeded,
                 ScanStatus::Incomplete => JobStatus::Partial,

@@ -536,3 +536,88 @@ async fn health_readiness_metrics_and_the_committed_openapi_document() {
     assert_eq!(r.headers()["content-type"], "application/problem+json");
     let _: SocketAddr = s.base.trim_start_matches("http://").parse().unwrap();
 }
+
+/// `POST /v1/checks` with an inline manifest and with one the server is configured with:
+/// the decision, the evidence and the renditions; targets outside the scope refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_manifest_is_checked_with_its_renditions() {
+    let (_open, port, _) = ports();
+    let manifest = format!(
+        "version: 1\nassets:\n  - name: app\n    targets: [127.0.0.1]\n    ports: \"T:{port}\"\n    approved:\n      - port: {port}\n        justification: the test's service\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let named = dir.path().join("exposure.yaml");
+    // The named one approves nothing: the open port fails it.
+    std::fs::write(
+        &named,
+        format!("version: 1\nassets:\n  - name: app\n    targets: [127.0.0.1]\n    ports: \"T:{port}\"\n"),
+    )
+    .unwrap();
+    let s = server(|c| {
+        c.manifests.insert("staging".into(), named.clone());
+    })
+    .await;
+    let check = |body: Value| {
+        let s = &s;
+        async move {
+            let (status, accepted) = s.post("/v1/checks", &body).await;
+            assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+            let id = accepted["checkId"].as_i64().unwrap();
+            let start = Instant::now();
+            loop {
+                let (status, view) = s.get(&format!("/v1/checks/{id}")).await;
+                assert_eq!(status, StatusCode::OK, "{view}");
+                if !["queued", "running"].contains(&view["status"].as_str().unwrap()) {
+                    return (id, view);
+                }
+                assert!(start.elapsed() < Duration::from_secs(60), "{view}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let (id, passed) = check(json!({"manifest": manifest})).await;
+    assert_eq!(passed["status"], "succeeded", "{passed}");
+    assert_eq!(passed["decision"], "pass", "{passed}");
+    assert_eq!(
+        passed["evidence"]["schema"], "portgate.check.v1",
+        "{passed}"
+    );
+    let (_, failed) = check(json!({"manifest": "staging"})).await;
+    assert_eq!(failed["decision"], "fail", "{failed}");
+
+    for (format, marker) in [
+        ("sarif", "\"version\": \"2.1.0\""),
+        ("junit", "<testsuites"),
+        ("markdown", "portgate"),
+    ] {
+        let r = client()
+            .get(format!("{}/v1/checks/{id}?format={format}", s.base))
+            .header("x-api-key", &s.key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{format}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(marker), "{format}: {text}");
+    }
+    let (status, _) = s.get(&format!("/v1/checks/{id}?format=pdf")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, problem) = s
+        .post("/v1/checks", &json!({"manifest": "production"}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    let outside = "version: 1\nassets:\n  - name: x\n    targets: [198.51.100.7]\n";
+    let (status, problem) = s.post("/v1/checks", &json!({"manifest": outside})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{problem}");
+    let (status, problem) = s
+        .post(
+            "/v1/checks",
+            &json!({"manifest": "version: 1\nassets: 3\n"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("inline:2"),
+        "{problem}"
+    );
+}

@@ -1,0 +1,331 @@
+//! `POST /v1/checks` and `GET /v1/checks/{id}`: a manifest (one the server is configured
+//! with, by name, or inline YAML) checked against a scan the server runs — the same plan,
+//! evaluation and renditions (JSON evidence, SARIF, JUnit, Markdown) as `portgate check`.
+
+use crate::State;
+use crate::api::{Authed, json_body, links_of, query, store_failed};
+use crate::problem::Problem;
+use crate::targets::{self, Checked};
+use crate::worker::{self, Progress, ScanJob};
+use axum::Json;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use portgate_model::{Finding, Outcome, PortSpec, ScanReport, TargetSpec};
+use portgate_pipeline::{CheckOptions, Error, RemoteScan};
+use portgate_policy::Manifest;
+use portgate_store::{Job, NewJob};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::{IntoParams, ToSchema};
+
+/// A check to run.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    /// The name of a manifest the server is configured with (`--manifest NAME=PATH`), or a
+    /// whole manifest as YAML.
+    pub manifest: String,
+    /// Check only this environment's assets.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Check only this target (as `portgate check --target`).
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+/// A check as stored in its job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct CheckJob {
+    /// The manifest's text.
+    manifest: String,
+    /// Its name in findings and renditions.
+    source: String,
+    env: Option<String>,
+    target: Option<String>,
+    /// Every target of the plan, resolved and checked against the scope.
+    checked: Vec<Checked>,
+}
+
+/// What a finished check keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CheckResult {
+    report: ScanReport,
+    findings: Vec<Finding>,
+    outcome: Outcome,
+    monitor: bool,
+}
+
+/// The plan's scans, done with the addresses checked when the check was accepted.
+struct PlanScans<'a> {
+    checked: &'a [Checked],
+    progress: Arc<Progress>,
+}
+
+impl RemoteScan for PlanScans<'_> {
+    fn scan<'a>(
+        &'a self,
+        ports: &'a PortSpec,
+        targets: &'a [TargetSpec],
+        deadline: Option<Duration>,
+    ) -> Pin<Box<dyn Future<Output = Result<ScanReport, Error>> + Send + 'a>> {
+        Box::pin(async move {
+            let names: Vec<String> = targets.iter().map(ToString::to_string).collect();
+            let checked: Vec<Checked> = self
+                .checked
+                .iter()
+                .filter(|c| {
+                    TargetSpec::from_str(&c.input).is_ok_and(|t| names.contains(&t.to_string()))
+                })
+                .cloned()
+                .collect();
+            let job = ScanJob {
+                targets: names,
+                ports: ports.to_string(),
+                detect: true,
+                timeout_s: deadline.map(|d| d.as_secs().max(1)),
+                checked,
+            };
+            worker::scan(&job, self.progress.clone())
+                .await
+                .map_err(Error::Server)
+        })
+    }
+}
+
+/// Runs a stored check; the result document (JSON) or why it failed.
+pub(crate) async fn run(request: &str, progress: Arc<Progress>) -> Result<String, String> {
+    let job: CheckJob = serde_json::from_str(request)
+        .map_err(|e| format!("the stored check is unreadable: {e}"))?;
+    let manifest =
+        Manifest::from_bytes(job.manifest.as_bytes(), &job.source).map_err(|e| e.to_string())?;
+    let options = options(&job)?;
+    let scans = PlanScans {
+        checked: &job.checked,
+        progress,
+    };
+    let outcome = portgate_pipeline::check_remote(&manifest, &options, &scans, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    serde_json::to_string(&CheckResult {
+        report: outcome.report,
+        findings: outcome.evaluation.findings,
+        outcome: outcome.evaluation.outcome,
+        monitor: outcome.evaluation.monitor,
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn options(job: &CheckJob) -> Result<CheckOptions, String> {
+    let targets = job
+        .target
+        .iter()
+        .map(|t| TargetSpec::from_str(t).map_err(|e| format!("target: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(CheckOptions::builder()
+        .env(job.env.clone())
+        .targets(targets)
+        .build())
+}
+
+/// A check accepted.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckAccepted {
+    /// Its id, to poll.
+    pub check_id: i64,
+    /// `queued`.
+    pub status: String,
+}
+
+/// Queue a check of a manifest.
+#[utoipa::path(
+    post, path = "/v1/checks", request_body = CheckRequest,
+    responses(
+        (status = 202, description = "Accepted", body = CheckAccepted),
+        (status = 400, description = "Invalid request or manifest", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "A target outside the scope", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create_check(
+    axum::extract::State(state): axum::extract::State<State>,
+    Authed(key): Authed,
+    body: Result<Json<CheckRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let inner = &state.0;
+    if state.draining() {
+        return Err(Problem::unavailable("the server is shutting down"));
+    }
+    let request = json_body(body, inner.config.max_body)?;
+    let (text, source) = match inner.config.manifests.get(&request.manifest) {
+        Some(path) => (
+            std::fs::read_to_string(path).map_err(|e| {
+                eprintln!("portgate serve: manifest {}: {e}", path.display());
+                Problem::internal("read the configured manifest")
+            })?,
+            request.manifest.clone(),
+        ),
+        None if request.manifest.contains('\n') => (request.manifest.clone(), "inline".into()),
+        None => {
+            return Err(Problem::invalid(format!(
+                "manifest: \"{}\" is neither a manifest this server is configured with nor YAML",
+                request.manifest
+            )));
+        }
+    };
+    let manifest = Manifest::from_bytes(text.as_bytes(), &source)
+        .map_err(|e| Problem::invalid(format!("manifest: {e}")))?;
+    let mut job = CheckJob {
+        manifest: text,
+        source,
+        env: request.env.clone(),
+        target: request.target.clone(),
+        checked: Vec::new(),
+    };
+    let options = options(&job).map_err(Problem::invalid)?;
+    manifest
+        .check_environment(options.env())
+        .map_err(|e| Problem::invalid(e.to_string()))?;
+    let inputs: Vec<String> = manifest
+        .scan_plan(options.env(), &[])
+        .iter()
+        .flat_map(|g| g.targets.iter().map(ToString::to_string))
+        .chain(request.target.iter().cloned())
+        .collect();
+    if inputs.is_empty() {
+        return Err(Problem::invalid(
+            "manifest: nothing to check: no asset lists a target",
+        ));
+    }
+    let scope = state.scope_for(&key)?;
+    job.checked = targets::check(&inputs, &scope, state.resolve_timeout()).await?;
+    let text = serde_json::to_string(&job).map_err(|_| Problem::internal("record the request"))?;
+    let (stored, created) = inner
+        .store
+        .enqueue_job(&NewJob {
+            kind: "check",
+            request: &text,
+            targets: &inputs,
+            key_id: Some(key.id),
+            idempotency_key: None,
+        })
+        .await
+        .map_err(store_failed("queue the check"))?;
+    if created {
+        inner.queue.pushed(stored.id);
+    }
+    let accepted = CheckAccepted {
+        check_id: stored.id,
+        status: stored.status.as_str().to_string(),
+    };
+    Ok((StatusCode::ACCEPTED, Json(accepted)).into_response())
+}
+
+/// How to show a check.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CheckQuery {
+    /// `json` (status and, when done, the decision and the `portgate.check.v1` evidence;
+    /// the default), or a rendition of a finished check: `sarif`, `junit`, `markdown`.
+    pub format: Option<String>,
+}
+
+/// A check: status and, when done, its decision, findings and renditions.
+#[utoipa::path(
+    get, path = "/v1/checks/{id}",
+    params(("id" = i64, Path, description = "The check id"), CheckQuery),
+    responses(
+        (status = 200, description = "The check (JSON), or a rendition (SARIF, JUnit XML, Markdown)", body = Object),
+        (status = 400, description = "Unknown format", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such check for this key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "A rendition of a check not done", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get_check(
+    axum::extract::State(state): axum::extract::State<State>,
+    Authed(key): Authed,
+    Path(id): Path<String>,
+    q: Result<Query<CheckQuery>, QueryRejection>,
+) -> Result<Response, Problem> {
+    let q = query(q)?;
+    let job = crate::api::job_of_key(&state, &key, &id, "check").await?;
+    let format = q.format.as_deref().unwrap_or("json");
+    let result: Option<CheckResult> = job
+        .result
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok());
+    let stored: Option<CheckJob> = serde_json::from_str(&job.request).ok();
+    let source = stored
+        .as_ref()
+        .map(|j| j.source.clone())
+        .unwrap_or_default();
+    let env = stored.as_ref().and_then(|j| j.env.clone());
+    let rendition = result.as_ref().map(|r| portgate_report::CheckReport {
+        findings: &r.findings,
+        outcome: r.outcome,
+        monitor: r.monitor,
+        manifest: &source,
+        env: env.as_deref(),
+        scan: &r.report,
+    });
+    let (content_type, render): (&str, fn(&portgate_report::CheckReport<'_>) -> String) =
+        match format {
+            "json" => return Ok(Json(view(&job, rendition.as_ref())).into_response()),
+            "sarif" => ("application/sarif+json", portgate_report::sarif),
+            "junit" => ("application/xml", portgate_report::junit),
+            "markdown" => ("text/markdown; charset=utf-8", portgate_report::markdown),
+            other => {
+                return Err(Problem::invalid(format!(
+                    "format \"{other}\": json, sarif, junit or markdown"
+                )));
+            }
+        };
+    let Some(check) = rendition else {
+        return Err(Problem::conflict(format!(
+            "check {} is {}: its {format} is there once it has succeeded",
+            job.id,
+            job.status.as_str()
+        )));
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], render(&check)).into_response())
+}
+
+/// A check as JSON.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckView {
+    /// Its id.
+    pub check_id: i64,
+    /// `queued`, `running`, `succeeded` (decided), `failed` (could not run), `cancelled`.
+    pub status: String,
+    /// When done: `pass`, `warn`, `fail` or `inconclusive`.
+    pub decision: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When done: the `portgate.check.v1` evidence (findings and the scan), as
+    /// `portgate check --json` writes it.
+    #[schema(value_type = Option<Object>)]
+    pub evidence: Option<serde_json::Value>,
+    /// Where to poll.
+    pub links: crate::api::Links,
+}
+
+fn view(job: &Job, check: Option<&portgate_report::CheckReport<'_>>) -> CheckView {
+    CheckView {
+        check_id: job.id,
+        status: job.status.as_str().to_string(),
+        decision: check.map(|c| c.outcome.as_str().to_string()),
+        error: job.error.clone(),
+        evidence: check.and_then(|c| serde_json::from_str(&portgate_report::check_json(c)).ok()),
+        links: links_of("checks", job.id),
+    }
+}
