@@ -30,10 +30,17 @@ fn long_scan() -> Value {
     json!({"targets": ["127.2.0.0/18"], "ports": "1-40"})
 }
 
+/// On both store backends.
 #[test]
 fn a_job_survives_kill_9_and_is_reported_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("serve.db").display().to_string();
+    for db in portgate_test_support::db::backends_blocking("portgate_serve") {
+        eprintln!("store backend: {}", db.name);
+        survives_kill_9(&db.url);
+    }
+}
+
+fn survives_kill_9(db: &str) {
+    let db = db.to_string();
     let key = key(&db);
     let port = free_port();
     let mut server = Served::start(&db, port);

@@ -86,6 +86,7 @@ pub(crate) fn router(state: State) -> Router {
         .route("/openapi.json", get(openapi))
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(header_limits))
         // A bug must not drop the connection: it is a 500 problem like any other.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -93,6 +94,24 @@ pub(crate) fn router(state: State) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// Most bytes of all request headers together (names and values).
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Most request headers.
+pub const MAX_HEADERS: usize = 64;
+
+/// Refuses requests whose headers are too many or too large: 431, as a problem.
+async fn header_limits(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let headers = request.headers();
+    let bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if headers.len() > MAX_HEADERS || bytes > MAX_HEADER_BYTES {
+        return Problem::headers_too_large(MAX_HEADERS, MAX_HEADER_BYTES).into_response();
+    }
+    next.run(request).await
 }
 
 /// The key of the request, checked and within its rate limit.

@@ -88,6 +88,16 @@ impl Problem {
         )
     }
 
+    /// 431: too many or too large request headers.
+    pub fn headers_too_large(count: usize, bytes: usize) -> Self {
+        Self::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers-too-large",
+            "Request headers too large",
+            format!("at most {count} request headers of {bytes} bytes together"),
+        )
+    }
+
     /// 429: too many requests or scans; try again after `seconds`.
     pub fn too_many(detail: impl Into<String>, seconds: u64) -> Self {
         let mut p = Self::new(

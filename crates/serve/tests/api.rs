@@ -352,6 +352,25 @@ async fn rate_and_size_limits_answer_429_and_413() {
     let seconds: u64 = retry_after.unwrap().to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&seconds), "{seconds}");
 
+    // Headers: more than 16 KiB together, or more than 64 of them, get 431.
+    let r = client()
+        .get(format!("{}/v1/scans", s.base))
+        .header("x-api-key", &s.key)
+        .header("x-padding", "a".repeat(17 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    let mut many = client().get(format!("{}/healthz", s.base));
+    for i in 0..70 {
+        many = many.header(format!("x-h{i}"), "1");
+    }
+    assert_eq!(
+        many.send().await.unwrap().status(),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+    );
+
     let s = server(|c| c.max_body = 1024).await;
     let big = json!({"targets": vec!["127.0.0.1"; 200], "ports": "22"});
     let (status, problem) = s.post("/v1/scans", &big).await;
