@@ -336,6 +336,42 @@ fn view(job: &Job, with_report: Option<RenderOptions>) -> ScanView {
     }
 }
 
+/// The request's `Idempotency-Key`, if any: 1 to 200 visible ASCII characters.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let key = headers
+        .get("idempotency-key")
+        .map(|v| v.to_str().map(str::to_string))
+        .transpose()
+        .map_err(|_| Problem::invalid("Idempotency-Key: not visible ASCII"))?;
+    if key.as_ref().is_some_and(|k| k.is_empty() || k.len() > 200) {
+        return Err(Problem::invalid("Idempotency-Key: 1 to 200 characters"));
+    }
+    Ok(key)
+}
+
+/// 429 when the key already has as many scans and checks queued or running as allowed (a
+/// retry with an idempotency key is let through: it may name a job already there).
+pub(crate) async fn within_scan_limit(
+    state: &State,
+    key: &ApiKey,
+    retry: bool,
+) -> Result<(), Problem> {
+    let limit = state.0.config.per_key_scans;
+    let active = state
+        .0
+        .store
+        .active_jobs_of_key(Some(key.id))
+        .await
+        .map_err(store_failed("count the key's jobs"))?;
+    if active >= limit && !retry {
+        return Err(Problem::too_many(
+            format!("this key has {active} scans or checks queued or running (at most {limit})"),
+            5,
+        ));
+    }
+    Ok(())
+}
+
 /// The port specification of a request, with `udp` applied.
 fn port_spec(ports: &str, udp: bool) -> Result<String, Problem> {
     let spec = ports.trim();
@@ -386,33 +422,10 @@ async fn create_scan(
             "timeout: {t} s; give 1 to {max} seconds"
         )));
     }
-    let idempotency = headers
-        .get("idempotency-key")
-        .map(|v| v.to_str().map(str::to_string))
-        .transpose()
-        .map_err(|_| Problem::invalid("Idempotency-Key: not visible ASCII"))?;
-    if idempotency
-        .as_ref()
-        .is_some_and(|k| k.is_empty() || k.len() > 200)
-    {
-        return Err(Problem::invalid("Idempotency-Key: 1 to 200 characters"));
-    }
+    let idempotency = idempotency_key(&headers)?;
     let scope = state.scope_for(&key)?;
     let checked = targets::check(&request.targets, &scope, state.resolve_timeout()).await?;
-    let active = inner
-        .store
-        .active_jobs_of_key(Some(key.id))
-        .await
-        .map_err(store_failed("count the key's scans"))?;
-    if active >= inner.config.per_key_scans && idempotency.is_none() {
-        return Err(Problem::too_many(
-            format!(
-                "this key has {active} scans queued or running (at most {})",
-                inner.config.per_key_scans
-            ),
-            5,
-        ));
-    }
+    within_scan_limit(&state, &key, idempotency.is_some()).await?;
     let job = ScanJob {
         targets: request.targets.clone(),
         ports,

@@ -146,17 +146,20 @@ pub struct CheckAccepted {
 /// Queue a check of a manifest.
 #[utoipa::path(
     post, path = "/v1/checks", request_body = CheckRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "A retry with the same key returns the first request's check")),
     responses(
         (status = 202, description = "Accepted", body = CheckAccepted),
         (status = 400, description = "Invalid request or manifest", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A target outside the scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many requests or jobs", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub(crate) async fn create_check(
     axum::extract::State(state): axum::extract::State<State>,
     Authed(key): Authed,
+    headers: axum::http::HeaderMap,
     body: Result<Json<CheckRequest>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let inner = &state.0;
@@ -164,6 +167,8 @@ pub(crate) async fn create_check(
         return Err(Problem::unavailable("the server is shutting down"));
     }
     let request = json_body(body, inner.config.max_body)?;
+    let idempotency = crate::api::idempotency_key(&headers)?;
+    crate::api::within_scan_limit(&state, &key, idempotency.is_some()).await?;
     let (text, source) = match inner.config.manifests.get(&request.manifest) {
         Some(path) => (
             std::fs::read_to_string(path).map_err(|e| {
@@ -214,7 +219,7 @@ pub(crate) async fn create_check(
             request: &text,
             targets: &inputs,
             key_id: Some(key.id),
-            idempotency_key: None,
+            idempotency_key: idempotency.as_deref(),
         })
         .await
         .map_err(store_failed("queue the check"))?;

@@ -619,6 +619,24 @@ async fn a_manifest_is_checked_with_its_renditions() {
         let text = r.text().await.unwrap();
         assert!(text.contains(marker), "{format}: {text}");
     }
+    // A retry with the same Idempotency-Key names the same check.
+    let ids: Vec<Value> = {
+        let mut ids = Vec::new();
+        for _ in 0..2 {
+            let r = client()
+                .post(format!("{}/v1/checks", s.base))
+                .header("x-api-key", &s.key)
+                .header("idempotency-key", "release-7")
+                .json(&json!({"manifest": "staging"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::ACCEPTED);
+            ids.push(r.json::<Value>().await.unwrap()["checkId"].clone());
+        }
+        ids
+    };
+    assert_eq!(ids[0], ids[1]);
     let (status, _) = s.get(&format!("/v1/checks/{id}?format=pdf")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, problem) = s
