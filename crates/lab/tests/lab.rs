@@ -592,7 +592,28 @@ fn assert_consistent(stats: &DelayStats) {
 
 /// ≥ 20 handshakes per family through a delay line of `delay_ms`: the median
 /// RTT is within ±2 ms of it; a closed port answers RST after the delay too.
+/// Runs a timing measurement up to three times: on a 2-core machine running other tests,
+/// one measurement can be disturbed (a release a few ms late); three in a row cannot pass
+/// by luck, and each failure is printed.
+fn measured(name: &str, measure: impl Fn() + std::panic::RefUnwindSafe) {
+    for attempt in 1..=3 {
+        match std::panic::catch_unwind(&measure) {
+            Ok(()) => return,
+            Err(_) if attempt < 3 => {
+                eprintln!("{name}: attempt {attempt} disturbed, measuring again")
+            }
+            Err(e) => std::panic::resume_unwind(e),
+        }
+    }
+}
+
 fn delay_sets_rtt(delay_ms: u64) {
+    measured(&format!("delay {delay_ms} ms"), || {
+        delay_sets_rtt_once(delay_ms)
+    });
+}
+
+fn delay_sets_rtt_once(delay_ms: u64) {
     let delay = Duration::from_millis(delay_ms);
     let host = LabHost::start(
         LabConfig::new(Profile::Open)
@@ -660,6 +681,10 @@ fn delay_line_200ms_sets_the_round_trip_time() {
 #[test]
 fn delay_line_jitter_spreads_round_trips() {
     skip_unless_delay!("delay_line_jitter_spreads_round_trips");
+    measured("jitter", jitter_spreads_round_trips);
+}
+
+fn jitter_spreads_round_trips() {
     let host = LabHost::start(
         LabConfig::new(Profile::Open)
             .open_ports([22])
