@@ -42,20 +42,15 @@ pub(crate) fn remote(args: &ServerArgs) -> Result<Option<Remote>, Failure> {
 }
 
 fn failure(e: ClientError) -> Failure {
-    Error::from_client(e).into()
+    error_of(e).into()
 }
 
-trait FromClient {
-    fn from_client(e: ClientError) -> Error;
-}
-
-impl FromClient for Error {
-    fn from_client(e: ClientError) -> Error {
-        if e.is_input() {
-            Error::Input(e.to_string())
-        } else {
-            Error::Server(e.to_string())
-        }
+/// A refusal is the input's fault (exit 2); anything else on the server's side is not (3).
+fn error_of(e: ClientError) -> Error {
+    if e.is_input() {
+        Error::Input(e.to_string())
+    } else {
+        Error::Server(e.to_string())
     }
 }
 
@@ -84,7 +79,7 @@ impl Remote {
         self.client
             .scan(&request, self.wait)
             .await
-            .map_err(Error::from_client)
+            .map_err(error_of)
     }
 }
 

@@ -30,13 +30,10 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
                 "{flag} is not for --server: the server decides how it probes and keeps its own history"
             )));
         }
-        let report = crate::runtime()?.block_on(remote.scan(
-            &args.ports,
-            &targets,
-            args.detect,
-            args.deadline,
-        ))?;
-        return finish(&args, &report, None, &crate::runtime()?);
+        let runtime = crate::runtime()?;
+        let report =
+            runtime.block_on(remote.scan(&args.ports, &targets, args.detect, args.deadline))?;
+        return finish(&args, &report, None, &runtime);
     }
     raise_open_file_limit();
     let method = if args.connect {

@@ -328,7 +328,7 @@ fn view(job: &Job, with_report: Option<RenderOptions>) -> ScanView {
                 .as_deref()
                 .and_then(|r| serde_json::from_str::<ScanReport>(r).ok())
                 .and_then(|report| {
-                    serde_json::from_str(&portgate_report::json(&report, options)).ok()
+                    serde_json::to_value(portgate_report::JsonReport::new(&report, options)).ok()
                 }),
             None => None,
         },
@@ -372,8 +372,8 @@ pub(crate) async fn within_scan_limit(
     Ok(())
 }
 
-/// The port specification of a request, with `udp` applied.
-fn port_spec(ports: &str, udp: bool) -> Result<String, Problem> {
+/// The port specification of a request, with `udp` applied: its text and how many ports.
+fn port_spec(ports: &str, udp: bool) -> Result<(String, usize), Problem> {
     let spec = ports.trim();
     if spec.is_empty() {
         return Err(Problem::invalid(
@@ -385,8 +385,8 @@ fn port_spec(ports: &str, udp: bool) -> Result<String, Problem> {
     } else {
         spec.to_string()
     };
-    worker::parse_ports(&spec).map_err(Problem::invalid)?;
-    Ok(spec)
+    let count = worker::parse_ports(&spec).map_err(Problem::invalid)?.len();
+    Ok((spec, count))
 }
 
 /// Queue a scan.
@@ -413,7 +413,7 @@ async fn create_scan(
         return Err(Problem::unavailable("the server is shutting down"));
     }
     let request = json_body(body, inner.config.max_body)?;
-    let ports = port_spec(&request.ports, request.udp)?;
+    let (ports, _) = port_spec(&request.ports, request.udp)?;
     let max = inner.config.max_scan_time.as_secs();
     if let Some(t) = request.timeout
         && (t == 0 || t > max)
@@ -742,8 +742,7 @@ async fn port_scanner(
             "timeout {timeout}: 1 to {PORT_CHECK_MAX_TIMEOUT} seconds here; for longer scans use POST /v1/scans"
         )));
     }
-    let ports = port_spec(q.ports.as_deref().unwrap_or(DEFAULT_CHECK_PORTS), false)?;
-    let count = worker::parse_ports(&ports).map_err(Problem::invalid)?.len();
+    let (ports, count) = port_spec(q.ports.as_deref().unwrap_or(DEFAULT_CHECK_PORTS), false)?;
     if count > PORT_CHECK_MAX_PORTS {
         return Err(Problem::invalid(format!(
             "ports: {count} ports; at most {PORT_CHECK_MAX_PORTS} here, for more use POST /v1/scans"

@@ -7,7 +7,7 @@ use crate::targets::{self, Checked};
 use portgate_model::{PortSpec, ScanReport, ScanStatus};
 use portgate_pipeline::{self as pipeline, Detector};
 use portgate_scan::{ScanEvent, ScanSink, Scanner, TcpMethod};
-use portgate_store::{Job, JobEnd, JobStatus, ScanStart};
+use portgate_store::{Job, JobEnd, JobStatus};
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -140,7 +140,7 @@ enum End {
 
 /// What a job produced.
 enum Output {
-    Scan(Box<ScanReport>, Box<ScanJob>),
+    Scan(Box<ScanReport>),
     Check(String),
 }
 
@@ -153,7 +153,7 @@ async fn perform(job: &Job, progress: Arc<Progress>) -> Result<Output, String> {
     let request: ScanJob = serde_json::from_str(&job.request)
         .map_err(|e| format!("the stored request is unreadable: {e}"))?;
     let report = scan(&request, progress).await?;
-    Ok(Output::Scan(Box::new(report), Box::new(request)))
+    Ok(Output::Scan(Box::new(report)))
 }
 
 async fn run(state: &State, owner: &str, job: Job) {
@@ -225,12 +225,12 @@ async fn run(state: &State, owner: &str, job: Job) {
             }
             inner.metrics.job_finished(JobStatus::Succeeded, seconds, 0);
         }
-        End::Done(Output::Scan(report, request)) => {
+        End::Done(Output::Scan(report)) => {
             let status = match report.status {
                 ScanStatus::Completed => JobStatus::Succeeded,
                 ScanStatus::Incomplete => JobStatus::Partial,
             };
-            let scan_id = save(state, &request, &report).await;
+            let scan_id = save(state, &report).await;
             // Kept in the model's form; each view renders the v1 document it asks for.
             let text = serde_json::to_string(&*report).unwrap_or_default();
             // Every port is settled: the progress is complete, whatever was last sampled.
@@ -257,21 +257,8 @@ async fn run(state: &State, owner: &str, job: Job) {
 }
 
 /// Keeps the scan in the history; its id, or `None` (said on stderr) when that failed.
-async fn save(state: &State, request: &ScanJob, report: &ScanReport) -> Option<i64> {
-    let store = &state.0.store;
-    let start = ScanStart {
-        started_at: Some(report.started_at),
-        targets: request.targets.clone(),
-        method: Some(report.method.as_str().to_string()),
-        manifest_revision: None,
-    };
-    let saved = async {
-        let id = store.begin_scan(&start).await?;
-        store.finish_scan(id, report).await?;
-        Ok::<_, portgate_store::StoreError>(id)
-    }
-    .await;
-    match saved {
+async fn save(state: &State, report: &ScanReport) -> Option<i64> {
+    match state.0.store.save_scan(report, None).await {
         Ok(id) => Some(id.0),
         Err(e) => {
             eprintln!("portgate serve: cannot keep the scan in the history: {e}");

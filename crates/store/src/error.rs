@@ -80,14 +80,6 @@ pub enum StoreError {
         /// The scan.
         scan_id: crate::ScanId,
     },
-    /// A row that was just written could not be read back.
-    #[error("history database {db}: {what} is missing right after it was written")]
-    NotFound {
-        /// The database.
-        db: String,
-        /// What.
-        what: String,
-    },
     /// Writing an export failed.
     #[error("cannot write the export: {0}")]
     Export(std::io::Error),

@@ -332,7 +332,11 @@ where
 
 /// A column holding one of the model's names (`tcp`, `open|filtered`, `syn-ack`), as the
 /// model's value; an unknown name is a decoding error that names the column and the value.
-fn named<R: Row, T>(row: &R, column: &str, parse: fn(&str) -> Option<T>) -> Result<T, sqlx::Error>
+pub(crate) fn named<R: Row, T>(
+    row: &R,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> Result<T, sqlx::Error>
 where
     for<'c> &'c str: sqlx::ColumnIndex<R>,
     for<'v> String: sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,

@@ -172,15 +172,11 @@ where
     for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
 {
-    let status: String = row.try_get("status")?;
     let targets: String = row.try_get("targets")?;
     Ok(Job {
         id: row.try_get("id")?,
         kind: row.try_get("kind")?,
-        status: JobStatus::from_name(&status).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "status".into(),
-            source: format!("unknown job status \"{status}\"").into(),
-        })?,
+        status: crate::read::named(row, "status", JobStatus::from_name)?,
         request: row.try_get("request")?,
         targets: serde_json::from_str(&targets).unwrap_or_default(),
         key_id: row.try_get("key_id")?,
@@ -306,36 +302,35 @@ impl Store {
             return Ok((existing, false));
         }
         let targets = serde_json::to_string(new.targets).unwrap_or_else(|_| "[]".into());
-        let inserted: Result<i64, sqlx::Error> = on_pool!(self, pool => {
-            sqlx::query_scalar(
-                "INSERT INTO jobs (kind, status, request, targets, key_id, idempotency_key, created_at_ms) \
-                 VALUES ($1, 'queued', $2, $3, $4, $5, $6) RETURNING id",
-            )
-            .bind(new.kind)
-            .bind(new.request)
-            .bind(&targets)
-            .bind(new.key_id)
-            .bind(new.idempotency_key)
-            .bind(ms(Utc::now()))
-            .fetch_one(pool)
-            .await
+        // The job as written (RETURNING): a worker may take it the moment it is committed,
+        // and the answer is that it was accepted, queued.
+        let sql = format!(
+            "INSERT INTO jobs (kind, status, request, targets, key_id, idempotency_key, created_at_ms) \
+             VALUES ($1, 'queued', $2, $3, $4, $5, $6) RETURNING {JOB_COLUMNS}"
+        );
+        let inserted: Result<Job, sqlx::Error> = on_pool!(self, pool => {
+            let row = sqlx::query(&sql)
+                .bind(new.kind)
+                .bind(new.request)
+                .bind(&targets)
+                .bind(new.key_id)
+                .bind(new.idempotency_key)
+                .bind(ms(Utc::now()))
+                .fetch_one(pool)
+                .await;
+            row.and_then(|row| job_from(&row))
         });
-        let id = match inserted {
-            Ok(id) => id,
+        match inserted {
+            Ok(job) => Ok((job, true)),
             // The same idempotency key raced in: the other request's job is the answer.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 if let Some(existing) = self.job_by_idempotency(new).await? {
                     return Ok((existing, false));
                 }
-                return Err(self.query_err("queue a job")(sqlx::Error::Database(e)));
+                Err(self.query_err("queue a job")(sqlx::Error::Database(e)))
             }
-            Err(e) => return Err(self.query_err("queue a job")(e)),
-        };
-        let job = self.job(id).await?.ok_or_else(|| StoreError::NotFound {
-            db: self.name.clone(),
-            what: format!("job {id}"),
-        })?;
-        Ok((job, true))
+            Err(e) => Err(self.query_err("queue a job")(e)),
+        }
     }
 
     async fn job_by_idempotency(&self, new: &NewJob<'_>) -> Result<Option<Job>, StoreError> {
@@ -438,23 +433,23 @@ impl Store {
     ) -> Result<(bool, bool), StoreError> {
         let done = i64::try_from(progress.0).unwrap_or(i64::MAX);
         let total = i64::try_from(progress.1).unwrap_or(i64::MAX);
-        let renewed = on_pool!(self, pool => {
-            sqlx::query(
+        // One statement renews the lease and reads whether a cancel was asked for.
+        let renewed: Option<bool> = on_pool!(self, pool => {
+            sqlx::query_scalar(
                 "UPDATE jobs SET lease_until_ms = $1, progress_done = $2, progress_total = $3 \
-                 WHERE id = $4 AND lease_owner = $5 AND status = 'running'",
+                 WHERE id = $4 AND lease_owner = $5 AND status = 'running' \
+                 RETURNING cancel_requested",
             )
             .bind(ms(Utc::now()) + lease_ms(lease))
             .bind(done)
             .bind(total)
             .bind(id)
             .bind(owner)
-            .execute(pool)
+            .fetch_optional(pool)
             .await
-            .map(|r| r.rows_affected())
         })
         .map_err(self.query_err(format!("renew the lease of job {id}")))?;
-        let cancel = self.job(id).await?.is_some_and(|job| job.cancel_requested);
-        Ok((renewed == 1, cancel))
+        Ok((renewed.is_some(), renewed.unwrap_or(false)))
     }
 
     /// Finishes job `id` (when `owner` still holds it) as `end` says. Returns whether it was
