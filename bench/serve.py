@@ -6,8 +6,11 @@
    p50/p99 of N runs each, and of a cached answer.
 2. Throughput of cached answers with 1,000 concurrent clients (`wrk`, Debian), with the
    count of non-2xx answers (must be 0).
-3. The server's peak RSS while 50 scans run at once (50 workers, each a loopback /24 ×
-   1,000 ports).
+3. 50 scans submitted back to back (each a loopback /24 × 1,000 ports), each configuration
+   on a fresh server: the time until all are done, the server's peak RSS, the most scans
+   seen scanning and waiting for memory together, and the slowest submission — with the
+   defaults (a worker per core, a 1 GiB scan memory budget), with 4 workers, with 50
+   workers and a budget too large to bind, and with 50 workers and a 64 MiB budget.
 
 Targets: 127.0.0.1 only. Results: Markdown on stdout and in bench/results/serve/latest.md.
 """
@@ -96,6 +99,78 @@ def rss_peak_kb(pid: int) -> int:
     return 0
 
 
+def start_server(portgate: Path, db: str, work: Path, key: str, extra: list[str]):
+    """A server on a free loopback port with `db`; the process and its base URL."""
+    port = free_port()
+    server = subprocess.Popen(
+        [portgate, "serve", "--listen", f"127.0.0.1:{port}", "--db", db,
+         "--scope", "127.0.0.0/8", "--addresses-only", "--rate", "100000000",
+         "--per-key-scans", "1000", "--cache-ttl", "10m", *extra],
+        stdout=subprocess.DEVNULL, stderr=open(work / f"serve-{port}.log", "w"),
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            if get(f"{base}/healthz", key)[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    return server, base
+
+
+def metric(text: str, name: str) -> int:
+    return int(float(re.search(rf"^{re.escape(name)} (\S+)$", text, re.M).group(1)))
+
+
+def fifty_scans(portgate: Path, work: Path, label: str, extra: list[str]):
+    """50 scans of a loopback /24 × 1,000 ports submitted one after the other to a fresh
+    server with `extra` flags: seconds from the first submission until all are done (each
+    must succeed with every pair scanned), peak RSS (KB), most scanning and most waiting for
+    memory at once (the server's /metrics, sampled every 20 ms), and the slowest submission
+    (ms) — how well the API answers beside the scans."""
+    db = str(work / f"fifty-{len(label)}-{time.time_ns()}.db")
+    key = subprocess.run(
+        [portgate, "keys", "create", "--name", "bench", "--db", db],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()
+    server, base = start_server(portgate, db, work, key, extra)
+    try:
+        start = time.perf_counter()
+        slowest_post = 0.0
+        ids = []
+        for i in range(50):
+            body = {"targets": [f"127.3.{i}.0/24"], "ports": "1-1000"}
+            t = time.perf_counter()
+            status, accepted = post(f"{base}/v1/scans", key, body)
+            slowest_post = max(slowest_post, time.perf_counter() - t)
+            assert status == 202, accepted
+            ids.append(accepted["scanId"])
+        scanning = waiting = 0
+        while True:
+            _, metrics = get(f"{base}/metrics", key)
+            text = metrics.decode()
+            running = metric(text, 'portgate_jobs{state="running"}')
+            queued = metric(text, 'portgate_jobs{state="queued"}')
+            scanning = max(scanning, metric(text, "portgate_scans_scanning"))
+            waiting = max(waiting, metric(text, "portgate_scans_waiting_for_memory"))
+            if running == 0 and queued == 0:
+                break
+            time.sleep(0.02)
+        secs = time.perf_counter() - start
+        peak = rss_peak_kb(server.pid)
+        statuses = set()
+        for i in ids:
+            _, body = get(f"{base}/v1/scans/{i}", key)
+            view = json.loads(body)
+            statuses.add(view["status"])
+            assert view["report"]["summary"]["ports_scanned"] == 254_000, view["status"]
+        assert statuses == {"succeeded"}, statuses
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    return secs, peak, scanning, waiting, slowest_post * 1000
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=50, help="latency samples per row (default 50)")
@@ -116,21 +191,8 @@ def main() -> int:
         [portgate, "keys", "create", "--name", "bench", "--db", db],
         check=True, capture_output=True, text=True,
     ).stdout.strip()
-    port = free_port()
-    server = subprocess.Popen(
-        [portgate, "serve", "--listen", f"127.0.0.1:{port}", "--db", db,
-         "--scope", "127.0.0.0/8", "--addresses-only", "--rate", "100000000",
-         "--per-key-scans", "1000", "--workers", "50", "--cache-ttl", "10m"],
-        stdout=subprocess.DEVNULL, stderr=open(work / "serve.log", "w"),
-    )
-    base = f"http://127.0.0.1:{port}"
+    server, base = start_server(portgate, db, work, key, [])
     try:
-        for _ in range(100):
-            try:
-                if get(f"{base}/healthz", key)[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.1)
         open_port, closed = banner_server()
         closed2 = free_port()
         ports = f"{open_port},{closed},{closed2}"
@@ -174,29 +236,19 @@ def main() -> int:
         errors = re.search(r"Socket errors:(.*)", out)
         p99 = re.search(r"99%\s+([\d.]+\w+)", out)
 
-        # 3. RSS while 50 scans run.
-        ids = []
-        for i in range(50):
-            body = {"targets": [f"127.3.{i}.0/24"], "ports": "1-1000"}
-            _, accepted = post(f"{base}/v1/scans", key, body)
-            ids.append(accepted["scanId"])
-        start = time.perf_counter()
-        peak_running = 0
-        while True:
-            # The server's own count of running jobs, sampled every 20 ms.
-            _, metrics = get(f"{base}/metrics", key)
-            text = metrics.decode()
-            running = int(re.search(r'portgate_jobs\{state="running"\} (\d+)', text).group(1))
-            queued = int(re.search(r'portgate_jobs\{state="queued"\} (\d+)', text).group(1))
-            peak_running = max(peak_running, running)
-            if running == 0 and queued == 0:
-                break
-            time.sleep(0.02)
-        fifty_s = time.perf_counter() - start
-        peak = rss_peak_kb(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=120)
+
+    # 3. 50 scans at once, each configuration on a fresh server and database.
+    fifty = []
+    for label, extra in [
+        (f"defaults ({len(os.sched_getaffinity(0))} workers, 1 GiB)", []),
+        ("4 workers, 1 GiB", ["--workers", "4"]),
+        ("50 workers, budget not binding (64 GiB)", ["--workers", "50", "--scan-memory", "64GiB"]),
+        ("50 workers, 64 MiB", ["--workers", "50", "--scan-memory", "64MiB"]),
+    ]:
+        fifty.append((label, extra, *fifty_scans(portgate, work, label, extra)))
 
     lines = [
         "# portgate serve benchmark (loopback)",
@@ -216,11 +268,18 @@ def main() -> int:
         f"non-2xx answers: {non2xx.group(1) if non2xx else 0}"
         f"{', socket errors:' + errors.group(1) if errors else ''}.",
         "",
-        f"50 scans submitted at once, each of a loopback /24 (254 addresses) × 1,000 ports "
-        f"(50 workers; up to {peak_running} seen running "
-        f"together): all done in {fifty_s:.1f} s; the server's peak RSS {peak / 1024:.1f} MB.",
+        "50 scans submitted back to back, each of a loopback /24 (254 addresses) × 1,000 ports "
+        "(SYN), each configuration on a fresh server; all done = from the first submission "
+        "until the last scan has succeeded:",
         "",
+        "| configuration | flags | all done, s | peak RSS MB | most scanning at once | most waiting for memory | slowest POST /v1/scans, ms |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
+    lines += [
+        f"| {label} | `{' '.join(extra) or '(none)'}` | {secs:.1f} | {peak / 1024:.1f} | {scanning} | {waiting} | {slow:.0f} |"
+        for label, extra, secs, peak, scanning, waiting, slow in fifty
+    ]
+    lines.append("")
     text = "\n".join(lines)
     print(text)
     Path(args.results_dir).mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,8 @@ use std::time::Duration;
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
     /// Settings from this YAML file (the keys are the long flags' names with `_`: listen,
-    /// db, scope, workers, per_key_scans, rate, cache_ttl, drain_timeout, addresses_only);
+    /// db, scope, workers, scan_memory, per_key_scans, rate, cache_ttl, drain_timeout,
+    /// addresses_only, manifests);
     /// a flag given here wins over the file.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -31,9 +32,14 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
     pub(crate) scope: Vec<String>,
 
-    /// Scans running at once [default: 4].
+    /// Scans running at once [default: the cores].
     #[arg(long, value_name = "N")]
     pub(crate) workers: Option<usize>,
+
+    /// Memory the scans running at once may take together, e.g. 512MiB or 2GiB; a scan
+    /// waits until its estimate (100 bytes per address × port pair, plus 4 MiB) fits [default: 1GiB].
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    pub(crate) scan_memory: Option<u64>,
 
     /// Scans queued or running at once for one key [default: 4].
     #[arg(long, value_name = "N")]
@@ -71,12 +77,21 @@ struct ServeFile {
     db: Option<String>,
     scope: Option<Vec<String>>,
     workers: Option<usize>,
+    scan_memory: Option<String>,
     per_key_scans: Option<i64>,
     rate: Option<u32>,
     cache_ttl: Option<String>,
     drain_timeout: Option<String>,
     addresses_only: Option<bool>,
     manifests: Option<std::collections::BTreeMap<String, PathBuf>>,
+}
+
+/// A size such as `512MiB`, `2GiB` or `1500000000`.
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("\"{text}\": not a size such as 512MiB or 2GiB ({e})"))
 }
 
 fn parse_named(text: &str) -> Result<(String, PathBuf), String> {
@@ -186,6 +201,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
         None => duration_in(&path, "drain_timeout", file.drain_timeout.as_ref())?
             .unwrap_or(Duration::from_secs(60)),
     };
+    let scan_memory = match (args.scan_memory, &file.scan_memory) {
+        (Some(bytes), _) => bytes,
+        (None, Some(text)) => parse_size(text)
+            .map_err(|e| Failure::usage(format!("{}: scan_memory: {e}", path.display())))?,
+        (None, None) => portgate_serve::DEFAULT_SCAN_MEMORY,
+    };
     crate::scan::raise_open_file_limit();
     let db = args.db.db.clone().or(file.db.clone());
     let location = pipeline::location(db.as_deref())?;
@@ -193,7 +214,12 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
     runtime.block_on(async {
         let store = pipeline::open_store(&location).await?;
         let mut config = Config::new(listen, scope);
-        config.workers = args.workers.or(file.workers).unwrap_or(4).max(1);
+        config.workers = args
+            .workers
+            .or(file.workers)
+            .unwrap_or_else(portgate_serve::default_workers)
+            .max(1);
+        config.scan_memory = scan_memory;
         config.per_key_scans = args
             .per_key_scans
             .or(file.per_key_scans)

@@ -75,49 +75,86 @@ fn survives_kill_9(db: &str) {
     assert_eq!(scans.len(), 1, "{history}");
 }
 
+/// SIGTERM with time to drain: the running scan finishes before the process ends and the
+/// queued one is not taken; with none (`--drain-timeout 0s`): the running scan goes back to
+/// the queue and the next start runs it to completion. On both store backends.
 #[test]
 fn sigterm_drains_the_running_scan_and_takes_no_new_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("serve.db").display().to_string();
-    let key = key(&db);
+    for db in portgate_test_support::db::backends_blocking("portgate_drain") {
+        eprintln!("store backend: {}", db.name);
+        drains(&db.url);
+    }
+}
+
+fn drains(db: &str) {
+    let key = key(db);
     let port = free_port();
-    let mut server = Served::start(&db, port);
+    let server = Served::start(db, port);
     let (_, first) = http(port, "POST", "/v1/scans", &key, Some(&long_scan()));
     let (_, second) = http(port, "POST", "/v1/scans", &key, Some(&long_scan()));
     let first = first["scanId"].as_i64().unwrap();
     let second = second["scanId"].as_i64().unwrap();
     poll(port, &key, first, |v| v["status"] == "running");
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = server.child.wait().unwrap();
-    assert!(status.success(), "{status:?}");
-    // The running scan finished before the process ended; the queued one was not taken.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (running, waiting) = runtime.block_on(async {
-        let store = portgate_store::Store::open(&portgate_store::Location::parse(&db).unwrap())
-            .await
-            .unwrap();
-        (
-            store.job(first).await.unwrap().unwrap(),
-            store.job(second).await.unwrap().unwrap(),
-        )
-    });
+    terminate(server);
+    let (running, waiting) = (job(db, first), job(db, second));
     assert_eq!(
         running.status,
         portgate_store::JobStatus::Succeeded,
         "{running:?}"
     );
     assert_eq!(running.attempts, 1);
-    assert!(running.result.is_some());
+    // Its report is kept in the history, once.
+    assert!(running.scan_id.is_some(), "{running:?}");
+    assert!(running.result.is_none(), "{running:?}");
     assert_eq!(
         waiting.status,
         portgate_store::JobStatus::Queued,
         "{waiting:?}"
     );
     assert_eq!(waiting.attempts, 0);
+
+    // No time to drain: the second scan, now running, is queued again for the next start.
+    let server = Served::start_draining(db, port, "0s");
+    poll(port, &key, second, |v| v["status"] == "running");
+    terminate(server);
+    let requeued = job(db, second);
+    assert_eq!(
+        requeued.status,
+        portgate_store::JobStatus::Queued,
+        "{requeued:?}"
+    );
+    assert_eq!(requeued.attempts, 1);
+    assert!(requeued.result.is_none());
+    let server = Served::start(db, port);
+    let done = poll(server.port, &key, second, |v| {
+        !["queued", "running"].contains(&v["status"].as_str().unwrap())
+    });
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["attempts"], 2, "{done}");
+}
+
+/// Sends SIGTERM to the server and waits for it to end by itself, successfully.
+fn terminate(mut server: Served) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(server.child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
+
+/// Job `id` as stored in `db`.
+fn job(db: &str, id: i64) -> portgate_store::Job {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = portgate_store::Store::open(&portgate_store::Location::parse(db).unwrap())
+            .await
+            .unwrap();
+        let job = store.job(id).await.unwrap().unwrap();
+        store.close().await;
+        job
+    })
 }
 
 /// `portgate scan --server`: the same report as scanning here, and the same exit codes.

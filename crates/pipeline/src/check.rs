@@ -219,6 +219,18 @@ pub async fn check_remote(
     result
 }
 
+/// [`check_remote`] on a history that is already open (a server's store): compared with
+/// the last scan of each target there, and saved there.
+pub async fn check_remote_in(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    remote: &dyn RemoteScan,
+    store: &Store,
+) -> Result<CheckOutcome, Error> {
+    let plan = plan_of(manifest, options)?;
+    run_plan(manifest, options, Scans::Remote(remote), &plan, Some(store)).await
+}
+
 /// The manifest's scan plan for `options`; an empty plan is an input error.
 fn plan_of(
     manifest: &Manifest,

@@ -15,7 +15,7 @@ mod scan;
 pub use baseline::{baseline_from, baseline_yaml};
 pub use check::{
     CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, RemoteScan, Saved, check,
-    check_remote,
+    check_remote, check_remote_in,
 };
 pub use error::{Error, ErrorKind};
 pub use history::{

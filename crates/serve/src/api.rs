@@ -2,7 +2,7 @@
 //! from them), authentication and limits.
 
 use crate::State;
-use crate::problem::Problem;
+use crate::problem::{Problem, Refused};
 use crate::targets;
 use crate::worker::{self, Progress, ScanJob};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -42,7 +42,7 @@ pub const PORT_CHECK_MAX_TIMEOUT: u64 = 30;
     components(schemas(
         ScanRequest, ScanAccepted, ScanView, ScanList, Links, ProgressView, PortCheck,
         PortCheckPort, Certificate, PortCheckSummary, Problem, crate::checks::CheckRequest,
-        crate::checks::CheckAccepted, crate::checks::CheckView
+        crate::checks::CheckAccepted, crate::checks::CheckView, crate::checks::ComparedScan
     )),
     modifiers(&KeyAuth),
     security(("api_key" = []))
@@ -307,7 +307,7 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn view(job: &Job, with_report: Option<RenderOptions>) -> ScanView {
+fn view(job: &Job, report: Option<(&ScanReport, RenderOptions)>) -> ScanView {
     ScanView {
         scan_id: job.id,
         status: job.status.as_str().to_string(),
@@ -322,16 +322,9 @@ fn view(job: &Job, with_report: Option<RenderOptions>) -> ScanView {
         attempts: job.attempts,
         history_scan_id: job.scan_id,
         error: job.error.clone(),
-        report: match with_report {
-            Some(options) => job
-                .result
-                .as_deref()
-                .and_then(|r| serde_json::from_str::<ScanReport>(r).ok())
-                .and_then(|report| {
-                    serde_json::to_value(portgate_report::JsonReport::new(&report, options)).ok()
-                }),
-            None => None,
-        },
+        report: report.and_then(|(report, options)| {
+            serde_json::to_value(portgate_report::JsonReport::new(report, options)).ok()
+        }),
         links: links(job.id),
     }
 }
@@ -396,10 +389,9 @@ fn port_spec(ports: &str, udp: bool) -> Result<(String, usize), Problem> {
     responses(
         (status = 202, description = "Accepted", body = ScanAccepted),
         (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A target outside the scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests or scans", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 async fn create_scan(
@@ -488,8 +480,8 @@ pub(crate) async fn job_of_key(
     params(("id" = i64, Path, description = "The scan id"), ViewQuery),
     responses(
         (status = 200, description = "The scan", body = ScanView),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such scan for this key", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 async fn get_scan(
@@ -504,7 +496,26 @@ async fn get_scan(
         only_open: false,
         all_ports: q.all_ports.unwrap_or(false),
     };
-    Ok(Json(view(&job, Some(options))))
+    let report = report_of(&state, &job).await?;
+    Ok(Json(view(&job, report.as_ref().map(|r| (r, options)))))
+}
+
+/// A finished scan job's report: kept in the history (its `historyScanId`), or in the job
+/// itself when keeping it in the history failed.
+async fn report_of(state: &State, job: &Job) -> Result<Option<ScanReport>, Problem> {
+    if let Some(text) = &job.result {
+        return Ok(serde_json::from_str(text).ok());
+    }
+    match job.scan_id {
+        Some(id) if job.status.is_done() => state
+            .0
+            .store
+            .load_report(portgate_store::ScanId(id))
+            .await
+            .map(Some)
+            .map_err(store_failed("read the scan's report")),
+        _ => Ok(None),
+    }
 }
 
 /// How to show a scan's report.
@@ -538,7 +549,7 @@ pub struct ListQuery {
     responses(
         (status = 200, description = "A page of scans", body = ScanList),
         (status = 400, description = "Invalid filter", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 async fn list_scans(
@@ -603,9 +614,9 @@ async fn list_scans(
     params(("id" = i64, Path, description = "The scan id")),
     responses(
         (status = 202, description = "Cancelled, or being cancelled", body = ScanView),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such scan for this key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already finished", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 async fn cancel_scan(
@@ -724,9 +735,8 @@ const DEFAULT_CHECK_PORTS: &str = "T:21,22,23,25,53,80,110,143,443,3306,3389,543
     responses(
         (status = 200, description = "The ports' states", body = PortCheck),
         (status = 400, description = "Invalid, or too large for a synchronous check: use POST /v1/scans", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Target outside the scope", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 async fn port_scanner(
@@ -803,7 +813,7 @@ async fn port_scanner(
     let started = Instant::now();
     let report = tokio::time::timeout(
         Duration::from_secs(timeout * 2 + 2),
-        worker::scan(&job, Arc::new(Progress::default())),
+        worker::scan(&job, Arc::new(Progress::default()), &state.0.budget),
     )
     .await
     .map_err(|_| Problem::invalid(format!("the scan did not finish within {timeout} s")))?
@@ -900,8 +910,8 @@ fn pipeline_failed(e: portgate_pipeline::Error) -> Problem {
     responses(
         (status = 200, description = "The timeline (portgate.history.v1)", body = Object),
         (status = 400, description = "Invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Target outside the key's scope", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 async fn target_history(
@@ -948,9 +958,9 @@ pub struct DiffQuery {
     responses(
         (status = 200, description = "The changes (portgate.diff.v1)", body = Object),
         (status = 400, description = "Invalid", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A change outside the key's scope", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such scan", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 async fn diff(
@@ -1018,7 +1028,7 @@ async fn metrics(
         .job_counts()
         .await
         .map_err(store_failed("count the jobs"))?;
-    let text = state.0.metrics.render(&counts);
+    let text = state.0.metrics.render(&counts, state.0.budget.usage());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }
 

@@ -4,7 +4,7 @@
 
 use crate::State;
 use crate::api::{Authed, json_body, links_of, query, store_failed};
-use crate::problem::Problem;
+use crate::problem::{Problem, Refused};
 use crate::targets::{self, Checked};
 use crate::worker::{self, Progress, ScanJob};
 use axum::Json;
@@ -13,7 +13,7 @@ use axum::extract::{Path, Query};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portgate_model::{Finding, Outcome, PortSpec, ScanReport, TargetSpec};
-use portgate_pipeline::{CheckOptions, Error, RemoteScan};
+use portgate_pipeline::{CheckOptions, Error, RemoteScan, Saved};
 use portgate_policy::Manifest;
 use portgate_store::{Job, NewJob};
 use serde::{Deserialize, Serialize};
@@ -59,12 +59,31 @@ struct CheckResult {
     findings: Vec<Finding>,
     outcome: Outcome,
     monitor: bool,
+    /// The stored scans it was compared with.
+    #[serde(default)]
+    compared: Vec<ComparedScan>,
+    /// The check's record in the history, when it was saved.
+    #[serde(default)]
+    saved_check: Option<i64>,
+}
+
+/// A stored scan a target's results were compared with.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparedScan {
+    /// The target.
+    pub target: String,
+    /// The stored scan (`GET /v1/diff?a=…&b=…` takes it).
+    pub scan_id: i64,
+    /// When it started.
+    pub started_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// The plan's scans, done with the addresses checked when the check was accepted.
 struct PlanScans<'a> {
     checked: &'a [Checked],
     progress: Arc<Progress>,
+    budget: &'a crate::budget::Budget,
 }
 
 impl RemoteScan for PlanScans<'_> {
@@ -91,15 +110,28 @@ impl RemoteScan for PlanScans<'_> {
                 timeout_s: deadline.map(|d| d.as_secs().max(1)),
                 checked,
             };
-            worker::scan(&job, self.progress.clone())
+            worker::scan(&job, self.progress.clone(), self.budget)
                 .await
                 .map_err(Error::Server)
         })
     }
 }
 
-/// Runs a stored check; the result document (JSON) or why it failed.
-pub(crate) async fn run(request: &str, progress: Arc<Progress>) -> Result<String, String> {
+/// What a check run produced: its result document (JSON) and the scan kept in the history.
+pub(crate) struct Ran {
+    /// The result document.
+    pub text: String,
+    /// The scan's id in the history, when it was saved.
+    pub scan_id: Option<i64>,
+}
+
+/// Runs a stored check: compared with the last scan of each target in the server's history,
+/// evaluated as `portgate check` evaluates, and saved there (scan and findings).
+pub(crate) async fn run(
+    request: &str,
+    progress: Arc<Progress>,
+    state: &State,
+) -> Result<Ran, String> {
     let job: CheckJob = serde_json::from_str(request)
         .map_err(|e| format!("the stored check is unreadable: {e}"))?;
     let manifest =
@@ -108,17 +140,38 @@ pub(crate) async fn run(request: &str, progress: Arc<Progress>) -> Result<String
     let scans = PlanScans {
         checked: &job.checked,
         progress,
+        budget: &state.0.budget,
     };
-    let outcome = portgate_pipeline::check_remote(&manifest, &options, &scans, None)
+    let outcome = portgate_pipeline::check_remote_in(&manifest, &options, &scans, &state.0.store)
         .await
         .map_err(|e| e.to_string())?;
-    serde_json::to_string(&CheckResult {
+    let (scan_id, saved_check) = match outcome.saved {
+        Saved::Saved { scan, check, .. } => (Some(scan.0), Some(check.0)),
+        Saved::NotRecorded => (None, None),
+        Saved::Failed(e) => {
+            eprintln!("portgate serve: cannot keep the check in the history: {e}");
+            (None, None)
+        }
+    };
+    let compared = outcome
+        .compared
+        .into_iter()
+        .map(|c| ComparedScan {
+            target: c.target,
+            scan_id: c.scan.0,
+            started_at: c.started_at,
+        })
+        .collect();
+    let text = serde_json::to_string(&CheckResult {
         report: outcome.report,
         findings: outcome.evaluation.findings,
         outcome: outcome.evaluation.outcome,
         monitor: outcome.evaluation.monitor,
+        compared,
+        saved_check,
     })
-    .map_err(|e| e.to_string())
+    .map_err(|e| e.to_string())?;
+    Ok(Ran { text, scan_id })
 }
 
 fn options(job: &CheckJob) -> Result<CheckOptions, String> {
@@ -150,10 +203,9 @@ pub struct CheckAccepted {
     responses(
         (status = 202, description = "Accepted", body = CheckAccepted),
         (status = 400, description = "Invalid request or manifest", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "A target outside the scope", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many requests or jobs", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 pub(crate) async fn create_check(
@@ -250,9 +302,9 @@ pub struct CheckQuery {
     responses(
         (status = 200, description = "The check (JSON), or a rendition (SARIF, JUnit XML, Markdown)", body = Object),
         (status = 400, description = "Unknown format", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "No valid key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such check for this key", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A rendition of a check not done", body = Problem, content_type = "application/problem+json"),
+        Refused,
     )
 )]
 pub(crate) async fn get_check(
@@ -284,7 +336,9 @@ pub(crate) async fn get_check(
     });
     let (content_type, render): (&str, fn(&portgate_report::CheckReport<'_>) -> String) =
         match format {
-            "json" => return Ok(Json(view(&job, rendition.as_ref())).into_response()),
+            "json" => {
+                return Ok(Json(view(&job, result.as_ref(), rendition.as_ref())).into_response());
+            }
             "sarif" => ("application/sarif+json", portgate_report::sarif),
             "junit" => ("application/xml", portgate_report::junit),
             "markdown" => ("text/markdown; charset=utf-8", portgate_report::markdown),
@@ -320,17 +374,28 @@ pub struct CheckView {
     /// `portgate check --json` writes it.
     #[schema(value_type = Option<Object>)]
     pub evidence: Option<serde_json::Value>,
+    /// When done: the scan it ran, as kept in the server's history (what the next check of
+    /// the same targets is compared with).
+    pub scan_id: Option<i64>,
+    /// When done: the stored scans it was compared with, one per target scanned before.
+    pub compared: Vec<ComparedScan>,
     /// Where to poll.
     pub links: crate::api::Links,
 }
 
-fn view(job: &Job, check: Option<&portgate_report::CheckReport<'_>>) -> CheckView {
+fn view(
+    job: &Job,
+    result: Option<&CheckResult>,
+    check: Option<&portgate_report::CheckReport<'_>>,
+) -> CheckView {
     CheckView {
         check_id: job.id,
         status: job.status.as_str().to_string(),
         decision: check.map(|c| c.outcome.as_str().to_string()),
         error: job.error.clone(),
         evidence: check.and_then(|c| serde_json::from_str(&portgate_report::check_json(c)).ok()),
+        scan_id: job.scan_id,
+        compared: result.map(|r| r.compared.clone()).unwrap_or_default(),
         links: links_of("checks", job.id),
     }
 }

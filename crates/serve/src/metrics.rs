@@ -1,5 +1,6 @@
 //! Counters for `/metrics` (Prometheus text format 0.0.4).
 
+use crate::budget::Usage;
 use portgate_store::JobStatus;
 use std::fmt::Write;
 use std::sync::Mutex;
@@ -55,11 +56,16 @@ impl Metrics {
         self.probes_sent.fetch_add(probes, Ordering::Relaxed);
     }
 
-    /// The text of `/metrics`, with the jobs per state as the store counts them.
-    pub fn render(&self, jobs: &[(JobStatus, i64)]) -> String {
+    /// The text of `/metrics`, with the jobs per state as the store counts them and the
+    /// memory budget's `usage`.
+    pub fn render(&self, jobs: &[(JobStatus, i64)], usage: Usage) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP portgate_jobs Jobs in the queue, by state.");
-        let _ = writeln!(out, "# TYPE portgate_jobs gauge");
+        head(
+            &mut out,
+            "portgate_jobs",
+            "gauge",
+            "Jobs in the queue, by state.",
+        );
         for status in JobStatus::ALL {
             let n = jobs
                 .iter()
@@ -67,11 +73,12 @@ impl Metrics {
                 .map_or(0, |(_, n)| *n);
             let _ = writeln!(out, "portgate_jobs{{state=\"{}\"}} {n}", status.as_str());
         }
-        let _ = writeln!(
-            out,
-            "# HELP portgate_scans_finished_total Scan jobs finished by this process, by outcome."
+        head(
+            &mut out,
+            "portgate_scans_finished_total",
+            "counter",
+            "Scan jobs finished by this process, by outcome.",
         );
-        let _ = writeln!(out, "# TYPE portgate_scans_finished_total counter");
         if let Ok(list) = self.scans_finished.lock() {
             for status in JobStatus::ALL.into_iter().filter(|s| s.is_done()) {
                 let n = list
@@ -85,41 +92,59 @@ impl Metrics {
                 );
             }
         }
-        let _ = writeln!(
-            out,
-            "# HELP portgate_probes_sent_total Probes sent by this process's scans."
+        for (name, kind, help, value) in [
+            (
+                "portgate_probes_sent_total",
+                "counter",
+                "Probes sent by this process's scans.",
+                self.probes_sent.load(Ordering::Relaxed),
+            ),
+            (
+                "portgate_port_checks_total",
+                "counter",
+                "Synchronous port checks answered.",
+                self.port_checks.load(Ordering::Relaxed),
+            ),
+            (
+                "portgate_port_check_cache_hits_total",
+                "counter",
+                "Synchronous port checks answered from the cache.",
+                self.port_check_cache_hits.load(Ordering::Relaxed),
+            ),
+            (
+                "portgate_scans_scanning",
+                "gauge",
+                "Scans holding their share of the memory budget (probing or detecting).",
+                usage.running,
+            ),
+            (
+                "portgate_scans_waiting_for_memory",
+                "gauge",
+                "Scans taken from the queue that wait for their share of the memory budget.",
+                usage.waiting,
+            ),
+            (
+                "portgate_scan_memory_reserved_bytes",
+                "gauge",
+                "Memory reserved by the scans running (their estimates).",
+                usage.reserved_bytes,
+            ),
+            (
+                "portgate_scan_memory_budget_bytes",
+                "gauge",
+                "Memory the scans running at once may take together (--scan-memory).",
+                usage.total_bytes,
+            ),
+        ] {
+            head(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        head(
+            &mut out,
+            "portgate_job_latency_seconds",
+            "histogram",
+            "From a scan's acceptance to its end.",
         );
-        let _ = writeln!(out, "# TYPE portgate_probes_sent_total counter");
-        let _ = writeln!(
-            out,
-            "portgate_probes_sent_total {}",
-            self.probes_sent.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP portgate_port_checks_total Synchronous port checks answered."
-        );
-        let _ = writeln!(out, "# TYPE portgate_port_checks_total counter");
-        let _ = writeln!(
-            out,
-            "portgate_port_checks_total {}",
-            self.port_checks.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP portgate_port_check_cache_hits_total Synchronous port checks answered from the cache."
-        );
-        let _ = writeln!(out, "# TYPE portgate_port_check_cache_hits_total counter");
-        let _ = writeln!(
-            out,
-            "portgate_port_check_cache_hits_total {}",
-            self.port_check_cache_hits.load(Ordering::Relaxed)
-        );
-        let _ = writeln!(
-            out,
-            "# HELP portgate_job_latency_seconds From a scan's acceptance to its end."
-        );
-        let _ = writeln!(out, "# TYPE portgate_job_latency_seconds histogram");
         if let Ok(h) = self.latency.lock() {
             for (i, bound) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(
@@ -138,4 +163,10 @@ impl Metrics {
         }
         out
     }
+}
+
+/// A metric's HELP and TYPE lines.
+fn head(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
 }

@@ -150,3 +150,27 @@ impl IntoResponse for Problem {
         response
     }
 }
+
+/// The refusals any request with a key may get, for the OpenAPI document's responses.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // Only its OpenAPI form is used.
+pub(crate) enum Refused {
+    #[response(
+        status = 401,
+        description = "A key missing, wrong or revoked: the same answer for each",
+        content_type = "application/problem+json"
+    )]
+    NoValidKey(Problem),
+    #[response(
+        status = 429,
+        description = "Too many requests for this key, or (for a new scan or check) too many of its jobs queued or running; Retry-After says when to come back",
+        content_type = "application/problem+json"
+    )]
+    TooMany(Problem),
+    #[response(
+        status = 431,
+        description = "More than 64 request headers, or more than 16 KiB of them",
+        content_type = "application/problem+json"
+    )]
+    HeadersTooLarge(Problem),
+}

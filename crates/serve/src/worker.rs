@@ -3,6 +3,7 @@
 //! at the next heartbeat; a job whose lease this worker lost is left to its new owner.
 
 use crate::State;
+use crate::budget::Budget;
 use crate::targets::{self, Checked};
 use portgate_model::{PortSpec, ScanReport, ScanStatus};
 use portgate_pipeline::{self as pipeline, Detector};
@@ -57,9 +58,15 @@ pub fn parse_ports(spec: &str) -> Result<PortSpec, String> {
     PortSpec::from_str(spec).map_err(|e| format!("ports: {e}"))
 }
 
-/// Scans `job`'s checked addresses; the report names the targets as they were given.
-pub async fn scan(job: &ScanJob, progress: Arc<Progress>) -> Result<ScanReport, String> {
+/// Scans `job`'s checked addresses once the memory `budget` has room for it; the report
+/// names the targets as they were given.
+pub async fn scan(
+    job: &ScanJob,
+    progress: Arc<Progress>,
+    budget: &Budget,
+) -> Result<ScanReport, String> {
     let ports = parse_ports(&job.ports)?;
+    let port_count = ports.len() as u128;
     let scanner = Scanner::builder()
         .ports(ports)
         .tcp_method(TcpMethod::Auto)
@@ -68,6 +75,9 @@ pub async fn scan(job: &ScanJob, progress: Arc<Progress>) -> Result<ScanReport, 
         .map_err(|e| e.to_string())?;
     let specs = targets::specs(&job.checked);
     scanner.check_targets(&specs).map_err(|e| e.to_string())?;
+    let addresses: u128 = specs.iter().map(|s| s.address_count()).sum();
+    let pairs = u64::try_from(addresses.saturating_mul(port_count)).unwrap_or(u64::MAX);
+    let _reserved = budget.reserve(pairs).await;
     let detector = if job.detect {
         let mut detector = Detector::load(None, None).map_err(|e| e.to_string())?;
         // Detection stays within the request's time too: at most half of it more.
@@ -141,25 +151,25 @@ enum End {
 /// What a job produced.
 enum Output {
     Scan(Box<ScanReport>),
-    Check(String),
+    Check(crate::checks::Ran),
 }
 
-async fn perform(job: &Job, progress: Arc<Progress>) -> Result<Output, String> {
+async fn perform(state: &State, job: &Job, progress: Arc<Progress>) -> Result<Output, String> {
     if job.kind == "check" {
-        return crate::checks::run(&job.request, progress)
+        return crate::checks::run(&job.request, progress, state)
             .await
             .map(Output::Check);
     }
     let request: ScanJob = serde_json::from_str(&job.request)
         .map_err(|e| format!("the stored request is unreadable: {e}"))?;
-    let report = scan(&request, progress).await?;
+    let report = scan(&request, progress, &state.0.budget).await?;
     Ok(Output::Scan(Box::new(report)))
 }
 
 async fn run(state: &State, owner: &str, job: Job) {
     let inner = &state.0;
     let progress = Arc::new(Progress::default());
-    let scan_fut = perform(&job, progress.clone());
+    let scan_fut = perform(state, &job, progress.clone());
     tokio::pin!(scan_fut);
     let beat = (inner.config.lease / 3).max(Duration::from_millis(200));
     let mut ticker = tokio::time::interval(beat);
@@ -210,10 +220,11 @@ async fn run(state: &State, owner: &str, job: Job) {
             let _ = inner.store.finish_job(job.id, owner, &end).await;
             inner.metrics.job_finished(JobStatus::Failed, seconds, 0);
         }
-        End::Done(Output::Check(text)) => {
+        End::Done(Output::Check(ran)) => {
             let end = JobEnd {
                 status: JobStatus::Succeeded,
-                result: Some(&text),
+                scan_id: ran.scan_id,
+                result: Some(&ran.text),
                 progress,
                 ..JobEnd::default()
             };
@@ -231,14 +242,18 @@ async fn run(state: &State, owner: &str, job: Job) {
                 ScanStatus::Incomplete => JobStatus::Partial,
             };
             let scan_id = save(state, &report).await;
-            // Kept in the model's form; each view renders the v1 document it asks for.
-            let text = serde_json::to_string(&*report).unwrap_or_default();
+            // The history keeps the report (compressed); the job keeps it, in the model's
+            // form, only when that failed. Each view renders the v1 document it asks for.
+            let text = match scan_id {
+                Some(_) => None,
+                None => Some(serde_json::to_string(&*report).unwrap_or_default()),
+            };
             // Every port is settled: the progress is complete, whatever was last sampled.
             let settled = report.summary().ports_scanned;
             let end = JobEnd {
                 status,
                 scan_id,
-                result: Some(&text),
+                result: text.as_deref(),
                 error: None,
                 progress: (settled, progress.1.max(settled)),
             };

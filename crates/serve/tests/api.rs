@@ -515,6 +515,9 @@ async fn health_readiness_metrics_and_the_committed_openapi_document() {
         "portgate_jobs{state=\"queued\"} 0",
         "portgate_probes_sent_total 0",
         "portgate_job_latency_seconds_count 0",
+        "portgate_scans_scanning 0",
+        "portgate_scans_waiting_for_memory 0",
+        "portgate_scan_memory_budget_bytes 1073741824",
     ] {
         assert!(metrics.contains(line), "{line}: {metrics}");
     }
@@ -601,8 +604,28 @@ async fn a_manifest_is_checked_with_its_renditions() {
         passed["evidence"]["schema"], "portgate.check.v1",
         "{passed}"
     );
+    // The first check of the target: nothing to compare with; its scan is kept.
+    assert_eq!(passed["compared"], json!([]), "{passed}");
+    let first_scan = passed["scanId"].as_i64().expect("the check's scan is kept");
     let (_, failed) = check(json!({"manifest": "staging"})).await;
     assert_eq!(failed["decision"], "fail", "{failed}");
+    // The next check is compared with it, as `portgate check --db` is.
+    assert_eq!(failed["compared"][0]["target"], "127.0.0.1", "{failed}");
+    assert_eq!(failed["compared"][0]["scanId"], first_scan, "{failed}");
+    assert_ne!(failed["scanId"], passed["scanId"]);
+    let (status, timeline) = s.get("/v1/targets/127.0.0.1/history").await;
+    assert_eq!(status, StatusCode::OK, "{timeline}");
+    let scans: std::collections::BTreeSet<i64> = timeline["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|snap| snap["scan"]["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        scans.len(),
+        2,
+        "both checks' scans in the history: {timeline}"
+    );
 
     for (format, marker) in [
         ("sarif", "\"version\": \"2.1.0\""),
@@ -657,4 +680,104 @@ async fn a_manifest_is_checked_with_its_renditions() {
         problem["detail"].as_str().unwrap().contains("inline:2"),
         "{problem}"
     );
+}
+
+/// The OpenAPI document is valid OpenAPI 3.1 by a real validator (`openapi-spec-validator`
+/// from PyPI, installed by `.ci/run`), and the validator does reject a broken copy of it (an
+/// operation's response without its required description), so a pass means something.
+#[test]
+fn the_openapi_document_is_valid_openapi_3_1() {
+    let test = "the_openapi_document_is_valid_openapi_3_1";
+    let validate = |path: &std::path::Path| {
+        std::process::Command::new("openapi-spec-validator")
+            .arg(path)
+            .output()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("openapi.json");
+    let doc = portgate_serve::openapi_json();
+    std::fs::write(&good, &doc).unwrap();
+    let out = match validate(&good) {
+        Ok(out) => out,
+        Err(e) => {
+            return portgate_test_support::skip(
+                test,
+                format!("openapi-spec-validator (PyPI) cannot run: {e}"),
+            );
+        }
+    };
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut broken: Value = serde_json::from_str(&doc).unwrap();
+    let responses = broken["paths"]["/v1/scans"]["post"]["responses"]
+        .as_object_mut()
+        .unwrap();
+    responses
+        .get_mut("202")
+        .unwrap()
+        .as_object_mut()
+        .unwrap()
+        .remove("description");
+    let bad = dir.path().join("broken.json");
+    std::fs::write(&bad, broken.to_string()).unwrap();
+    let out = validate(&bad).unwrap();
+    assert!(
+        !out.status.success(),
+        "the validator accepted a response without a description"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("description")
+            || String::from_utf8_lossy(&out.stderr).contains("description"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Two workers, and a memory budget one scan fills: the second scan taken waits for the
+/// first's share to come back instead of scanning beside it; both finish.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_waits_for_the_memory_budget() {
+    let s = server(|c| {
+        c.workers = 2;
+        // A /24 × 100 ports estimates 25,400 × 100 B + 4 MiB: more than this whole budget.
+        c.scan_memory = 6 << 20;
+    })
+    .await;
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let body = json!({"targets": [format!("127.5.{i}.0/24")], "ports": "1-100"});
+        let (status, accepted) = s.post("/v1/scans", &body).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        ids.push(accepted["scanId"].as_i64().unwrap());
+    }
+    let (mut most_scanning, mut most_waiting) = (0, 0);
+    let start = Instant::now();
+    loop {
+        let usage = s.state.0.budget.usage();
+        most_scanning = most_scanning.max(usage.running);
+        most_waiting = most_waiting.max(usage.waiting);
+        assert!(usage.reserved_bytes <= usage.total_bytes, "{usage:?}");
+        let done = s.state.0.store.job_counts().await.unwrap();
+        let active: i64 = done
+            .iter()
+            .filter(|(status, _)| !status.is_done())
+            .map(|(_, n)| n)
+            .sum();
+        if active == 0 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "{usage:?}");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert_eq!(most_scanning, 1, "two scans held the budget at once");
+    assert_eq!(most_waiting, 1, "the second scan never waited");
+    for id in ids {
+        let done = s.wait(id).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        assert_eq!(done["report"]["summary"]["ports_scanned"], 254 * 100);
+    }
 }

@@ -38,8 +38,14 @@ pub struct Served {
 }
 
 impl Served {
-    /// Starts `portgate serve` on `port` with the history `db`, scope 127.0.0.0/8.
+    /// Starts `portgate serve` on `port` with the history `db`, scope 127.0.0.0/8, one
+    /// worker, and 60 s for running scans to finish on SIGTERM.
     pub fn start(db: &str, port: u16) -> Served {
+        Served::start_draining(db, port, "60s")
+    }
+
+    /// [`Served::start`] with `drain` for running scans to finish on SIGTERM.
+    pub fn start_draining(db: &str, port: u16, drain: &str) -> Served {
         let child = portgate()
             .args([
                 "serve",
@@ -52,7 +58,7 @@ impl Served {
                 "--workers",
                 "1",
                 "--drain-timeout",
-                "60s",
+                drain,
                 // The test polls every 20 ms.
                 "--rate",
                 "100000",
