@@ -55,6 +55,9 @@ pub(crate) enum Command {
     Serve(crate::serve::ServeArgs),
     /// The scan service's API keys: create, list, revoke.
     Keys(crate::serve::KeysArgs),
+    /// Acknowledge a finding of the service's scheduled checks (it stops escalating and is
+    /// not sent again until it is resolved and reopened).
+    Ack(crate::serve::AckArgs),
 }
 
 /// Output formats.

@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         args::Command::Db(db_args) => history::run_db(db_args),
         args::Command::Serve(serve_args) => serve::run(serve_args),
         args::Command::Keys(keys_args) => serve::run_keys(keys_args),
+        args::Command::Ack(ack_args) => serve::run_ack(ack_args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -15,7 +15,7 @@ use std::time::Duration;
 pub(crate) struct ServeArgs {
     /// Settings from this YAML file (the keys are the long flags' names with `_`: listen,
     /// db, scope, workers, scan_memory, per_key_scans, rate, cache_ttl, drain_timeout,
-    /// addresses_only, manifests);
+    /// addresses_only, manifests; and monitoring's schedules and alerts);
     /// a flag given here wins over the file.
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
@@ -74,6 +74,7 @@ pub(crate) struct ServeArgs {
 #[serde(deny_unknown_fields)]
 struct ServeFile {
     listen: Option<SocketAddr>,
+    #[serde(alias = "database")]
     db: Option<String>,
     scope: Option<Vec<String>>,
     workers: Option<usize>,
@@ -83,7 +84,125 @@ struct ServeFile {
     cache_ttl: Option<String>,
     drain_timeout: Option<String>,
     addresses_only: Option<bool>,
-    manifests: Option<std::collections::BTreeMap<String, PathBuf>>,
+    manifests: Option<Manifests>,
+    schedules: Option<Vec<ScheduleFile>>,
+    alerts: Option<Vec<AlertFile>>,
+}
+
+/// `manifests:` as a list of files (each named by its file stem) or a map of names to files;
+/// a relative path is taken from the configuration file's directory.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Manifests {
+    List(Vec<PathBuf>),
+    Named(std::collections::BTreeMap<String, PathBuf>),
+}
+
+/// One of `schedules:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScheduleFile {
+    name: String,
+    /// The ports scanned on every asset; each asset's own when absent.
+    ports: Option<String>,
+    cron: String,
+    jitter: Option<String>,
+    /// The configured manifests it checks, by name; all when absent.
+    manifests: Option<Vec<String>>,
+    env: Option<String>,
+}
+
+/// One of `alerts:`: a name, what goes to it, and one channel (`webhook:`, `slack:`,
+/// `syslog:` or `email:`).
+#[derive(Debug, Deserialize)]
+struct AlertFile {
+    name: String,
+    min_severity: Option<portgate_model::Severity>,
+    #[serde(flatten)]
+    channel: portgate_alert::ChannelConfig,
+}
+
+impl Manifests {
+    fn named(&self, base: &Path) -> Result<Vec<(String, PathBuf)>, Failure> {
+        let at = |p: &PathBuf| {
+            if p.is_relative() {
+                base.join(p)
+            } else {
+                p.clone()
+            }
+        };
+        match self {
+            Manifests::Named(map) => Ok(map.iter().map(|(n, p)| (n.clone(), at(p))).collect()),
+            Manifests::List(list) => list
+                .iter()
+                .map(|p| {
+                    let name = p
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .filter(|s| !s.is_empty())
+                        .ok_or_else(|| {
+                            Failure::usage(format!("manifests: {}: not a file name", p.display()))
+                        })?;
+                    Ok((name, at(p)))
+                })
+                .collect(),
+        }
+    }
+}
+
+fn schedules_of(file: &ServeFile, path: &Path) -> Result<Vec<portgate_serve::Schedule>, Failure> {
+    let mut out = Vec::new();
+    for (i, entry) in file.schedules.iter().flatten().enumerate() {
+        let what = format!("{}: schedules[{i}] ({})", path.display(), entry.name);
+        let jitter = duration_in(path, "jitter", entry.jitter.as_ref())?.unwrap_or_default();
+        let mut schedule = portgate_serve::Schedule::new(
+            &entry.name,
+            entry.ports.as_deref(),
+            &entry.cron,
+            jitter,
+            &what,
+        )
+        .map_err(Failure::usage)?;
+        schedule.manifests = entry.manifests.clone().unwrap_or_default();
+        schedule.env = entry.env.clone();
+        if out
+            .iter()
+            .any(|s: &portgate_serve::Schedule| s.name == schedule.name)
+        {
+            return Err(Failure::usage(format!(
+                "{what}: a second schedule with this name"
+            )));
+        }
+        out.push(schedule);
+    }
+    Ok(out)
+}
+
+fn alerts_of(file: &ServeFile, path: &Path) -> Result<Vec<portgate_serve::AlertRoute>, Failure> {
+    let mut out: Vec<portgate_serve::AlertRoute> = Vec::new();
+    for (i, entry) in file.alerts.iter().flatten().enumerate() {
+        if entry.name.is_empty() || out.iter().any(|r| r.name == entry.name) {
+            return Err(Failure::usage(format!(
+                "{}: alerts[{i}]: name \"{}\": give each channel its own name",
+                path.display(),
+                entry.name
+            )));
+        }
+        // Checked now (URL, secret, CA file, addresses), not at the first alert.
+        portgate_alert::Channel::new(&entry.channel).map_err(|e| {
+            Failure::usage(format!(
+                "{}: alerts[{i}] ({}): {e}",
+                path.display(),
+                entry.name
+            ))
+        })?;
+        out.push(portgate_serve::AlertRoute {
+            name: entry.name.clone(),
+            min_severity: entry.min_severity.unwrap_or(portgate_model::Severity::Info),
+            channel: entry.channel.clone(),
+        });
+    }
+    Ok(out)
 }
 
 /// A size such as `512MiB`, `2GiB` or `1500000000`.
@@ -228,8 +347,24 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
         config.requests_per_minute = args.rate.or(file.rate).unwrap_or(120).max(1);
         config.cache_ttl = cache_ttl;
         config.resolve_names = !(args.addresses_only || file.addresses_only.unwrap_or(false));
-        config.manifests = file.manifests.clone().unwrap_or_default();
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        if let Some(manifests) = &file.manifests {
+            config.manifests.extend(manifests.named(&base)?);
+        }
         config.manifests.extend(args.manifests.iter().cloned());
+        config.schedules = schedules_of(&file, &path)?;
+        config.alerts = alerts_of(&file, &path)?;
+        for schedule in &config.schedules {
+            for name in &schedule.manifests {
+                if !config.manifests.contains_key(name) {
+                    return Err(Failure::usage(format!(
+                        "{}: schedule {}: no manifest named \"{name}\" is configured",
+                        path.display(),
+                        schedule.name
+                    )));
+                }
+            }
+        }
         for (name, path) in &config.manifests {
             portgate_policy::Manifest::load(path)
                 .map_err(|e| Failure::usage(format!("--manifest {name}: {e}")))?;
@@ -313,4 +448,74 @@ pub(crate) fn run_keys(args: KeysArgs) -> Result<u8, Failure> {
             }
         }
     })
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AckArgs {
+    /// The finding's fingerprint (`GET /v1/findings`, or the alert's `fingerprint`).
+    pub(crate) fingerprint: String,
+    /// Who acknowledges.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) by: String,
+    /// Why.
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) comment: String,
+    /// Through this server's API, with the key in $PORTGATE_API_KEY (else in the store
+    /// given by --db, as the server there would).
+    #[arg(long, value_name = "URL", conflicts_with = "db")]
+    pub(crate) server: Option<String>,
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+}
+
+/// `portgate ack`: through a server, or in its store.
+pub(crate) fn run_ack(args: AckArgs) -> Result<u8, Failure> {
+    let runtime = crate::runtime()?;
+    let (by, comment) = (args.by.trim(), args.comment.trim());
+    if by.is_empty() || comment.is_empty() {
+        return Err(Failure::usage("--by and --comment must not be empty"));
+    }
+    let state = runtime.block_on(async {
+        if let Some(url) = &args.server {
+            let key = std::env::var(crate::remote::KEY_ENV)
+                .ok()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| {
+                    Failure::usage(format!(
+                        "--server needs the API key in ${}",
+                        crate::remote::KEY_ENV
+                    ))
+                })?;
+            let client = portgate_serve::Client::new(url, &key)
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            let view = client
+                .acknowledge(&args.fingerprint, by, comment)
+                .await
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            return Ok::<String, Failure>(view["state"].as_str().unwrap_or_default().to_string());
+        }
+        let location = pipeline::location(args.db.db.as_deref())?;
+        let store = pipeline::open_store(&location).await?;
+        let found = store
+            .finding(&args.fingerprint)
+            .await
+            .map_err(|e| Failure::scan(e.to_string()))?
+            .ok_or_else(|| {
+                Failure::usage(format!("no finding {} in {location}", args.fingerprint))
+            })?;
+        if found.state == portgate_model::lifecycle::FindingState::Resolved {
+            return Err(Failure::usage(format!(
+                "finding {} is resolved: nothing to acknowledge",
+                args.fingerprint
+            )));
+        }
+        let acked = store
+            .acknowledge_finding(&args.fingerprint, by, comment, chrono::Utc::now())
+            .await
+            .map_err(|e| Failure::scan(e.to_string()))?
+            .ok_or_else(|| Failure::usage(format!("no finding {}", args.fingerprint)))?;
+        Ok(acked.state.as_str().to_string())
+    })?;
+    println!("{}: {state}", args.fingerprint);
+    Ok(0)
 }

@@ -296,4 +296,40 @@ fn the_configuration_file_is_read_and_checked() {
     let (code, _, err) = run(&["serve", "--db", &db]);
     assert_eq!(code, 2);
     assert!(err.contains("--scope"), "{err}");
+
+    // Monitoring settings are checked before the server starts: each refusal names the
+    // file, the entry and what was wrong.
+    let manifest = dir.path().join("exposure.yaml");
+    std::fs::write(&manifest, "version: 1\nassets: []\n").unwrap();
+    for (monitoring, expected) in [
+        (
+            "schedules:\n  - {name: hourly, cron: \"61 * * * *\"}\n",
+            "schedules[0] (hourly): cron \"61 * * * *\"",
+        ),
+        (
+            "schedules:\n  - {name: hourly, cron: \"0 * * * *\", ports: \"T:70000\"}\n",
+            "schedules[0] (hourly): ports",
+        ),
+        (
+            "schedules:\n  - {name: hourly, cron: \"0 * * * *\", manifests: [prod]}\n",
+            "no manifest named \"prod\"",
+        ),
+        (
+            "alerts:\n  - {name: ops, webhook: {url: \"ftp://hooks.example.test/\", secret: s}}\n",
+            "ops",
+        ),
+        (
+            "alerts:\n  - {name: ops, pager: {url: \"https://hooks.example.test/\"}}\n",
+            "serve.yaml:5:5: alerts",
+        ),
+    ] {
+        std::fs::write(
+            &config,
+            format!("db: {db}\nscope: [127.0.0.0/8]\nmanifests: [exposure.yaml]\n{monitoring}"),
+        )
+        .unwrap();
+        let (code, _, err) = run(&["serve", "--config", &config.display().to_string()]);
+        assert_eq!(code, 2, "{monitoring}: {err}");
+        assert!(err.contains(expected), "{monitoring}: {err}");
+    }
 }

@@ -11,6 +11,7 @@ mod evidence;
 mod finding;
 pub mod history;
 pub mod http;
+pub mod lifecycle;
 mod ports;
 mod report;
 mod scope;

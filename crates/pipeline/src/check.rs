@@ -16,6 +16,7 @@ use std::time::Duration;
 pub struct CheckOptions {
     env: Option<String>,
     targets: Vec<TargetSpec>,
+    ports: Option<portgate_model::PortSpec>,
     tcp_method: TcpMethod,
     deadline: Option<Duration>,
     revision: Option<String>,
@@ -38,6 +39,7 @@ impl CheckOptions {
 pub struct CheckOptionsBuilder {
     env: Option<String>,
     targets: Vec<TargetSpec>,
+    ports: Option<portgate_model::PortSpec>,
     tcp_method: TcpMethod,
     deadline: Option<Duration>,
     revision: Option<String>,
@@ -54,6 +56,13 @@ impl CheckOptionsBuilder {
     /// global approved list alone (an ephemeral environment).
     pub fn targets(mut self, targets: Vec<TargetSpec>) -> Self {
         self.targets = targets;
+        self
+    }
+
+    /// Scan these ports on every asset instead of each asset's own port set (a monitoring
+    /// schedule's tier: the critical ports hourly, the top 1,000 nightly).
+    pub fn ports(mut self, ports: Option<portgate_model::PortSpec>) -> Self {
+        self.ports = ports;
         self
     }
 
@@ -80,6 +89,7 @@ impl CheckOptionsBuilder {
         CheckOptions {
             env: self.env,
             targets: self.targets,
+            ports: self.ports,
             tcp_method: self.tcp_method,
             deadline: self.deadline,
             revision: self.revision,
@@ -238,7 +248,12 @@ fn plan_of(
 ) -> Result<Vec<portgate_policy::ScanGroup>, Error> {
     let env = options.env.as_deref();
     manifest.check_environment(env)?;
-    let plan = manifest.scan_plan(env, &options.targets);
+    let mut plan = manifest.scan_plan(env, &options.targets);
+    if let Some(ports) = &options.ports {
+        for group in &mut plan {
+            group.ports = ports.clone();
+        }
+    }
     if plan.is_empty() {
         return Err(Error::Input(format!(
             "{}: nothing to check{}: no asset lists a target",

@@ -7,6 +7,7 @@
 
 pub mod drift;
 mod evaluate;
+pub mod lifecycle;
 mod manifest;
 pub mod risk;
 pub mod yaml;

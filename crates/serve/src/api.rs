@@ -37,12 +37,15 @@ pub const PORT_CHECK_MAX_TIMEOUT: u64 = 30;
     paths(
         create_scan, get_scan, list_scans, cancel_scan, crate::checks::create_check,
         crate::checks::get_check, port_scanner, target_history, diff,
+        crate::findings::list, crate::findings::get_one, crate::findings::ack,
         healthz, readyz, metrics
     ),
     components(schemas(
         ScanRequest, ScanAccepted, ScanView, ScanList, Links, ProgressView, PortCheck,
         PortCheckPort, Certificate, PortCheckSummary, Problem, crate::checks::CheckRequest,
-        crate::checks::CheckAccepted, crate::checks::CheckView, crate::checks::ComparedScan
+        crate::checks::CheckAccepted, crate::checks::CheckView, crate::checks::ComparedScan,
+        crate::findings::FindingView, crate::findings::EventView, crate::findings::FindingList,
+        crate::findings::AckRequest
     )),
     modifiers(&KeyAuth),
     security(("api_key" = []))
@@ -80,6 +83,9 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/port-scanner", get(port_scanner))
         .route("/v1/targets/{target}/history", get(target_history))
         .route("/v1/diff", get(diff))
+        .route("/v1/findings", get(crate::findings::list))
+        .route("/v1/findings/{fingerprint}", get(crate::findings::get_one))
+        .route("/v1/findings/{fingerprint}/ack", post(crate::findings::ack))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

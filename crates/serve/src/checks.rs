@@ -50,6 +50,12 @@ pub(crate) struct CheckJob {
     target: Option<String>,
     /// Every target of the plan, resolved and checked against the scope.
     checked: Vec<Checked>,
+    /// The ports scanned on every asset instead of each asset's own (a schedule's tier).
+    #[serde(default)]
+    ports: Option<String>,
+    /// The schedule that queued it: its findings then have a life and alerts.
+    #[serde(default)]
+    schedule: Option<String>,
 }
 
 /// What a finished check keeps.
@@ -128,6 +134,7 @@ pub(crate) struct Ran {
 /// Runs a stored check: compared with the last scan of each target in the server's history,
 /// evaluated as `portgate check` evaluates, and saved there (scan and findings).
 pub(crate) async fn run(
+    job_id: i64,
     request: &str,
     progress: Arc<Progress>,
     state: &State,
@@ -153,6 +160,25 @@ pub(crate) async fn run(
             (None, None)
         }
     };
+    if let Some(schedule) = &job.schedule {
+        let targets: std::collections::BTreeSet<String> = outcome
+            .report
+            .hosts
+            .iter()
+            .map(|h| h.target.clone())
+            .collect();
+        if let Err(e) = crate::monitor::record(
+            state,
+            job_id,
+            schedule,
+            &targets,
+            &outcome.evaluation.findings,
+        )
+        .await
+        {
+            eprintln!("portgate serve: check {job_id}: cannot record its findings: {e}");
+        }
+    }
     let compared = outcome
         .compared
         .into_iter()
@@ -180,10 +206,102 @@ fn options(job: &CheckJob) -> Result<CheckOptions, String> {
         .iter()
         .map(|t| TargetSpec::from_str(t).map_err(|e| format!("target: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
+    let ports = job
+        .ports
+        .as_deref()
+        .map(|p| PortSpec::from_str(p).map_err(|e| format!("ports: {e}")))
+        .transpose()?;
     Ok(CheckOptions::builder()
         .env(job.env.clone())
         .targets(targets)
+        .ports(ports)
         .build())
+}
+
+/// The manifest a request names: one the server is configured with, or inline YAML.
+fn manifest_text(state: &State, manifest: &str) -> Result<(String, String), Problem> {
+    match state.0.config.manifests.get(manifest) {
+        Some(path) => Ok((
+            std::fs::read_to_string(path).map_err(|e| {
+                eprintln!("portgate serve: manifest {}: {e}", path.display());
+                Problem::internal("read the configured manifest")
+            })?,
+            manifest.to_string(),
+        )),
+        None if manifest.contains('\n') => Ok((manifest.to_string(), "inline".into())),
+        None => Err(Problem::invalid(format!(
+            "manifest: \"{manifest}\" is neither a manifest this server is configured with nor YAML"
+        ))),
+    }
+}
+
+/// A check job for `job` (manifest, env, target, ports set): the manifest parsed, the
+/// environment known, every target of its plan resolved and checked against `scope`.
+/// Its targets as given, for the job's row.
+async fn prepare(
+    state: &State,
+    scope: &portgate_model::Scope,
+    job: &mut CheckJob,
+) -> Result<Vec<String>, Problem> {
+    let manifest = Manifest::from_bytes(job.manifest.as_bytes(), &job.source)
+        .map_err(|e| Problem::invalid(format!("manifest: {e}")))?;
+    let options = options(job).map_err(Problem::invalid)?;
+    manifest
+        .check_environment(options.env())
+        .map_err(|e| Problem::invalid(e.to_string()))?;
+    let inputs: Vec<String> = manifest
+        .scan_plan(options.env(), &[])
+        .iter()
+        .flat_map(|g| g.targets.iter().map(ToString::to_string))
+        .chain(job.target.iter().cloned())
+        .collect();
+    if inputs.is_empty() {
+        return Err(Problem::invalid(
+            "manifest: nothing to check: no asset lists a target",
+        ));
+    }
+    job.checked = targets::check(&inputs, scope, state.resolve_timeout()).await?;
+    Ok(inputs)
+}
+
+/// Queues schedule `schedule`'s check of configured manifest `manifest` (the server's own
+/// job, within the server's whole scope) under `idempotency`; the job's id.
+pub(crate) async fn queue_scheduled(
+    state: &State,
+    manifest: &str,
+    schedule: &crate::monitor::Schedule,
+    idempotency: &str,
+) -> Result<i64, String> {
+    let (text, source) = manifest_text(state, manifest).map_err(|p| p.detail)?;
+    let mut job = CheckJob {
+        manifest: text,
+        source,
+        env: schedule.env.clone(),
+        target: None,
+        checked: Vec::new(),
+        ports: schedule.ports.as_ref().map(ToString::to_string),
+        schedule: Some(schedule.name.clone()),
+    };
+    let inputs = prepare(state, &state.0.config.scope, &mut job)
+        .await
+        .map_err(|p| p.detail)?;
+    let request = serde_json::to_string(&job).map_err(|e| e.to_string())?;
+    let (stored, created) = state
+        .0
+        .store
+        .enqueue_job(&NewJob {
+            kind: "check",
+            request: &request,
+            targets: &inputs,
+            key_id: None,
+            idempotency_key: Some(idempotency),
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if created {
+        state.0.queue.pushed(stored.id);
+    }
+    Ok(stored.id)
 }
 
 /// A check accepted.
@@ -221,48 +339,18 @@ pub(crate) async fn create_check(
     let request = json_body(body, inner.config.max_body)?;
     let idempotency = crate::api::idempotency_key(&headers)?;
     crate::api::within_scan_limit(&state, &key, idempotency.is_some()).await?;
-    let (text, source) = match inner.config.manifests.get(&request.manifest) {
-        Some(path) => (
-            std::fs::read_to_string(path).map_err(|e| {
-                eprintln!("portgate serve: manifest {}: {e}", path.display());
-                Problem::internal("read the configured manifest")
-            })?,
-            request.manifest.clone(),
-        ),
-        None if request.manifest.contains('\n') => (request.manifest.clone(), "inline".into()),
-        None => {
-            return Err(Problem::invalid(format!(
-                "manifest: \"{}\" is neither a manifest this server is configured with nor YAML",
-                request.manifest
-            )));
-        }
-    };
-    let manifest = Manifest::from_bytes(text.as_bytes(), &source)
-        .map_err(|e| Problem::invalid(format!("manifest: {e}")))?;
+    let (text, source) = manifest_text(&state, &request.manifest)?;
     let mut job = CheckJob {
         manifest: text,
         source,
         env: request.env.clone(),
         target: request.target.clone(),
         checked: Vec::new(),
+        ports: None,
+        schedule: None,
     };
-    let options = options(&job).map_err(Problem::invalid)?;
-    manifest
-        .check_environment(options.env())
-        .map_err(|e| Problem::invalid(e.to_string()))?;
-    let inputs: Vec<String> = manifest
-        .scan_plan(options.env(), &[])
-        .iter()
-        .flat_map(|g| g.targets.iter().map(ToString::to_string))
-        .chain(request.target.iter().cloned())
-        .collect();
-    if inputs.is_empty() {
-        return Err(Problem::invalid(
-            "manifest: nothing to check: no asset lists a target",
-        ));
-    }
     let scope = state.scope_for(&key)?;
-    job.checked = targets::check(&inputs, &scope, state.resolve_timeout()).await?;
+    let inputs = prepare(&state, &scope, &mut job).await?;
     let text = serde_json::to_string(&job).map_err(|_| Problem::internal("record the request"))?;
     let (stored, created) = inner
         .store

@@ -131,6 +131,25 @@ impl Client {
         }
     }
 
+    /// Acknowledges finding `fingerprint` as `by` with `comment`; the finding as the server
+    /// now has it (`portgate.finding` view, with its events).
+    pub async fn acknowledge(
+        &self,
+        fingerprint: &str,
+        by: &str,
+        comment: &str,
+    ) -> Result<Value, ClientError> {
+        let sent = self
+            .http
+            .post(format!("{}/v1/findings/{fingerprint}/ack", self.base))
+            .header("x-api-key", &self.key)
+            .json(&serde_json::json!({"by": by, "comment": comment}))
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        self.answer(sent).await
+    }
+
     /// Submits `request` and waits at most `wait` for its report.
     pub async fn scan(
         &self,

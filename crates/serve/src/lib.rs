@@ -11,8 +11,11 @@ mod api;
 mod budget;
 mod checks;
 mod client;
+mod findings;
 mod keys;
 mod metrics;
+mod monitor;
+mod outbox;
 mod problem;
 mod queue;
 mod targets;
@@ -24,6 +27,7 @@ pub use checks::CheckRequest;
 pub use client::{Client, ClientError};
 pub use keys::{KEY_PREFIX, create as create_key, hash as key_hash};
 pub use metrics::Metrics;
+pub use monitor::{AlertRoute, Schedule};
 pub use problem::{PROBLEM_BASE, Problem};
 pub use queue::{Queue, StoreQueue};
 pub use targets::{Checked, MAX_TARGETS};
@@ -68,6 +72,10 @@ pub struct Config {
     pub resolve_timeout: Duration,
     /// Manifests the server checks by name (`POST /v1/checks {"manifest": NAME}`).
     pub manifests: std::collections::BTreeMap<String, std::path::PathBuf>,
+    /// Scan tiers that queue checks of the configured manifests on a cron.
+    pub schedules: Vec<Schedule>,
+    /// Where the news of scheduled checks goes.
+    pub alerts: Vec<AlertRoute>,
     /// Whether target names are resolved (`false`: only addresses and ranges are taken,
     /// and the server never asks DNS).
     pub resolve_names: bool,
@@ -90,6 +98,8 @@ impl Config {
             resolve_timeout: Duration::from_secs(5),
             resolve_names: true,
             manifests: std::collections::BTreeMap::new(),
+            schedules: Vec::new(),
+            alerts: Vec::new(),
         }
     }
 }
@@ -120,6 +130,8 @@ pub struct Inner {
     pub metrics: Metrics,
     /// The memory the running scans share.
     pub budget: Budget,
+    /// Wakes the alert sender when a message is written to the outbox.
+    pub outbox_wake: tokio::sync::Notify,
     limiter: DefaultKeyedRateLimiter<i64>,
     cache: Cache,
     port_checks: Semaphore,
@@ -151,6 +163,7 @@ impl State {
             queue: store_queue,
             metrics: Metrics::default(),
             budget: Budget::new(config.scan_memory),
+            outbox_wake: tokio::sync::Notify::new(),
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             cache: Mutex::new(HashMap::new()),
             port_checks: Semaphore::new(workers),
@@ -208,7 +221,9 @@ pub async fn run(
     if requeued > 0 {
         eprintln!("portgate serve: {requeued} interrupted job(s) queued again");
     }
-    let workers = worker::spawn(&state);
+    let mut workers = worker::spawn(&state);
+    workers.push(tokio::spawn(monitor::run_schedules(state.clone())));
+    workers.push(tokio::spawn(outbox::run(state.clone())));
     let app = router(state.clone());
     let shutdown_state = state.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {

@@ -156,7 +156,7 @@ enum Output {
 
 async fn perform(state: &State, job: &Job, progress: Arc<Progress>) -> Result<Output, String> {
     if job.kind == "check" {
-        return crate::checks::run(&job.request, progress, state)
+        return crate::checks::run(job.id, &job.request, progress, state)
             .await
             .map(Output::Check);
     }

@@ -30,6 +30,7 @@ macro_rules! on_pool {
 mod error;
 mod location;
 mod maintain;
+mod monitor;
 mod read;
 mod service;
 mod types;
@@ -39,6 +40,7 @@ mod writer;
 pub use error::StoreError;
 pub use location::{DB_ENV, Location};
 pub use maintain::EXPORT_SCHEMA;
+pub use monitor::{FindingEvent, FindingUpdate, OutboxMessage, StoredFinding};
 pub use portgate_model::history::{
     CheckId, CheckRecord, HostSnapshot, ScanId, ScanRecord, StoredPort, StoredService, StoredStatus,
 };
