@@ -25,6 +25,11 @@ type Received = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
 
 /// A webhook receiver on loopback that keeps what it was sent; answers 200.
 async fn receiver() -> (String, Received) {
+    receiver_on(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+}
+
+/// [`receiver`] on `listener`.
+fn receiver_on(listener: tokio::net::TcpListener) -> (String, Received) {
     let received: Received = Arc::default();
     let kept = received.clone();
     let app = axum::Router::new().route(
@@ -37,7 +42,6 @@ async fn receiver() -> (String, Received) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -208,4 +212,96 @@ async fn a_scheduled_check_alerts_once_per_change() {
     assert_eq!(outbox.len(), 3);
     assert!(outbox.iter().all(|m| m.status == "delivered"), "{outbox:?}");
     drop(first);
+}
+
+/// A receiver that is down when the alert is written: the attempts fail and are logged, the
+/// message waits in the outbox, and once the receiver is up it gets the message exactly once.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alert_waits_for_a_receiver_that_is_down_and_arrives_once() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let db = portgate_test_support::db::sqlite();
+    let store = Store::open(&Location::parse(&db.url).unwrap())
+        .await
+        .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut config = Config::new(addr, Scope::parse(&["127.0.0.0/8"]).unwrap());
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(KEY)
+    );
+    let url = format!("http://127.0.0.1:{port}/hook");
+    config.alerts.push(AlertRoute {
+        name: "ops".into(),
+        min_severity: Severity::Info,
+        channel: serde_json::from_value(json!({"webhook": {"url": url, "secret": secret}}))
+            .unwrap(),
+    });
+    let alert = json!({
+        "type": "portgate.alert.v1", "id": "portgate-check-7-ops", "kind": "opened",
+        "title": "1 new finding (test)", "created_at": chrono::Utc::now(),
+        "severity": "info", "items": []
+    });
+    assert!(
+        store
+            .enqueue_alert(
+                "ops",
+                "portgate-check-7-ops",
+                &alert.to_string(),
+                chrono::Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    // Written twice, kept once.
+    assert!(
+        !store
+            .enqueue_alert(
+                "ops",
+                "portgate-check-7-ops",
+                &alert.to_string(),
+                chrono::Utc::now()
+            )
+            .await
+            .unwrap()
+    );
+    let state = State::new(store, config);
+    let run_state = state.clone();
+    tokio::spawn(async move {
+        let _ = portgate_serve::run(run_state, listener, Duration::from_secs(5)).await;
+    });
+    // Down: attempts fail and the message stays pending.
+    let start = Instant::now();
+    loop {
+        let outbox = state.0.store.outbox(10).await.unwrap();
+        if outbox[0].attempts >= 2 {
+            assert_eq!(outbox[0].status, "pending", "{outbox:?}");
+            assert!(outbox[0].last_error.is_some(), "{outbox:?}");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{outbox:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Up: delivered, once.
+    let (_, received) = receiver_on(
+        tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap(),
+    );
+    let got = wait_for(&received, 1, Duration::from_secs(30)).await;
+    assert_eq!(got[0]["id"], "portgate-check-7-ops");
+    let start = Instant::now();
+    while state.0.store.outbox(10).await.unwrap()[0].status != "delivered" {
+        assert!(start.elapsed() < Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        received.lock().unwrap().len(),
+        1,
+        "delivered more than once"
+    );
 }
