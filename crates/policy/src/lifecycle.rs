@@ -43,17 +43,13 @@ pub fn tracked(finding: &Finding) -> bool {
 /// The finding's stable fingerprint: target, address, protocol, port and rule (hex of
 /// their SHA-256, 32 characters). The same exposure found by two checks has the same one.
 pub fn fingerprint(finding: &Finding) -> String {
-    let rule = serde_json::to_value(finding.rule)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     let key = format!(
         "{}|{}|{}|{}|{}",
         finding.target,
         finding.ip.map(|ip| ip.to_string()).unwrap_or_default(),
         finding.protocol.map(|p| p.to_string()).unwrap_or_default(),
         finding.port.map(|p| p.to_string()).unwrap_or_default(),
-        rule
+        finding.rule.id()
     );
     let digest = Sha256::digest(key.as_bytes());
     let mut hex = String::with_capacity(32);

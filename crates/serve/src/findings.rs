@@ -3,13 +3,13 @@
 //! whose address lies inside its scope.
 
 use crate::State;
-use crate::api::{Authed, json_body, query, store_failed};
+use crate::api::{Authed, json_body, query, store_failed, time};
 use crate::problem::{Problem, Refused};
 use axum::Json;
 use axum::extract::Path;
 use axum::extract::Query;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::Utc;
 use portgate_model::Scope;
 use portgate_model::lifecycle::FindingState;
 use portgate_store::{ApiKey, FindingEvent, StoredFinding};
@@ -100,18 +100,10 @@ pub struct FindingQuery {
     pub limit: Option<i64>,
 }
 
-fn time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn view(f: StoredFinding, events: Option<Vec<FindingEvent>>) -> FindingView {
-    let rule = serde_json::to_value(f.finding.rule)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
     FindingView {
         state: f.state.as_str().to_string(),
-        rule,
+        rule: f.finding.rule.id().to_string(),
         severity: f.finding.severity.as_str().to_string(),
         target: f.finding.target.clone(),
         endpoint: f.finding.endpoint(),

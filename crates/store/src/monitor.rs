@@ -146,10 +146,6 @@ where
     })
 }
 
-fn endpoint(finding: &Finding) -> String {
-    finding.endpoint()
-}
-
 impl Store {
     /// The next run of schedule `name`, if it has run or been planned before.
     pub async fn schedule_next_run(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -241,10 +237,10 @@ impl Store {
                                  VALUES ($1, 'open', $2, $3, $4, $5, $6, $7, $8, $8)",
                             )
                             .bind(fp)
-                            .bind(serde_json::to_value(f.rule).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+                            .bind(f.rule.id())
                             .bind(f.severity.as_str())
                             .bind(&f.target)
-                            .bind(endpoint(f))
+                            .bind(f.endpoint())
                             .bind(&f.asset)
                             .bind(text)
                             .bind(now)
