@@ -58,6 +58,9 @@ pub(crate) enum Command {
     /// Acknowledge a finding of the service's scheduled checks (it stops escalating and is
     /// not sent again until it is resolved and reopened).
     Ack(crate::serve::AckArgs),
+    /// Maintenance windows of the service: findings raised inside one are kept, marked
+    /// suppressed and told in one digest when it closes.
+    Window(crate::serve::WindowArgs),
 }
 
 /// Output formats.

@@ -52,6 +52,7 @@ fn main() -> ExitCode {
         args::Command::Serve(serve_args) => serve::run(serve_args),
         args::Command::Keys(keys_args) => serve::run_keys(keys_args),
         args::Command::Ack(ack_args) => serve::run_ack(ack_args),
+        args::Command::Window(window_args) => serve::run_window(window_args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

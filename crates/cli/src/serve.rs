@@ -87,6 +87,40 @@ struct ServeFile {
     manifests: Option<Manifests>,
     schedules: Option<Vec<ScheduleFile>>,
     alerts: Option<Vec<AlertFile>>,
+    windows: Option<Vec<WindowFile>>,
+    escalation: Option<Vec<EscalationFile>>,
+    repeat_interval: Option<String>,
+    public_url: Option<String>,
+    link_secret: Option<String>,
+    ack_link_valid: Option<String>,
+}
+
+/// One of `windows:`: a name, what it covers (none of `asset`, `target`, `tag`: all), and
+/// when (`start` and `end`, or `cron` and `duration`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WindowFile {
+    name: String,
+    asset: Option<String>,
+    target: Option<String>,
+    /// `key=value`.
+    tag: Option<String>,
+    start: Option<chrono::DateTime<chrono::Utc>>,
+    end: Option<chrono::DateTime<chrono::Utc>>,
+    cron: Option<String>,
+    timezone: Option<String>,
+    duration: Option<String>,
+    comment: Option<String>,
+}
+
+/// One of `escalation:`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalationFile {
+    min_severity: Option<portgate_model::Severity>,
+    after: String,
+    repeat: Option<String>,
+    to: String,
 }
 
 /// `manifests:` as a list of files (each named by its file stem) or a map of names to files;
@@ -107,6 +141,8 @@ struct ScheduleFile {
     ports: Option<String>,
     cron: String,
     jitter: Option<String>,
+    /// The cron's time zone (IANA; UTC when absent).
+    timezone: Option<String>,
     /// The configured manifests it checks, by name; all when absent.
     manifests: Option<Vec<String>>,
     env: Option<String>,
@@ -118,6 +154,12 @@ struct ScheduleFile {
 struct AlertFile {
     name: String,
     min_severity: Option<portgate_model::Severity>,
+    /// Only these assets' findings.
+    #[serde(default)]
+    assets: Vec<String>,
+    /// Only the findings of these owners' assets.
+    #[serde(default)]
+    owners: Vec<String>,
     #[serde(flatten)]
     channel: portgate_alert::ChannelConfig,
 }
@@ -165,6 +207,10 @@ fn schedules_of(file: &ServeFile, path: &Path) -> Result<Vec<portgate_serve::Sch
         .map_err(Failure::usage)?;
         schedule.manifests = entry.manifests.clone().unwrap_or_default();
         schedule.env = entry.env.clone();
+        if let Some(tz) = &entry.timezone {
+            schedule.timezone =
+                portgate_serve::parse_timezone(tz, &what).map_err(Failure::usage)?;
+        }
         if out
             .iter()
             .any(|s: &portgate_serve::Schedule| s.name == schedule.name)
@@ -199,10 +245,126 @@ fn alerts_of(file: &ServeFile, path: &Path) -> Result<Vec<portgate_serve::AlertR
         out.push(portgate_serve::AlertRoute {
             name: entry.name.clone(),
             min_severity: entry.min_severity.unwrap_or(portgate_model::Severity::Info),
+            assets: entry.assets.clone(),
+            owners: entry.owners.clone(),
             channel: entry.channel.clone(),
         });
     }
     Ok(out)
+}
+
+fn windows_of(file: &ServeFile, path: &Path) -> Result<Vec<portgate_serve::Window>, Failure> {
+    use portgate_serve::{Window, WindowScope};
+    let mut out: Vec<Window> = Vec::new();
+    for (i, entry) in file.windows.iter().flatten().enumerate() {
+        let what = format!("{}: windows[{i}] ({})", path.display(), entry.name);
+        let scope = match (&entry.asset, &entry.target, &entry.tag) {
+            (None, None, None) => WindowScope::All,
+            (Some(a), None, None) => WindowScope::Asset(a.clone()),
+            (None, Some(t), None) => WindowScope::Target(t.clone()),
+            (None, None, Some(tag)) => WindowScope::parse(&format!("tag:{tag}"))
+                .map_err(|e| Failure::usage(format!("{what}: tag: {e}")))?,
+            _ => {
+                return Err(Failure::usage(format!(
+                    "{what}: give one of asset, target or tag (none: every finding)"
+                )));
+            }
+        };
+        let mut window = match (&entry.cron, entry.start, entry.end) {
+            (Some(cron), None, None) => {
+                let duration =
+                    duration_in(path, "duration", entry.duration.as_ref())?.ok_or_else(|| {
+                        Failure::usage(format!(
+                            "{what}: duration: a recurring window needs how long it lasts, e.g. 2h"
+                        ))
+                    })?;
+                Window::recurring(
+                    &entry.name,
+                    scope,
+                    cron,
+                    entry.timezone.as_deref(),
+                    duration,
+                    &what,
+                )
+            }
+            (None, Some(start), Some(end)) if entry.duration.is_none() => {
+                Window::once(&entry.name, scope, start, end, &what)
+            }
+            _ => {
+                return Err(Failure::usage(format!(
+                    "{what}: give start and end (RFC 3339), or cron and duration"
+                )));
+            }
+        }
+        .map_err(Failure::usage)?;
+        window.comment.clone_from(&entry.comment);
+        if out.iter().any(|w| w.name == window.name) {
+            return Err(Failure::usage(format!(
+                "{what}: a second window with this name"
+            )));
+        }
+        out.push(window);
+    }
+    Ok(out)
+}
+
+fn escalations_of(
+    file: &ServeFile,
+    path: &Path,
+    routes: &[portgate_serve::AlertRoute],
+) -> Result<Vec<portgate_serve::Escalation>, Failure> {
+    let mut out = Vec::new();
+    for (i, entry) in file.escalation.iter().flatten().enumerate() {
+        let what = format!("{}: escalation[{i}]", path.display());
+        if !routes.iter().any(|r| r.name == entry.to) {
+            return Err(Failure::usage(format!(
+                "{what}: to: no alert channel named \"{}\" is configured",
+                entry.to.escape_default()
+            )));
+        }
+        let after = crate::args::parse_duration(&entry.after)
+            .map_err(|e| Failure::usage(format!("{what}: after: {e}")))?;
+        let repeat = entry
+            .repeat
+            .as_deref()
+            .map(|r| {
+                crate::args::parse_duration(r)
+                    .map_err(|e| Failure::usage(format!("{what}: repeat: {e}")))
+            })
+            .transpose()?;
+        if repeat.is_some_and(|r| r.is_zero()) {
+            return Err(Failure::usage(format!(
+                "{what}: repeat: give a duration above zero"
+            )));
+        }
+        out.push(portgate_serve::Escalation {
+            min_severity: entry.min_severity.unwrap_or(portgate_model::Severity::High),
+            after,
+            repeat,
+            to: entry.to.clone(),
+        });
+    }
+    Ok(out)
+}
+
+fn ack_links_of(
+    file: &ServeFile,
+    path: &Path,
+) -> Result<Option<portgate_serve::AckLinks>, Failure> {
+    let at = |e: String| Failure::usage(format!("{}: {e}", path.display()));
+    match (&file.public_url, &file.link_secret) {
+        (None, None) => Ok(None),
+        (Some(url), Some(secret)) => {
+            let valid = duration_in(path, "ack_link_valid", file.ack_link_valid.as_ref())?
+                .unwrap_or(Duration::from_secs(7 * 24 * 3600));
+            portgate_serve::AckLinks::new(url, secret, valid)
+                .map(Some)
+                .map_err(at)
+        }
+        _ => Err(at(
+            "public_url and link_secret go together (acknowledgement links in the alerts)".into(),
+        )),
+    }
 }
 
 /// A size such as `512MiB`, `2GiB` or `1500000000`.
@@ -354,6 +516,13 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
         config.manifests.extend(args.manifests.iter().cloned());
         config.schedules = schedules_of(&file, &path)?;
         config.alerts = alerts_of(&file, &path)?;
+        config.windows = windows_of(&file, &path)?;
+        config.escalations = escalations_of(&file, &path, &config.alerts)?;
+        config.ack_links = ack_links_of(&file, &path)?;
+        if let Some(repeat) = duration_in(&path, "repeat_interval", file.repeat_interval.as_ref())?
+        {
+            config.repeat_interval = repeat;
+        }
         for schedule in &config.schedules {
             for name in &schedule.manifests {
                 if !config.manifests.contains_key(name) {
@@ -477,17 +646,7 @@ pub(crate) fn run_ack(args: AckArgs) -> Result<u8, Failure> {
     }
     let state = runtime.block_on(async {
         if let Some(url) = &args.server {
-            let key = std::env::var(crate::remote::KEY_ENV)
-                .ok()
-                .filter(|k| !k.is_empty())
-                .ok_or_else(|| {
-                    Failure::usage(format!(
-                        "--server needs the API key in ${}",
-                        crate::remote::KEY_ENV
-                    ))
-                })?;
-            let client = portgate_serve::Client::new(url, &key)
-                .map_err(|e| Failure::usage(e.to_string()))?;
+            let client = server_client(url)?;
             let view = client
                 .acknowledge(&args.fingerprint, by, comment)
                 .await
@@ -518,4 +677,246 @@ pub(crate) fn run_ack(args: AckArgs) -> Result<u8, Failure> {
     })?;
     println!("{}: {state}", args.fingerprint);
     Ok(0)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WindowArgs {
+    #[command(subcommand)]
+    pub(crate) command: WindowCommand,
+}
+
+/// Where the windows are: a server, or a store.
+#[derive(Debug, Args)]
+pub(crate) struct WindowPlace {
+    /// Through this server's API, with the key in $PORTGATE_API_KEY (else in the store
+    /// given by --db, which a server on it reads within a second).
+    #[arg(long, value_name = "URL", conflicts_with = "db")]
+    pub(crate) server: Option<String>,
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum WindowCommand {
+    /// Make (or change) a window: one-off (--start, --end) or recurring (--cron,
+    /// --duration).
+    Add {
+        /// Its name (letters, digits, '-', '_', '.').
+        name: String,
+        /// What it covers: all, asset:NAME, target:TARGET or tag:KEY=VALUE.
+        #[arg(long, default_value = "all")]
+        scope: String,
+        /// Opens (RFC 3339, e.g. 2026-12-05T22:00:00Z).
+        #[arg(
+            long,
+            requires = "end",
+            conflicts_with = "cron",
+            required_unless_present = "cron"
+        )]
+        start: Option<chrono::DateTime<chrono::Utc>>,
+        /// Closes.
+        #[arg(long, requires = "start")]
+        end: Option<chrono::DateTime<chrono::Utc>>,
+        /// Opens at each time of this cron (five fields, or six with seconds first).
+        #[arg(long, requires = "duration")]
+        cron: Option<String>,
+        /// The cron's time zone (IANA, e.g. Europe/Berlin) [default: UTC].
+        #[arg(long, requires = "cron")]
+        timezone: Option<String>,
+        /// How long each opening lasts (30m, 2h).
+        #[arg(long, value_parser = crate::args::parse_duration, requires = "cron")]
+        duration: Option<Duration>,
+        /// Why.
+        #[arg(long)]
+        comment: Option<String>,
+        /// Who.
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        #[command(flatten)]
+        place: WindowPlace,
+    },
+    /// List the windows.
+    List {
+        #[command(flatten)]
+        place: WindowPlace,
+    },
+    /// Delete a window made over the API or this command.
+    Delete {
+        /// Its name.
+        name: String,
+        #[command(flatten)]
+        place: WindowPlace,
+    },
+}
+
+impl WindowCommand {
+    fn place(&self) -> &WindowPlace {
+        match self {
+            WindowCommand::Add { place, .. }
+            | WindowCommand::List { place }
+            | WindowCommand::Delete { place, .. } => place,
+        }
+    }
+}
+
+/// `portgate window`: through a server, or in its store.
+pub(crate) fn run_window(args: WindowArgs) -> Result<u8, Failure> {
+    let runtime = crate::runtime()?;
+    let place = args.command.place();
+    let lines = runtime.block_on(async {
+        if let Some(url) = &place.server {
+            let client = server_client(url)?;
+            let refused = |e: portgate_serve::ClientError| {
+                if e.is_input() {
+                    Failure::usage(e.to_string())
+                } else {
+                    Failure::scan(e.to_string())
+                }
+            };
+            return match &args.command {
+                WindowCommand::Add { .. } => {
+                    let view = client
+                        .put_window(&window_request(&args.command))
+                        .await
+                        .map_err(refused)?;
+                    Ok(vec![window_line(&view)])
+                }
+                WindowCommand::List { .. } => {
+                    let list = client.windows().await.map_err(refused)?;
+                    Ok(list["items"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(window_line)
+                        .collect())
+                }
+                WindowCommand::Delete { name, .. } => {
+                    client.delete_window(name).await.map_err(refused)?;
+                    Ok(vec![format!("{name}: deleted")])
+                }
+            };
+        }
+        let location = pipeline::location(place.db.db.as_deref())?;
+        let store = pipeline::open_store(&location).await?;
+        let failed = |e: portgate_store::StoreError| Failure::scan(e.to_string());
+        let now = chrono::Utc::now();
+        match &args.command {
+            WindowCommand::Add { name, .. } => {
+                let window = portgate_serve::window_of(&window_request(&args.command))
+                    .map_err(|p| Failure::usage(p.detail))?;
+                let existing = store.windows().await.map_err(failed)?;
+                if existing
+                    .iter()
+                    .any(|w| &w.name == name && w.source == "config")
+                {
+                    return Err(Failure::usage(format!(
+                        "window {name} is in the server's configuration file: change it there"
+                    )));
+                }
+                let row = window.to_stored("api", now);
+                store.put_window(&row).await.map_err(failed)?;
+                Ok(vec![window_line(
+                    &serde_json::to_value(portgate_serve::WindowView::of(&window, &row, now))
+                        .unwrap_or_default(),
+                )])
+            }
+            WindowCommand::List { .. } => {
+                let rows = store.windows().await.map_err(failed)?;
+                let mut lines = Vec::new();
+                for row in rows {
+                    let window =
+                        portgate_serve::Window::from_stored(&row).map_err(Failure::scan)?;
+                    let view = portgate_serve::WindowView::of(&window, &row, now);
+                    lines.push(window_line(&serde_json::to_value(view).unwrap_or_default()));
+                }
+                Ok(lines)
+            }
+            WindowCommand::Delete { name, .. } => {
+                let existing = store.windows().await.map_err(failed)?;
+                match existing.iter().find(|w| &w.name == name) {
+                    None => Err(Failure::usage(format!("no window {name} in {location}"))),
+                    Some(w) if w.source == "config" => Err(Failure::usage(format!(
+                        "window {name} is in the server's configuration file: remove it there"
+                    ))),
+                    Some(_) => {
+                        store.delete_window(name).await.map_err(failed)?;
+                        Ok(vec![format!("{name}: deleted")])
+                    }
+                }
+            }
+        }
+    })?;
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(0)
+}
+
+fn window_request(command: &WindowCommand) -> portgate_serve::WindowRequest {
+    let WindowCommand::Add {
+        name,
+        scope,
+        start,
+        end,
+        cron,
+        timezone,
+        duration,
+        comment,
+        by,
+        ..
+    } = command
+    else {
+        unreachable!("only add makes a request")
+    };
+    portgate_serve::WindowRequest {
+        name: name.clone(),
+        scope: scope.clone(),
+        start: *start,
+        end: *end,
+        cron: cron.clone(),
+        timezone: timezone.clone(),
+        duration_seconds: duration.map(|d| d.as_secs().max(1)),
+        comment: comment.clone(),
+        created_by: by.clone(),
+    }
+}
+
+/// One window on one line: name, scope, when, whether open now, source.
+fn window_line(view: &serde_json::Value) -> String {
+    let text = |key: &str| portgate_alert::render::one_line(view[key].as_str().unwrap_or_default());
+    let when = if view["cron"].is_string() {
+        format!(
+            "cron \"{}\" {} for {}s",
+            text("cron"),
+            text("timezone"),
+            view["durationSeconds"].as_u64().unwrap_or(0)
+        )
+    } else {
+        format!("{} to {}", text("start"), text("end"))
+    };
+    let open = match view["openUntil"].as_str() {
+        Some(until) => format!("open until {until}"),
+        None => "closed".to_string(),
+    };
+    format!(
+        "{}\t{}\t{}\t{open}\t{}",
+        text("name"),
+        text("scope"),
+        portgate_alert::render::one_line(&when),
+        text("source")
+    )
+}
+
+/// A client of the server at `url`, with the key in `$PORTGATE_API_KEY`.
+fn server_client(url: &str) -> Result<portgate_serve::Client, Failure> {
+    let key = std::env::var(crate::remote::KEY_ENV)
+        .ok()
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "--server needs the API key in ${}",
+                crate::remote::KEY_ENV
+            ))
+        })?;
+    portgate_serve::Client::new(url, &key).map_err(|e| Failure::usage(e.to_string()))
 }

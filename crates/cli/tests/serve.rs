@@ -322,6 +322,42 @@ fn the_configuration_file_is_read_and_checked() {
             "alerts:\n  - {name: ops, pager: {url: \"https://hooks.example.test/\"}}\n",
             "serve.yaml:5:5: alerts",
         ),
+        (
+            "schedules:\n  - {name: nightly, cron: \"30 2 * * *\", timezone: Mars/Base}\n",
+            "schedules[0] (nightly): timezone \"Mars/Base\"",
+        ),
+        (
+            "windows:\n  - {name: m, cron: \"0 2 * * 6\"}\n",
+            "windows[0] (m): duration",
+        ),
+        (
+            "windows:\n  - {name: m, asset: db, target: 198.18.0.10, start: 2026-12-05T22:00:00Z, end: 2026-12-06T02:00:00Z}\n",
+            "windows[0] (m): give one of asset, target or tag",
+        ),
+        (
+            "windows:\n  - {name: m, start: 2026-12-06T22:00:00Z, end: 2026-12-06T02:00:00Z}\n",
+            "windows[0] (m): end",
+        ),
+        (
+            "windows:\n  - {name: m, start: yesterday, end: 2026-12-06T02:00:00Z}\n",
+            "serve.yaml:5",
+        ),
+        (
+            "alerts:\n  - {name: ops, webhook: {url: \"https://hooks.example.test/\", secret: s}}\nescalation:\n  - {after: 30m, to: pager}\n",
+            "escalation[0]: to: no alert channel named \"pager\"",
+        ),
+        (
+            "alerts:\n  - {name: ops, webhook: {url: \"https://hooks.example.test/\", secret: s}}\nescalation:\n  - {after: soon, to: ops}\n",
+            "escalation[0]: after",
+        ),
+        (
+            "public_url: https://portgate.example.test\n",
+            "public_url and link_secret go together",
+        ),
+        (
+            "public_url: https://portgate.example.test\nlink_secret: short\n",
+            "link_secret: 5 bytes",
+        ),
     ] {
         std::fs::write(
             &config,
@@ -332,4 +368,101 @@ fn the_configuration_file_is_read_and_checked() {
         assert_eq!(code, 2, "{monitoring}: {err}");
         assert!(err.contains(expected), "{monitoring}: {err}");
     }
+}
+
+/// `portgate window` on a store: made, listed, refused when invalid, deleted.
+#[test]
+fn windows_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("portgate.db").display().to_string();
+    let (code, out, err) = run(&[
+        "window",
+        "add",
+        "db-move",
+        "--scope",
+        "asset:orders-db",
+        "--start",
+        "2026-12-05T22:00:00Z",
+        "--end",
+        "2026-12-06T02:00:00Z",
+        "--comment",
+        "new cluster",
+        "--by",
+        "alice",
+        "--db",
+        &db,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("db-move\tasset:orders-db\t2026-12-05T22:00:00"),
+        "{out}"
+    );
+    let (code, _, err) = run(&[
+        "window",
+        "add",
+        "sat",
+        "--cron",
+        "0 22 * * 6",
+        "--timezone",
+        "Europe/Berlin",
+        "--duration",
+        "2h",
+        "--db",
+        &db,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(&["window", "list", "--db", &db]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[1].contains("cron \"0 22 * * 6\" Europe/Berlin for 7200s"),
+        "{out}"
+    );
+    for (args, expected) in [
+        (
+            vec![
+                "window",
+                "add",
+                "x",
+                "--scope",
+                "host:a",
+                "--start",
+                "2026-12-05T22:00:00Z",
+                "--end",
+                "2026-12-06T02:00:00Z",
+            ],
+            "scope",
+        ),
+        (
+            vec![
+                "window",
+                "add",
+                "x",
+                "--cron",
+                "0 2 * * *",
+                "--duration",
+                "1h",
+                "--timezone",
+                "Mars/Base",
+            ],
+            "timezone \"Mars/Base\"",
+        ),
+        (
+            vec!["window", "add", "x", "--cron", "0 2 * * *"],
+            "--duration",
+        ),
+        (vec!["window", "delete", "nothing"], "no window nothing"),
+    ] {
+        let mut args = args;
+        args.extend(["--db", &db]);
+        let (code, _, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+    }
+    let (code, out, err) = run(&["window", "delete", "db-move", "--db", &db]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "db-move: deleted");
+    let (_, out, _) = run(&["window", "list", "--db", &db]);
+    assert_eq!(out.lines().count(), 1, "{out}");
 }

@@ -2,7 +2,7 @@
 //! against the manifest, into findings and an outcome.
 
 use crate::drift::{Change, ChangeKind, host_diff};
-use crate::manifest::{ApprovedPort, Asset, Manifest, Mode, OnMissing, TlsPolicy};
+use crate::manifest::{ApprovedPort, Asset, Manifest, Mode, OnMissing, TlsPolicy, Unlisted};
 use crate::risk;
 use chrono::NaiveDate;
 use portgate_model::{
@@ -115,6 +115,19 @@ pub fn evaluate(
                 "{} (severity {} is below the fail-on threshold {threshold})",
                 finding.message, finding.severity
             );
+        }
+    }
+    // A target without a baseline of its own (a review app) blocks no one when the manifest
+    // says so: its failures are warnings, for review.
+    if manifest.defaults.unlisted == Unlisted::Review {
+        for finding in &mut findings {
+            if finding.outcome == Outcome::Fail && finding.asset.is_none() {
+                finding.outcome = Outcome::Warn;
+                finding.message = format!(
+                    "{} (a target no asset lists: for review, not a failure)",
+                    finding.message
+                );
+            }
         }
     }
     findings.sort_by(|a, b| {

@@ -714,3 +714,58 @@ fn changes_since_the_last_scan_come_from_the_drift_engine() {
             .any(|f| f.rule == Rule::ChangedSinceLastScan)
     );
 }
+
+/// `defaults.unlisted: review`: a target no asset lists (a review app) is judged against
+/// the global list, and its failures are warnings for review; listed targets still fail.
+#[test]
+fn unlisted_targets_go_to_review_when_the_manifest_says_so() {
+    let mut manifest = Manifest::from_yaml(MANIFEST, "exposure.yaml").expect("loads");
+    let unlisted = host(
+        "127.0.0.1",
+        "127.0.0.1",
+        vec![open(22), open(443)],
+        vec![detected(22, "ssh", None), tls(443, true, 200, &[])],
+    );
+    let r = report(vec![unlisted.clone()]);
+    assert_eq!(
+        evaluate(&manifest, Some("staging"), &r, None).outcome,
+        Outcome::Fail
+    );
+    manifest.defaults.unlisted = portgate_policy::Unlisted::Review;
+    let eval = evaluate(&manifest, Some("staging"), &r, None);
+    assert_eq!(eval.outcome, Outcome::Warn, "{:#?}", eval.findings);
+    let review = eval
+        .findings
+        .iter()
+        .find(|f| f.port == Some(443))
+        .expect("443");
+    assert_eq!(review.outcome, Outcome::Warn);
+    assert!(review.message.contains("for review"), "{}", review.message);
+    // A listed target's failure still fails.
+    let listed = host("198.18.0.2", "198.18.0.2", vec![open(8000)], vec![]);
+    let eval = evaluate(
+        &manifest,
+        Some("staging"),
+        &report(vec![unlisted, listed]),
+        None,
+    );
+    assert_eq!(eval.outcome, Outcome::Fail, "{:#?}", eval.findings);
+    // Read from the manifest.
+    let text = MANIFEST.replace(
+        "  tls_expiry_warn_days: 30\n",
+        "  tls_expiry_warn_days: 30\n  unlisted: review\n",
+    );
+    let read = Manifest::from_yaml(&text, "exposure.yaml").expect("loads");
+    assert_eq!(read.defaults.unlisted, portgate_policy::Unlisted::Review);
+    let bad = MANIFEST.replace(
+        "  tls_expiry_warn_days: 30\n",
+        "  tls_expiry_warn_days: 30\n  unlisted: ignore\n",
+    );
+    let err = Manifest::from_yaml(&bad, "exposure.yaml")
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("exposure.yaml:5") && err.contains("unlisted"),
+        "{err}"
+    );
+}

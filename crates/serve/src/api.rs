@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, Query};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use portgate_model::{PortState, Protocol, ScanReport, Scope};
@@ -38,6 +38,7 @@ pub const PORT_CHECK_MAX_TIMEOUT: u64 = 30;
         create_scan, get_scan, list_scans, cancel_scan, crate::checks::create_check,
         crate::checks::get_check, port_scanner, target_history, diff,
         crate::findings::list, crate::findings::get_one, crate::findings::ack,
+        crate::maintenance::list, crate::maintenance::create, crate::maintenance::delete,
         healthz, readyz, metrics
     ),
     components(schemas(
@@ -45,7 +46,8 @@ pub const PORT_CHECK_MAX_TIMEOUT: u64 = 30;
         PortCheckPort, Certificate, PortCheckSummary, Problem, crate::checks::CheckRequest,
         crate::checks::CheckAccepted, crate::checks::CheckView, crate::checks::ComparedScan,
         crate::findings::FindingView, crate::findings::EventView, crate::findings::FindingList,
-        crate::findings::AckRequest
+        crate::findings::AckRequest, crate::maintenance::WindowRequest,
+        crate::maintenance::WindowView, crate::maintenance::WindowList
     )),
     modifiers(&KeyAuth),
     security(("api_key" = []))
@@ -86,6 +88,15 @@ pub(crate) fn router(state: State) -> Router {
         .route("/v1/findings", get(crate::findings::list))
         .route("/v1/findings/{fingerprint}", get(crate::findings::get_one))
         .route("/v1/findings/{fingerprint}/ack", post(crate::findings::ack))
+        .route(
+            "/v1/windows",
+            get(crate::maintenance::list).post(crate::maintenance::create),
+        )
+        .route("/v1/windows/{name}", delete(crate::maintenance::delete))
+        .route(
+            "/v1/ack/{fingerprint}",
+            get(crate::links::show).post(crate::links::submit),
+        )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

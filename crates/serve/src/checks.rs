@@ -14,9 +14,10 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use portgate_model::{Finding, Outcome, PortSpec, ScanReport, TargetSpec};
 use portgate_pipeline::{CheckOptions, Error, RemoteScan, Saved};
-use portgate_policy::Manifest;
+use portgate_policy::{Manifest, Unlisted};
 use portgate_store::{Job, NewJob};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::str::FromStr;
@@ -160,22 +161,63 @@ pub(crate) async fn run(
             (None, None)
         }
     };
-    if let Some(schedule) = &job.schedule {
-        let targets: std::collections::BTreeSet<String> = outcome
-            .report
-            .hosts
-            .iter()
-            .map(|h| h.target.clone())
-            .collect();
-        if let Err(e) = crate::monitor::record(
-            state,
-            job_id,
+    // A scheduled check: every finding has a life and alerts. Any check of a manifest that
+    // sends the targets no asset lists to review: those findings go to the review queue.
+    let review = manifest.defaults.unlisted == Unlisted::Review;
+    let (label, targets, findings): (&str, BTreeSet<String>, Vec<Finding>) = match &job.schedule {
+        Some(schedule) => (
             schedule,
-            &targets,
-            &outcome.evaluation.findings,
-        )
-        .await
-        {
+            outcome
+                .report
+                .hosts
+                .iter()
+                .map(|h| h.target.clone())
+                .collect(),
+            outcome.evaluation.findings.clone(),
+        ),
+        None if review => {
+            let listed: BTreeSet<String> = manifest
+                .assets
+                .iter()
+                .flat_map(|a| a.value.targets.iter().map(|t| t.value.0.to_string()))
+                .collect();
+            let unlisted: BTreeSet<String> = outcome
+                .report
+                .hosts
+                .iter()
+                .map(|h| h.target.clone())
+                .filter(|t| {
+                    let normal = TargetSpec::from_str(t)
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|_| t.clone());
+                    !listed.contains(&normal)
+                })
+                .collect();
+            let findings = outcome
+                .evaluation
+                .findings
+                .iter()
+                .filter(|f| f.asset.is_none() && unlisted.contains(&f.target))
+                .cloned()
+                .collect();
+            ("review", unlisted, findings)
+        }
+        None => ("", BTreeSet::new(), Vec::new()),
+    };
+    if !targets.is_empty() {
+        let began = std::time::Instant::now();
+        let tags = manifest
+            .assets
+            .iter()
+            .map(|a| (a.value.name.clone(), a.value.tags.clone()))
+            .collect();
+        let recorded =
+            crate::monitor::record(state, job_id, label, &targets, &findings, tags, review).await;
+        state
+            .0
+            .metrics
+            .findings_evaluated(findings.len(), began.elapsed());
+        if let Err(e) = recorded {
             eprintln!("portgate serve: check {job_id}: cannot record its findings: {e}");
         }
     }

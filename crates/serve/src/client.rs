@@ -150,6 +150,55 @@ impl Client {
         self.answer(sent).await
     }
 
+    /// The maintenance windows (`GET /v1/windows`).
+    pub async fn windows(&self) -> Result<Value, ClientError> {
+        let sent = self
+            .http
+            .get(format!("{}/v1/windows", self.base))
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        self.answer(sent).await
+    }
+
+    /// Makes (or changes) a maintenance window; the window as the server has it.
+    pub async fn put_window(
+        &self,
+        window: &crate::maintenance::WindowRequest,
+    ) -> Result<Value, ClientError> {
+        let sent = self
+            .http
+            .post(format!("{}/v1/windows", self.base))
+            .header("x-api-key", &self.key)
+            .json(window)
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        self.answer(sent).await
+    }
+
+    /// Deletes maintenance window `name`.
+    pub async fn delete_window(&self, name: &str) -> Result<(), ClientError> {
+        let mut url = reqwest::Url::parse(&format!("{}/v1/windows/", self.base))
+            .map_err(|e| self.failed(e.to_string()))?;
+        url.path_segments_mut()
+            .map_err(|()| self.failed("not a base URL"))?
+            .pop_if_empty()
+            .push(name);
+        let sent = self
+            .http
+            .delete(url)
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .map_err(|e| self.failed(e.to_string()))?;
+        if sent.status() == reqwest::StatusCode::NO_CONTENT {
+            return Ok(());
+        }
+        self.answer(sent).await.map(|_| ())
+    }
+
     /// Submits `request` and waits at most `wait` for its report.
     pub async fn scan(
         &self,

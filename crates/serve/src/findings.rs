@@ -48,6 +48,12 @@ pub struct FindingView {
     pub acknowledged_at: Option<String>,
     /// When it was last resolved.
     pub resolved_at: Option<String>,
+    /// The maintenance window it was raised inside.
+    pub suppressed_by: Option<String>,
+    /// How often it was escalated since it was (re)opened.
+    pub escalations: u32,
+    /// `review`: in the review queue (a target no asset lists).
+    pub queue: Option<String>,
     /// The finding as last seen (the `portgate.check.v1` form).
     #[schema(value_type = Object)]
     pub finding: serde_json::Value,
@@ -62,7 +68,7 @@ pub struct FindingView {
 pub struct EventView {
     /// When.
     pub at: String,
-    /// `opened`, `reopened`, `acknowledged`, `resolved`.
+    /// `opened`, `reopened`, `suppressed`, `acknowledged`, `escalated`, `resolved`.
     pub event: String,
     /// Who.
     pub actor: Option<String>,
@@ -70,6 +76,8 @@ pub struct EventView {
     pub comment: Option<String>,
     /// The check that saw it (`GET /v1/checks/{id}`).
     pub check_id: Option<i64>,
+    /// The window of a `suppressed` event, the channel of an `escalated` one.
+    pub detail: Option<String>,
 }
 
 /// Findings.
@@ -96,6 +104,9 @@ pub struct AckRequest {
 pub struct FindingQuery {
     /// Only in this state: `open`, `acknowledged`, `resolved`.
     pub state: Option<String>,
+    /// Only the review queue (`review`: findings of targets no asset lists, when the
+    /// manifest says `unlisted: review`), or only the rest (`monitor`).
+    pub queue: Option<String>,
     /// At most this many (1–500, default 100).
     pub limit: Option<i64>,
 }
@@ -115,6 +126,9 @@ fn view(f: StoredFinding, events: Option<Vec<FindingEvent>>) -> FindingView {
         ack_comment: f.ack_comment,
         acknowledged_at: f.acknowledged_at.map(time),
         resolved_at: f.resolved_at.map(time),
+        suppressed_by: f.suppressed_by,
+        escalations: f.escalations,
+        queue: f.queue.clone(),
         finding: serde_json::to_value(&f.finding).unwrap_or_default(),
         fingerprint: f.fingerprint,
         events: events.map(|list| {
@@ -125,6 +139,7 @@ fn view(f: StoredFinding, events: Option<Vec<FindingEvent>>) -> FindingView {
                     actor: e.actor,
                     comment: e.comment,
                     check_id: e.job_id,
+                    detail: e.detail,
                 })
                 .collect()
         }),
@@ -165,6 +180,17 @@ pub(crate) async fn list(
             Problem::invalid(format!("state \"{name}\": open, acknowledged or resolved"))
         })?),
     };
+    let review = match q.queue.as_deref() {
+        None => None,
+        Some("review") => Some(true),
+        Some("monitor") => Some(false),
+        Some(other) => {
+            return Err(Problem::invalid(format!(
+                "queue \"{}\": review or monitor",
+                other.escape_default()
+            )));
+        }
+    };
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
         return Err(Problem::invalid(format!("limit {limit}: 1 to 500")));
@@ -173,7 +199,7 @@ pub(crate) async fn list(
     let found = state
         .0
         .store
-        .findings(filter, limit)
+        .findings(filter, review, limit)
         .await
         .map_err(store_failed("list findings"))?;
     Ok(Json(FindingList {
@@ -242,28 +268,9 @@ pub(crate) async fn ack(
     body: Result<Json<AckRequest>, JsonRejection>,
 ) -> Result<Json<FindingView>, Problem> {
     let request = json_body(body, state.0.config.max_body)?;
-    let by = request.by.trim();
-    let comment = request.comment.trim();
-    if by.is_empty() || by.chars().count() > 200 {
-        return Err(Problem::invalid("by: 1 to 200 characters"));
-    }
-    if comment.is_empty() || comment.chars().count() > 2000 {
-        return Err(Problem::invalid("comment: 1 to 2,000 characters"));
-    }
-    let found = one(&state, &key, &fingerprint).await?;
-    if found.state == FindingState::Resolved {
-        return Err(Problem::conflict(format!(
-            "finding {fingerprint} is resolved: nothing to acknowledge"
-        )));
-    }
-    let now = Utc::now();
-    let acked = state
-        .0
-        .store
-        .acknowledge_finding(&fingerprint, by, comment, now)
-        .await
-        .map_err(store_failed("acknowledge a finding"))?
-        .ok_or_else(|| Problem::not_found(format!("no finding {fingerprint}")))?;
+    let (by, comment) = ack_text(&request.by, &request.comment)?;
+    one(&state, &key, &fingerprint).await?;
+    let acked = acknowledge(&state, &fingerprint, by, comment).await?;
     let events = state
         .0
         .store
@@ -271,4 +278,44 @@ pub(crate) async fn ack(
         .await
         .map_err(store_failed("read a finding's events"))?;
     Ok(Json(view(acked, Some(events))))
+}
+
+/// The name and comment of an acknowledgement, trimmed and checked.
+pub(crate) fn ack_text<'a>(by: &'a str, comment: &'a str) -> Result<(&'a str, &'a str), Problem> {
+    let (by, comment) = (by.trim(), comment.trim());
+    if by.is_empty() || by.chars().count() > 200 {
+        return Err(Problem::invalid("by: 1 to 200 characters"));
+    }
+    if comment.is_empty() || comment.chars().count() > 2000 {
+        return Err(Problem::invalid("comment: 1 to 2,000 characters"));
+    }
+    Ok((by, comment))
+}
+
+/// Acknowledges finding `fingerprint` (the caller checked who may).
+pub(crate) async fn acknowledge(
+    state: &State,
+    fingerprint: &str,
+    by: &str,
+    comment: &str,
+) -> Result<StoredFinding, Problem> {
+    let found = state
+        .0
+        .store
+        .finding(fingerprint)
+        .await
+        .map_err(store_failed("read a finding"))?
+        .ok_or_else(|| Problem::not_found(format!("no finding {fingerprint}")))?;
+    if found.state == FindingState::Resolved {
+        return Err(Problem::conflict(format!(
+            "finding {fingerprint} is resolved: nothing to acknowledge"
+        )));
+    }
+    state
+        .0
+        .store
+        .acknowledge_finding(fingerprint, by, comment, Utc::now())
+        .await
+        .map_err(store_failed("acknowledge a finding"))?
+        .ok_or_else(|| Problem::not_found(format!("no finding {fingerprint}")))
 }

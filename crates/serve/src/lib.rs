@@ -13,12 +13,15 @@ mod checks;
 mod client;
 mod findings;
 mod keys;
+mod links;
+mod maintenance;
 mod metrics;
 mod monitor;
 mod outbox;
 mod problem;
 mod queue;
 mod targets;
+mod windows;
 mod worker;
 
 pub use api::{ApiDoc, ScanRequest, openapi_json};
@@ -26,11 +29,14 @@ pub use budget::{BYTES_PER_PAIR, BYTES_PER_SCAN, Budget, Usage};
 pub use checks::CheckRequest;
 pub use client::{Client, ClientError};
 pub use keys::{KEY_PREFIX, create as create_key, hash as key_hash};
+pub use links::AckLinks;
+pub use maintenance::{WindowRequest, WindowView, window_of};
 pub use metrics::Metrics;
-pub use monitor::{AlertRoute, Schedule};
+pub use monitor::{AlertRoute, Escalation, Schedule};
 pub use problem::{PROBLEM_BASE, Problem};
 pub use queue::{Queue, StoreQueue};
 pub use targets::{Checked, MAX_TARGETS};
+pub use windows::{Window, WindowScope, WindowTime, parse_cron, parse_timezone};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use portgate_model::Scope;
@@ -76,6 +82,15 @@ pub struct Config {
     pub schedules: Vec<Schedule>,
     /// Where the news of scheduled checks goes.
     pub alerts: Vec<AlertRoute>,
+    /// Maintenance windows of the configuration file (those of the API are in the store).
+    pub windows: Vec<Window>,
+    /// Unacknowledged findings that go to a second channel after a while.
+    pub escalations: Vec<Escalation>,
+    /// The opening of a finding is not sent again within this long (it was resolved and
+    /// reopened meanwhile).
+    pub repeat_interval: Duration,
+    /// Signed acknowledgement links in the alerts.
+    pub ack_links: Option<AckLinks>,
     /// Whether target names are resolved (`false`: only addresses and ranges are taken,
     /// and the server never asks DNS).
     pub resolve_names: bool,
@@ -100,6 +115,10 @@ impl Config {
             manifests: std::collections::BTreeMap::new(),
             schedules: Vec::new(),
             alerts: Vec::new(),
+            windows: Vec::new(),
+            escalations: Vec::new(),
+            repeat_interval: Duration::from_secs(4 * 3600),
+            ack_links: None,
         }
     }
 }
@@ -132,6 +151,8 @@ pub struct Inner {
     pub budget: Budget,
     /// Wakes the alert sender when a message is written to the outbox.
     pub outbox_wake: tokio::sync::Notify,
+    /// The tags of each manifest asset, as the last check read them (windows by tag).
+    pub asset_tags: Mutex<monitor::AssetTags>,
     limiter: DefaultKeyedRateLimiter<i64>,
     cache: Cache,
     port_checks: Semaphore,
@@ -164,6 +185,7 @@ impl State {
             metrics: Metrics::default(),
             budget: Budget::new(config.scan_memory),
             outbox_wake: tokio::sync::Notify::new(),
+            asset_tags: Mutex::new(monitor::AssetTags::new()),
             limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
             cache: Mutex::new(HashMap::new()),
             port_checks: Semaphore::new(workers),

@@ -16,6 +16,8 @@ pub struct Metrics {
     probes_sent: AtomicU64,
     port_checks: AtomicU64,
     port_check_cache_hits: AtomicU64,
+    monitor_findings: AtomicU64,
+    monitor_micros: AtomicU64,
     latency: Mutex<Histogram>,
 }
 
@@ -27,6 +29,18 @@ struct Histogram {
 }
 
 impl Metrics {
+    /// Monitoring evaluated a check's `findings` (their life, windows, routes) in `took`.
+    pub fn findings_evaluated(&self, findings: usize, took: std::time::Duration) {
+        self.monitor_findings.fetch_add(
+            u64::try_from(findings).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        self.monitor_micros.fetch_add(
+            u64::try_from(took.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+
     /// A job finished in `status` after `seconds` from its acceptance, having sent `probes`.
     pub fn job_finished(&self, status: JobStatus, seconds: f64, probes: u64) {
         if let Ok(mut list) = self.scans_finished.lock() {
@@ -110,6 +124,18 @@ impl Metrics {
                 "counter",
                 "Synchronous port checks answered from the cache.",
                 self.port_check_cache_hits.load(Ordering::Relaxed),
+            ),
+            (
+                "portgate_monitor_findings_evaluated_total",
+                "counter",
+                "Findings of scheduled checks whose life was evaluated and stored.",
+                self.monitor_findings.load(Ordering::Relaxed),
+            ),
+            (
+                "portgate_monitor_evaluation_microseconds_total",
+                "counter",
+                "Time spent evaluating and storing them.",
+                self.monitor_micros.load(Ordering::Relaxed),
             ),
             (
                 "portgate_scans_scanning",

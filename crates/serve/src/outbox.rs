@@ -23,7 +23,12 @@ pub(crate) async fn run(state: State) {
     if state.0.config.alerts.is_empty() {
         return;
     }
-    let owner = format!("{}-outbox", portgate_store::worker_id());
+    // Its own name: a sender that stops gives back what it took, and only that.
+    let owner = format!(
+        "{}-outbox-{:08x}",
+        portgate_store::worker_id(),
+        rand::random::<u32>()
+    );
     let mut channels: HashMap<String, portgate_alert::Channel> = HashMap::new();
     for route in &state.0.config.alerts {
         match portgate_alert::Channel::new(&route.channel) {
@@ -42,6 +47,9 @@ pub(crate) async fn run(state: State) {
         match due {
             Ok(messages) if !messages.is_empty() => {
                 for message in messages {
+                    if state.draining() {
+                        break;
+                    }
                     send(&state, &owner, &channels, message).await;
                 }
                 continue;
@@ -51,6 +59,10 @@ pub(crate) async fn run(state: State) {
         }
         // Woken by a new message, or a second later for the retries that became due.
         let _ = tokio::time::timeout(Duration::from_secs(1), state.0.outbox_wake.notified()).await;
+    }
+    // What was taken and not sent goes to the next sender at once.
+    if let Err(e) = state.0.store.release_alerts(&owner).await {
+        eprintln!("portgate serve: {e}");
     }
 }
 

@@ -34,6 +34,7 @@ mod monitor;
 mod read;
 mod service;
 mod types;
+mod windows;
 mod write;
 mod writer;
 
@@ -46,6 +47,7 @@ pub use portgate_model::history::{
 };
 pub use service::{ApiKey, Job, JobEnd, JobFilter, JobStatus, NewJob, worker_id};
 pub use types::{Retention, ScanStart};
+pub use windows::StoredWindow;
 
 use chrono::{DateTime, TimeZone, Utc};
 use portgate_model::PortState;

@@ -33,6 +33,17 @@ pub struct StoredFinding {
     pub acknowledged_at: Option<DateTime<Utc>>,
     /// When it was last resolved.
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The maintenance window it was (last) raised inside: kept as the mark of it.
+    pub suppressed_by: Option<String>,
+    /// When its opening was last sent (the repeat interval and escalation count from here);
+    /// none while it waits for a window to close.
+    pub notified_at: Option<DateTime<Utc>>,
+    /// When it was last escalated.
+    pub escalated_at: Option<DateTime<Utc>>,
+    /// How often it was escalated since it was (re)opened.
+    pub escalations: u32,
+    /// `review`: a finding of a target no asset lists, in the review queue.
+    pub queue: Option<String>,
 }
 
 /// One change in a finding's life.
@@ -48,6 +59,8 @@ pub struct FindingEvent {
     pub comment: Option<String>,
     /// The check job that saw it.
     pub job_id: Option<i64>,
+    /// The window of a `suppressed` event, the channel of an `escalated` one.
+    pub detail: Option<String>,
 }
 
 /// What a check did to one finding, to be stored.
@@ -87,10 +100,18 @@ pub struct OutboxMessage {
 }
 
 /// A row of `finding_events`: at, event, actor, comment, job.
-type EventRow = (i64, String, Option<String>, Option<String>, Option<i64>);
+type EventRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+);
 
 const FINDING_COLUMNS: &str = "fingerprint, state, finding, first_seen_ms, last_seen_ms, \
-     missing_runs, acknowledged_by, ack_comment, acknowledged_at_ms, resolved_at_ms";
+     missing_runs, acknowledged_by, ack_comment, acknowledged_at_ms, resolved_at_ms, \
+     suppressed_by, notified_at_ms, escalated_at_ms, escalations, queue";
 
 fn finding_from<R>(row: &R) -> Result<StoredFinding, sqlx::Error>
 where
@@ -120,6 +141,15 @@ where
         resolved_at: row
             .try_get::<Option<i64>, _>("resolved_at_ms")?
             .map(from_ms),
+        suppressed_by: row.try_get("suppressed_by")?,
+        notified_at: row
+            .try_get::<Option<i64>, _>("notified_at_ms")?
+            .map(from_ms),
+        escalated_at: row
+            .try_get::<Option<i64>, _>("escalated_at_ms")?
+            .map(from_ms),
+        escalations: u32::try_from(row.try_get::<i64, _>("escalations")?).unwrap_or(u32::MAX),
+        queue: row.try_get("queue")?,
     })
 }
 
@@ -252,7 +282,8 @@ impl Store {
                             sqlx::query(
                                 "UPDATE findings SET state = 'open', finding = $2, last_seen_ms = $3, \
                                  missing_runs = 0, acknowledged_by = NULL, ack_comment = NULL, \
-                                 acknowledged_at_ms = NULL WHERE fingerprint = $1",
+                                 acknowledged_at_ms = NULL, suppressed_by = NULL, \
+                                 escalated_at_ms = NULL, escalations = 0 WHERE fingerprint = $1",
                             )
                             .bind(fp)
                             .bind(serde_json::to_string(f).unwrap_or_default())
@@ -367,19 +398,23 @@ impl Store {
         .map_err(self.query_err(format!("read finding {fingerprint}")))
     }
 
-    /// The findings in `state` (all when none), newest seen first, at most `limit`.
+    /// The findings in `state` (all when none), in the review queue or not (both when
+    /// none), newest seen first, at most `limit`.
     pub async fn findings(
         &self,
         state: Option<FindingState>,
+        review: Option<bool>,
         limit: i64,
     ) -> Result<Vec<StoredFinding>, StoreError> {
         let sql = format!(
             "SELECT {FINDING_COLUMNS} FROM findings WHERE ($1 IS NULL OR state = $1) \
-             ORDER BY last_seen_ms DESC, fingerprint LIMIT $2"
+             AND ($2 IS NULL OR (COALESCE(queue, '') = 'review') = $2) \
+             ORDER BY last_seen_ms DESC, fingerprint LIMIT $3"
         );
         on_pool!(self, pool => {
             let rows = sqlx::query(&sql)
                 .bind(state.map(FindingState::as_str))
+                .bind(review)
                 .bind(limit)
                 .fetch_all(pool)
                 .await;
@@ -392,7 +427,7 @@ impl Store {
     pub async fn finding_events(&self, fingerprint: &str) -> Result<Vec<FindingEvent>, StoreError> {
         let rows: Vec<EventRow> = on_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT at_ms, event, actor, comment, job_id FROM finding_events \
+                "SELECT at_ms, event, actor, comment, job_id, detail FROM finding_events \
                  WHERE fingerprint = $1 ORDER BY id",
             )
             .bind(fingerprint)
@@ -402,12 +437,13 @@ impl Store {
         .map_err(self.query_err(format!("read the events of finding {fingerprint}")))?;
         Ok(rows
             .into_iter()
-            .map(|(at, event, actor, comment, job_id)| FindingEvent {
+            .map(|(at, event, actor, comment, job_id, detail)| FindingEvent {
                 at: from_ms(at),
                 event,
                 actor,
                 comment,
                 job_id,
+                detail,
             })
             .collect())
     }
@@ -533,5 +569,166 @@ impl Store {
             rows.and_then(|rows| rows.iter().map(outbox_from).collect())
         })
         .map_err(self.query_err("read the outbox"))
+    }
+
+    /// Marks findings raised inside maintenance window `window`: kept, not sent until the
+    /// window closes (its digest), with a `suppressed` event.
+    pub async fn mark_suppressed(
+        &self,
+        fingerprints: &[String],
+        window: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = ms(now);
+        on_pool!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                for fp in fingerprints {
+                    sqlx::query(
+                        "UPDATE findings SET suppressed_by = $2, notified_at_ms = NULL \
+                         WHERE fingerprint = $1",
+                    )
+                    .bind(fp)
+                    .bind(window)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO finding_events (fingerprint, at_ms, event, detail) \
+                         VALUES ($1, $2, 'suppressed', $3)",
+                    )
+                    .bind(fp)
+                    .bind(at)
+                    .bind(window)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await
+            }
+            .await
+        })
+        .map_err(self.query_err(format!("mark findings suppressed by window {window}")))
+    }
+
+    /// Records that the opening of these findings was sent at `now`.
+    pub async fn mark_notified(
+        &self,
+        fingerprints: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let at = ms(now);
+        on_pool!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                for fp in fingerprints {
+                    sqlx::query("UPDATE findings SET notified_at_ms = $2 WHERE fingerprint = $1")
+                        .bind(fp)
+                        .bind(at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            .await
+        })
+        .map_err(self.query_err("record findings sent"))
+    }
+
+    /// Takes escalation number `seen + 1` of open finding `fingerprint` to `channel`: true
+    /// when this caller took it (another server, or a finding acknowledged meanwhile, makes
+    /// it false). Recorded with an `escalated` event.
+    pub async fn claim_escalation(
+        &self,
+        fingerprint: &str,
+        seen: u32,
+        channel: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let at = ms(now);
+        on_pool!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let done = sqlx::query(
+                    "UPDATE findings SET escalated_at_ms = $3, escalations = escalations + 1 \
+                     WHERE fingerprint = $1 AND state = 'open' AND escalations = $2",
+                )
+                .bind(fingerprint)
+                .bind(i64::from(seen))
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                let taken = done.rows_affected() > 0;
+                if taken {
+                    sqlx::query(
+                        "INSERT INTO finding_events (fingerprint, at_ms, event, detail) \
+                         VALUES ($1, $2, 'escalated', $3)",
+                    )
+                    .bind(fingerprint)
+                    .bind(at)
+                    .bind(channel)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await.map(|()| taken)
+            }
+            .await
+        })
+        .map_err(self.query_err(format!("escalate finding {fingerprint}")))
+    }
+
+    /// The findings with a change of state (opened, reopened, suppressed, resolved,
+    /// acknowledged) between `from` and `until`, as they stand now.
+    pub async fn findings_changed(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<StoredFinding>, StoreError> {
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE fingerprint IN \
+             (SELECT fingerprint FROM finding_events WHERE at_ms >= $1 AND at_ms <= $2) \
+             ORDER BY first_seen_ms, fingerprint"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(ms(from))
+                .bind(ms(until))
+                .fetch_all(pool)
+                .await;
+            rows.and_then(|rows| rows.iter().map(finding_from).collect())
+        })
+        .map_err(self.query_err("read the findings changed in a window"))
+    }
+
+    /// Gives back the messages `owner` took and has not sent (a sender stopping), so that
+    /// the next sender need not wait for the lease to run out.
+    pub async fn release_alerts(&self, owner: &str) -> Result<u64, StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "UPDATE outbox SET lease_owner = NULL, lease_until_ms = NULL \
+                 WHERE lease_owner = $1 AND status = 'pending'",
+            )
+            .bind(owner)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(self.query_err("give back the alerts taken"))
+    }
+
+    /// Puts findings in the review queue (targets no asset lists: reviewed, never alerted).
+    pub async fn mark_review(&self, fingerprints: &[String]) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                for fp in fingerprints {
+                    sqlx::query("UPDATE findings SET queue = 'review' WHERE fingerprint = $1")
+                        .bind(fp)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            .await
+        })
+        .map_err(self.query_err("put findings in the review queue"))
     }
 }

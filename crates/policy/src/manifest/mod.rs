@@ -81,6 +81,24 @@ pub enum OnMissing {
     Ignore,
 }
 
+/// What a finding of a target no asset lists (a review app, an ephemeral environment:
+/// judged against the global approved list alone) does to the check.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Unlisted {
+    /// It fails the check like any other.
+    #[default]
+    Enforce,
+    /// It is a warning and goes to the review queue of `portgate serve`: it blocks no one.
+    Review,
+}
+
+impl Unlisted {
+    fn is_enforce(&self) -> bool {
+        *self == Unlisted::Enforce
+    }
+}
+
 /// The least severity that fails the check.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -125,6 +143,10 @@ pub struct Defaults {
     /// (`--fail-on` overrides it).
     #[serde(default)]
     pub fail_on: FailOn,
+    /// What a finding of a target no asset lists does: `enforce` (fails like any other) or
+    /// `review` (a warning, and the review queue of `portgate serve`).
+    #[serde(default, skip_serializing_if = "Unlisted::is_enforce")]
+    pub unlisted: Unlisted,
 }
 
 fn default_expiry_warn_days() -> u32 {
@@ -138,6 +160,7 @@ impl Default for Defaults {
             on_missing: OnMissing::default(),
             tls_expiry_warn_days: default_expiry_warn_days(),
             fail_on: FailOn::default(),
+            unlisted: Unlisted::default(),
         }
     }
 }
