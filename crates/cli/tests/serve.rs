@@ -89,7 +89,9 @@ fn sigterm_drains_the_running_scan_and_takes_no_new_one() {
 fn drains(db: &str) {
     let key = key(db);
     let port = free_port();
-    let server = Served::start(db, port);
+    // Time enough for the running scan to finish on a busy machine: this branch is about
+    // finishing it, the one below about running out of time.
+    let server = Served::start_draining(db, port, "600s");
     let (_, first) = http(port, "POST", "/v1/scans", &key, Some(&long_scan()));
     let (_, second) = http(port, "POST", "/v1/scans", &key, Some(&long_scan()));
     let first = first["scanId"].as_i64().unwrap();
