@@ -432,18 +432,6 @@ async fn a_window_suppresses_then_digests() {
     config
         .alerts
         .push(webhook_route("ops", &url, Severity::Info));
-    let now = chrono::Utc::now();
-    let end = now + chrono::Duration::seconds(8);
-    config.windows.push(
-        Window::once(
-            "migration",
-            WindowScope::Tag("role".into(), "db".into()),
-            now - chrono::Duration::seconds(1),
-            end,
-            "windows[0]",
-        )
-        .unwrap(),
-    );
     config.ack_links = Some(
         AckLinks::new(
             &format!("http://{addr}"),
@@ -454,6 +442,30 @@ async fn a_window_suppresses_then_digests() {
     );
     let (state, base, key) = start(store, config, listener).await;
     let client = reqwest::Client::new();
+    // A window over the API, open for a minute; closed below once the check has run
+    // (a check of a port that says nothing takes seconds: detection waits for a banner).
+    let opened = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let put_window = |end: chrono::DateTime<chrono::Utc>| {
+        let client = client.clone();
+        let (base, key) = (base.clone(), key.clone());
+        async move {
+            let body = json!({
+                "name": "migration", "scope": "tag:role=db",
+                "start": opened, "end": end,
+                "comment": "database migration", "createdBy": "alice"
+            });
+            let r = client
+                .post(format!("{base}/v1/windows"))
+                .header("x-api-key", &key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    };
+    let end = chrono::Utc::now() + chrono::Duration::seconds(60);
+    put_window(end).await;
 
     // Inside the window: recorded, marked, not sent.
     let start_wait = Instant::now();
@@ -465,20 +477,24 @@ async fn a_window_suppresses_then_digests() {
             break f["fingerprint"].as_str().unwrap().to_string();
         }
         assert!(
-            start_wait.elapsed() < Duration::from_secs(8),
+            start_wait.elapsed() < Duration::from_secs(50),
             "no finding: {list}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     assert!(chrono::Utc::now() < end, "the check came after the window");
-    assert_eq!(received.lock().unwrap().len(), 0, "sent inside the window");
     let windows = get_json(&client, &format!("{base}/v1/windows"), &key).await;
     assert_eq!(windows["items"][0]["name"], "migration", "{windows}");
-    assert_eq!(windows["items"][0]["source"], "config");
+    assert_eq!(windows["items"][0]["source"], "api");
     assert!(windows["items"][0]["openUntil"].is_string(), "{windows}");
+    // More checks run inside the window; nothing is sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(received.lock().unwrap().len(), 0, "sent inside the window");
+    // The window is shortened to close now.
+    put_window(chrono::Utc::now() + chrono::Duration::milliseconds(500)).await;
 
     // Closed: one digest.
-    let alerts = wait_for(&received, 1, Duration::from_secs(20)).await;
+    let alerts = wait_for(&received, 1, Duration::from_secs(30)).await;
     let digest = &alerts[0];
     assert_eq!(digest["kind"], "digest", "{digest}");
     assert!(
