@@ -629,8 +629,29 @@ async fn escalate(
         return Ok(());
     }
     let store = &state.0.store;
+    // Only what can be due is read: told at least the shortest `after` ago (a repeat comes
+    // after a first escalation, which came that long after the alert), and, once escalated,
+    // last escalated at least the shortest `repeat` ago.
+    let before = |wait: Duration| {
+        chrono::Duration::from_std(wait)
+            .ok()
+            .and_then(|w| now.checked_sub_signed(w))
+    };
+    let Some(told_before) = config
+        .escalations
+        .iter()
+        .filter_map(|r| before(r.after))
+        .max()
+    else {
+        return Ok(());
+    };
+    let repeated_before = config
+        .escalations
+        .iter()
+        .filter_map(|r| r.repeat.and_then(before))
+        .max();
     let open = store
-        .findings(Some(FindingState::Open), Some(false), ESCALATION_BATCH)
+        .escalation_candidates(told_before, repeated_before, ESCALATION_BATCH)
         .await
         .map_err(|e| e.to_string())?;
     let routes: Vec<String> = config.alerts.iter().map(|r| r.name.clone()).collect();

@@ -731,4 +731,31 @@ impl Store {
         })
         .map_err(self.query_err("put findings in the review queue"))
     }
+
+    /// Open findings outside the review queue that escalation may take: alerted at or
+    /// before `told_before`, and either never escalated or, when `repeated_before` is
+    /// given, last escalated at or before it. Oldest alert first, at most `limit`.
+    pub async fn escalation_candidates(
+        &self,
+        told_before: DateTime<Utc>,
+        repeated_before: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<StoredFinding>, StoreError> {
+        let sql = format!(
+            "SELECT {FINDING_COLUMNS} FROM findings WHERE state = 'open' \
+             AND COALESCE(queue, '') <> 'review' AND notified_at_ms <= $1 \
+             AND (escalations = 0 OR escalated_at_ms <= $2) \
+             ORDER BY notified_at_ms, fingerprint LIMIT $3"
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(&sql)
+                .bind(ms(told_before))
+                .bind(repeated_before.map(ms))
+                .bind(limit)
+                .fetch_all(pool)
+                .await;
+            rows.and_then(|rows| rows.iter().map(finding_from).collect())
+        })
+        .map_err(self.query_err("read the findings escalation may take"))
+    }
 }
