@@ -44,6 +44,8 @@ fn rule_signature(rule: Rule) -> &'static str {
         Rule::OutsideExpectedNetwork => "network.outside",
         Rule::ChangedSinceLastScan => "service.changed",
         Rule::ScanInconclusive => "scan.inconclusive",
+        Rule::KnownVulnerability => "vulnerability.known",
+        Rule::DomainExpiring => "domain.expiring",
     }
 }
 
@@ -64,6 +66,8 @@ fn rule_signature(rule: Rule) -> &'static str {
 /// | outside-expected-network | `network.outside` |
 /// | changed-since-last-scan | `service.changed` |
 /// | scan-inconclusive | `scan.inconclusive` |
+/// | known-vulnerability | `vulnerability.known` |
+/// | domain-expiring | `domain.expiring` |
 pub fn signature_id(rule: Rule, state: ItemState) -> String {
     let base = rule_signature(rule);
     match state {

@@ -50,6 +50,10 @@ pub(crate) enum Command {
     Diff(crate::history::DiffArgs),
     /// Maintain the history database: prune old scans, export to JSON lines.
     Db(crate::history::DbArgs),
+    /// Offline data for scans and checks: vulnerability feeds (NVD, OSV), kept in the
+    /// history database. With it, `scan --detect --db` and `check` list the known
+    /// vulnerabilities of every detected version.
+    Data(crate::data::DataArgs),
     /// Run the scan service: an HTTP API (scan ids, a synchronous port check) with API
     /// keys and an authorised scope, and the workers that run its scans.
     Serve(crate::serve::ServeArgs),

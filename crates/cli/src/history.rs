@@ -124,7 +124,7 @@ pub(crate) enum DbCommand {
 }
 
 /// Opens the history database named by `db`, runs `work` on it and closes it.
-fn with_store<T>(
+pub(crate) fn with_store<T>(
     db: Option<&str>,
     work: impl AsyncFnOnce(&Store) -> Result<T, Error>,
 ) -> Result<T, Failure> {

@@ -9,6 +9,7 @@ mod args;
 mod audit;
 mod baseline;
 mod check;
+mod data;
 mod exit;
 mod history;
 mod remote;
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         args::Command::History(history_args) => history::run_history(history_args),
         args::Command::Diff(diff_args) => history::run_diff(diff_args),
         args::Command::Db(db_args) => history::run_db(db_args),
+        args::Command::Data(data_args) => data::run(data_args),
         args::Command::Serve(serve_args) => serve::run(serve_args),
         args::Command::Keys(keys_args) => serve::run_keys(keys_args),
         args::Command::Ack(ack_args) => serve::run_ack(ack_args),

@@ -86,13 +86,20 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     };
     let show_progress = !args.no_progress && std::io::stderr().is_terminal();
     let mut sink = ProgressSink::new(show_progress);
-    let report = runtime.block_on(pipeline::scan(
+    let mut report = runtime.block_on(pipeline::scan(
         &scanner,
         &targets,
         detection.as_ref(),
         &mut sink,
     ))?;
     sink.finish();
+    // The known vulnerabilities of what was detected, when the history holds an index.
+    if let (Some(recorder), true) = (&recorder, args.detect) {
+        runtime.block_on(pipeline::annotate_vulnerabilities(
+            &mut report,
+            recorder.store(),
+        ))?;
+    }
 
     finish(&args, &report, recorder, &runtime)
 }

@@ -249,5 +249,71 @@ fn zoo_daemons_are_named_exactly() {
             );
         }
     }
+    if zoo.service(22).is_some() {
+        failures.extend(openssh_vulnerabilities(&ip_text));
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The zoo's real OpenSSH against the CVE-2024-6387 fixture feeds (NVD 2.0 and the Debian
+/// advisory DSA-5724-1 in OSV form): the package installed here is judged by its banner's
+/// Debian revision — vulnerable (distro-verified) before 1:9.2p1-2+deb12u3, cleared from
+/// it on.
+fn openssh_vulnerabilities(ip: &str) -> Vec<String> {
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vuln/tests/fixtures");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db").display().to_string();
+    for (kind, file) in [("nvd", "nvd-cve-2024-6387.json"), ("osv", "osv")] {
+        let path = fixtures.join(file);
+        let (code, _, stderr) = run(&["data", "import", kind, path.to_str().unwrap(), "--db", &db]);
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let (code, report, stderr) = scan_json(&[ip, "-p", "22", "--detect", "--connect", "--db", &db]);
+    assert_eq!(code, 0, "{stderr}");
+    let entry = &host(&report, ip)["ports"][0];
+    let banner = entry["detected"]["evidence"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let vulns = &entry["detected"]["vulnerabilities"];
+    println!("   22 openssh vulnerabilities: {vulns}");
+    let Some(revision) = banner
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.strip_prefix("Debian-"))
+        .map(|r| r.trim_end_matches("\\r\\n").trim_end_matches("\\n"))
+    else {
+        return vec![format!(
+            "the zoo's OpenSSH banner names no Debian revision: {banner:?}"
+        )];
+    };
+    let package = format!("1:9.2p1-{revision}");
+    let fixed = portgate_vuln::compare_dpkg(&package, "1:9.2p1-2+deb12u3")
+        .map(|o| o != std::cmp::Ordering::Less)
+        .unwrap_or(false);
+    let matched: Vec<&str> = vulns["matches"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    let cleared: Vec<&str> = vulns["cleared"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m["id"].as_str()).collect())
+        .unwrap_or_default();
+    let mut wrong = Vec::new();
+    if !banner.contains("OpenSSH_9.2p1") {
+        wrong.push(format!(
+            "the fixtures are for OpenSSH 9.2p1, the zoo runs {banner:?}"
+        ));
+    } else if fixed && (!matched.is_empty() || cleared != ["CVE-2024-6387"]) {
+        wrong.push(format!(
+            "{package} has the fix: want CVE-2024-6387 cleared, got {vulns}"
+        ));
+    } else if !fixed
+        && (matched != ["CVE-2024-6387"] || vulns["matches"][0]["confidence"] != "distro-verified")
+    {
+        wrong.push(format!(
+            "{package} lacks the fix: want CVE-2024-6387 distro-verified, got {vulns}"
+        ));
+    }
+    wrong
 }

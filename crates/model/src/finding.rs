@@ -120,11 +120,15 @@ pub enum Rule {
     ChangedSinceLastScan,
     /// The scan could not tell (unresolvable target, unreachable host, deadline).
     ScanInconclusive,
+    /// The detected version has known vulnerabilities (from imported NVD/OSV data).
+    KnownVulnerability,
+    /// The target's registered domain expires soon (from registration data).
+    DomainExpiring,
 }
 
 impl Rule {
     /// Every rule, in matrix order.
-    pub const ALL: [Rule; 11] = [
+    pub const ALL: [Rule; 13] = [
         Rule::Approved,
         Rule::UnapprovedPort,
         Rule::ServiceMismatch,
@@ -136,6 +140,8 @@ impl Rule {
         Rule::OutsideExpectedNetwork,
         Rule::ChangedSinceLastScan,
         Rule::ScanInconclusive,
+        Rule::KnownVulnerability,
+        Rule::DomainExpiring,
     ];
 
     /// The stable identifier (`unapproved-port`, ...), as in reports and SARIF.
@@ -152,6 +158,8 @@ impl Rule {
             Rule::OutsideExpectedNetwork => "outside-expected-network",
             Rule::ChangedSinceLastScan => "changed-since-last-scan",
             Rule::ScanInconclusive => "scan-inconclusive",
+            Rule::KnownVulnerability => "known-vulnerability",
+            Rule::DomainExpiring => "domain-expiring",
         }
     }
 
@@ -169,6 +177,8 @@ impl Rule {
             Rule::OutsideExpectedNetwork => "Target resolves outside its expected network",
             Rule::ChangedSinceLastScan => "Service, version or certificate changed",
             Rule::ScanInconclusive => "Scan could not conclude",
+            Rule::KnownVulnerability => "Detected version has known vulnerabilities",
+            Rule::DomainExpiring => "Registered domain expires soon",
         }
     }
 
@@ -205,6 +215,12 @@ impl Rule {
             }
             Rule::ScanInconclusive => {
                 "The scan could not conclude for this target: check that it resolves and is reachable from where the check runs, or raise the deadline."
+            }
+            Rule::KnownVulnerability => {
+                "Upgrade the service (or install the distribution's security update) to a version outside the vulnerable ranges. The gate counts matches at or above `defaults.min_confidence` and fails at `defaults.fail_on_cvss`; a distribution banner without advisory data is only `possibly-backported`."
+            }
+            Rule::DomainExpiring => {
+                "Renew the domain's registration before it expires (the warning window is `defaults.domain_expiry_warn_days`)."
             }
         }
     }
@@ -265,6 +281,10 @@ pub struct Finding {
     pub message: String,
     /// Where in the manifest the asset (or the approval) is written.
     pub location: Option<ManifestLocation>,
+    /// The records the finding rests on (CVE ids of a `known-vulnerability`), surest and
+    /// highest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
 }
 
 impl Finding {

@@ -17,6 +17,7 @@ mod report;
 mod scope;
 mod state;
 mod target;
+pub mod vulnerability;
 
 pub use change::{Change, ChangeKind, ChangeStatus};
 pub use evidence::Evidence;
@@ -33,3 +34,6 @@ pub use report::{
 pub use scope::{Scope, ScopeError, ScopeParseError};
 pub use state::{PortState, Reason};
 pub use target::{TargetSpec, TargetSpecError};
+pub use vulnerability::{
+    ClearedVulnerability, CvssScore, DataSource, VulnConfidence, Vulnerability, VulnerabilityReport,
+};

@@ -142,6 +142,10 @@ pub struct Detection {
     /// What else inspection noticed, e.g. that STARTTLS is not offered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Known vulnerabilities of the product and version, when a vulnerability index was
+    /// consulted; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vulnerabilities: Option<crate::vulnerability::VulnerabilityReport>,
 }
 
 /// Why a certificate failed verification. Written by its name (`expired`,

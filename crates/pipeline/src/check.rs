@@ -294,8 +294,11 @@ async fn run_plan(
             }
         }
     }
-    let report = merge_reports(parts)
+    let mut report = merge_reports(parts)
         .ok_or_else(|| Error::Input("nothing to check: the manifest lists no target".into()))?;
+    if let Some(store) = store {
+        crate::annotate_vulnerabilities(&mut report, store).await?;
+    }
     let (previous, compared) = match store {
         Some(store) => previous_scans(store, &report).await?,
         None => (None, Vec::new()),

@@ -65,6 +65,11 @@ impl ScanRecorder {
         }
     }
 
+    /// The history database the scan is recorded in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Stores the report; returns the scan's id and the database's display name.
     pub async fn finish(self, report: &ScanReport) -> Result<(ScanId, String), Error> {
         let result = self.store.finish_scan(self.id, report).await;

@@ -7,16 +7,19 @@
 
 mod baseline;
 mod check;
+mod data;
 mod error;
 mod history;
 mod revision;
 mod scan;
+mod vulnerabilities;
 
 pub use baseline::{baseline_from, baseline_yaml};
 pub use check::{
     CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, RemoteScan, Saved, check,
     check_remote, check_remote_in,
 };
+pub use data::{VulnFeed, datasets, import_vulnerabilities};
 pub use error::{Error, ErrorKind};
 pub use history::{
     DiffSpan, Diffed, ScanRecorder, Timeline, changes_since, diff_scans, export_jsonl, location,
@@ -24,3 +27,4 @@ pub use history::{
 };
 pub use revision::{manifest_revision, revision_with};
 pub use scan::{Detector, detect_services, inspect_options, scan};
+pub use vulnerabilities::{annotate_vulnerabilities, annotate_with};

@@ -494,6 +494,7 @@ mod tests {
                         }),
                         http: None,
                         notes: vec![],
+                        vulnerabilities: None,
                     },
                 });
             }

@@ -190,6 +190,7 @@ fn base(
         escalation: owner.and_then(|o| o.asset.escalation.clone()),
         message: String::new(),
         location: owner.map(|o| manifest.location(o.spanned)),
+        references: Vec::new(),
     }
 }
 
@@ -441,6 +442,12 @@ fn evaluate_host(
             }
         }
 
+        if let Some(v) = detected.and_then(|d| d.vulnerabilities.as_ref())
+            && let Some(f) = known_vulnerability(&manifest.defaults, v, &what)
+        {
+            findings.push(f.with(port_finding(approval.map(|(a, _)| a))));
+        }
+
         if let Some(change) = described_changes(&changed, port) {
             findings.push(Finding {
                 rule: Rule::ChangedSinceLastScan,
@@ -451,6 +458,122 @@ fn evaluate_host(
             });
         }
     }
+}
+
+/// What `known-vulnerability` concludes of one port's matches.
+struct VulnConclusion {
+    outcome: Outcome,
+    severity: Severity,
+    message: String,
+    references: Vec<String>,
+}
+
+impl VulnConclusion {
+    fn with(self, base: Finding) -> Finding {
+        Finding {
+            rule: Rule::KnownVulnerability,
+            outcome: self.outcome,
+            severity: self.severity,
+            message: self.message,
+            references: self.references,
+            ..base
+        }
+    }
+}
+
+/// The severity of a CVSS base score (the CVSS v3.1 qualitative scale).
+fn cvss_severity(score: f64) -> Severity {
+    if score >= 9.0 {
+        Severity::Critical
+    } else if score >= 7.0 {
+        Severity::High
+    } else if score >= 4.0 {
+        Severity::Medium
+    } else if score > 0.0 {
+        Severity::Low
+    } else {
+        Severity::Info
+    }
+}
+
+/// Matches at or above `min_confidence` fail at `fail_on_cvss` and warn below it (a match
+/// without a score counts as below); less sure matches are left to the report.
+fn known_vulnerability(
+    defaults: &crate::manifest::Defaults,
+    report: &portgate_model::VulnerabilityReport,
+    what: &str,
+) -> Option<VulnConclusion> {
+    const NAMED: usize = 5;
+    let floor = defaults.min_confidence.confidence();
+    let threshold = defaults.fail_on_cvss.0;
+    let mut counted: Vec<&portgate_model::Vulnerability> = report
+        .matches
+        .iter()
+        .filter(|m| m.confidence.at_least(floor))
+        .collect();
+    if counted.is_empty() {
+        return None;
+    }
+    counted.sort_by(|a, b| {
+        b.score()
+            .unwrap_or(0.0)
+            .total_cmp(&a.score().unwrap_or(0.0))
+            .then(a.confidence.cmp(&b.confidence))
+            .then(a.id.cmp(&b.id))
+    });
+    let top = counted[0].score().unwrap_or(0.0);
+    let failing = counted
+        .iter()
+        .filter(|m| m.score().is_some_and(|s| s >= threshold))
+        .count();
+    let named: Vec<String> = counted
+        .iter()
+        .take(NAMED)
+        .map(|m| {
+            let score = m
+                .score()
+                .map(|s| format!("CVSS {s:.1}, "))
+                .unwrap_or_default();
+            format!("{} ({score}{})", m.id, m.confidence)
+        })
+        .collect();
+    let more = counted.len().saturating_sub(NAMED);
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    let data: Vec<String> = report
+        .data
+        .iter()
+        .map(|d| match d.date {
+            Some(date) => format!("{} of {}", d.source, date.format("%Y-%m-%d")),
+            None => d.source.clone(),
+        })
+        .collect();
+    let (outcome, verdict) = if failing > 0 {
+        (
+            Outcome::Fail,
+            format!("{failing} at or above CVSS {threshold:.1}"),
+        )
+    } else {
+        (
+            Outcome::Warn,
+            format!("none at or above CVSS {threshold:.1}"),
+        )
+    };
+    Some(VulnConclusion {
+        outcome,
+        severity: cvss_severity(top),
+        message: format!(
+            "{what} has {} known vulnerabilit{} ({verdict}): {}{more} (data: {})",
+            counted.len(),
+            if counted.len() == 1 { "y" } else { "ies" },
+            named.join(", "),
+            data.join(", ")
+        ),
+        references: counted.iter().map(|m| m.id.clone()).collect(),
+    })
 }
 
 fn matches_port(approval: &ApprovedPort, port: &PortResult) -> bool {

@@ -14,9 +14,10 @@ pub mod yaml;
 
 pub use evaluate::{Evaluation, evaluate, manifest_top, merge_reports};
 pub use manifest::{
-    ApprovalDate, ApprovedPort, Asset, Cidr, Criticality, Defaults, FailOn, MANIFEST_SCHEMA_ID,
-    MAX_MANIFEST_BYTES, Manifest, ManifestError, Mode, OnMissing, Ports, ProtocolName, ScanGroup,
-    Target, TlsPolicy, Unlisted, manifest_schema, with_approved,
+    ApprovalDate, ApprovedPort, Asset, Cidr, Criticality, CvssThreshold, Defaults, FailOn,
+    MANIFEST_SCHEMA_ID, MAX_MANIFEST_BYTES, Manifest, ManifestError, MinConfidence, Mode,
+    OnMissing, Ports, ProtocolName, ScanGroup, Target, TlsPolicy, Unlisted, manifest_schema,
+    with_approved,
 };
 pub use portgate_model::{Finding, Outcome, Rule, Severity};
 pub use serde_saphyr::Spanned;

@@ -123,6 +123,7 @@ mod tests {
             escalation: None,
             message: format!("port {port} is open"),
             location: None,
+            references: Vec::new(),
         }
     }
 

@@ -72,10 +72,28 @@ pub fn markdown(report: &CheckReport<'_>) -> String {
                 cell(&service_text(f)),
                 f.rule.id(),
                 cell(f.owner.as_deref().unwrap_or("")),
-                cell(&f.message)
+                cell(&f.message) + &reference_links(f)
             );
         }
         out.push('\n');
     }
     out
+}
+
+/// Links to the records a finding rests on (at most ten), for the "why" cell.
+fn reference_links(f: &portgate_model::Finding) -> String {
+    const SHOWN: usize = 10;
+    let links: Vec<String> = f
+        .references
+        .iter()
+        .take(SHOWN)
+        .filter_map(|id| {
+            portgate_model::vulnerability::record_url(id).map(|url| format!("[{id}]({url})"))
+        })
+        .collect();
+    if links.is_empty() {
+        String::new()
+    } else {
+        format!("<br>{}", links.join(" "))
+    }
 }

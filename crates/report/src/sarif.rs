@@ -68,11 +68,33 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
             if let Some(owner) = &f.owner {
                 message.push_str(&format!(" (owner: {owner})"));
             }
+            let references: Vec<Value> = f
+                .references
+                .iter()
+                .map(|id| json!({ "id": id, "url": portgate_model::vulnerability::record_url(id) }))
+                .collect();
+            let markdown = if references.is_empty() {
+                None
+            } else {
+                let links: Vec<String> = f
+                    .references
+                    .iter()
+                    .filter_map(|id| {
+                        portgate_model::vulnerability::record_url(id)
+                            .map(|u| format!("[{id}]({u})"))
+                    })
+                    .collect();
+                Some(format!("{message}\n\n{}", links.join(", ")))
+            };
+            let mut message_json = json!({ "text": message });
+            if let Some(markdown) = markdown {
+                message_json["markdown"] = json!(markdown);
+            }
             json!({
                 "ruleId": f.rule.id(),
                 "ruleIndex": rule_index,
                 "level": level(f.outcome),
-                "message": { "text": message },
+                "message": message_json,
                 "locations": [{
                     "physicalLocation": {
                         "artifactLocation": { "uri": file },
@@ -98,6 +120,7 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
                     "service": service_text(f),
                     "asset": f.asset,
                     "owner": f.owner,
+                    "references": references,
                 },
             })
         })

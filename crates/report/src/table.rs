@@ -84,6 +84,9 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
                     }
                 }
                 out.push('\n');
+                if let Some(v) = found.and_then(|d| d.vulnerabilities.as_ref()) {
+                    vulnerability_lines(&mut out, v);
+                }
             }
         }
         if !hidden.is_empty() {
@@ -140,4 +143,57 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
         let _ = writeln!(out, "Incomplete: {reason}");
     }
     out
+}
+
+/// The known vulnerabilities under a port's line: one line each, highest score first, then
+/// what the distribution has fixed and the data's date.
+fn vulnerability_lines(out: &mut String, v: &portgate_model::VulnerabilityReport) {
+    const SHOWN: usize = 20;
+    let data: Vec<String> = v
+        .data
+        .iter()
+        .map(|d| match d.date {
+            Some(date) => format!("{} {}", d.source, date.format("%Y-%m-%d")),
+            None => d.source.clone(),
+        })
+        .collect();
+    let data = data.join(", ");
+    if v.matches.is_empty() {
+        let _ = writeln!(out, "           no known vulnerabilities ({data})");
+    }
+    for m in v.matches.iter().take(SHOWN) {
+        let score = m
+            .score()
+            .map(|s| format!("{s:.1}"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "           {:<16} {:>4}  {}",
+            m.id, score, m.confidence
+        );
+    }
+    if v.matches.len() > SHOWN {
+        let _ = writeln!(
+            out,
+            "           ... and {} more (see the JSON report)",
+            v.matches.len() - SHOWN
+        );
+    }
+    if !v.cleared.is_empty() {
+        let ids: Vec<&str> = v.cleared.iter().map(|c| c.id.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "           fixed by the distribution in {}: {}",
+            v.cleared[0].package_version,
+            ids.join(", ")
+        );
+    }
+    if !v.matches.is_empty() {
+        let where_from = v
+            .distribution
+            .as_ref()
+            .map(|d| format!("{d}; "))
+            .unwrap_or_default();
+        let _ = writeln!(out, "           ({where_from}data: {data})");
+    }
 }

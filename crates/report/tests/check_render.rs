@@ -42,6 +42,7 @@ fn finding(
             line: 15,
             column: 5,
         }),
+        references: Vec::new(),
     }
 }
 

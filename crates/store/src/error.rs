@@ -80,6 +80,14 @@ pub enum StoreError {
         /// The scan.
         scan_id: crate::ScanId,
     },
+    /// Imported data (vulnerability records, network tables) could not be written or read.
+    #[error("history database {db}: {message}")]
+    Data {
+        /// The database.
+        db: String,
+        /// What is wrong, naming the record.
+        message: String,
+    },
     /// Writing an export failed.
     #[error("cannot write the export: {0}")]
     Export(std::io::Error),

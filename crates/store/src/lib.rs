@@ -27,6 +27,7 @@ macro_rules! on_pool {
     };
 }
 
+mod data;
 mod error;
 mod location;
 mod maintain;
@@ -38,6 +39,7 @@ mod windows;
 mod write;
 mod writer;
 
+pub use data::{AsnRow, DatasetInfo, NetworkOwner};
 pub use error::StoreError;
 pub use location::{DB_ENV, Location};
 pub use maintain::EXPORT_SCHEMA;

@@ -213,6 +213,7 @@ async fn checks_store_their_findings() {
                 escalation: None,
                 message: "22/tcp ssh is open and not approved".into(),
                 location: None,
+                references: Vec::new(),
             },
             Finding {
                 rule: Rule::Approved,
@@ -231,6 +232,7 @@ async fn checks_store_their_findings() {
                 escalation: None,
                 message: "ok".into(),
                 location: None,
+                references: Vec::new(),
             },
         ];
         let check = store

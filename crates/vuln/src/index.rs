@@ -27,6 +27,25 @@ pub enum Source {
     Osv,
 }
 
+impl Source {
+    /// `nvd` or `osv`, as a store keeps it.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Source::Nvd => "nvd",
+            Source::Osv => "osv",
+        }
+    }
+
+    /// The source of a [`Source::key`].
+    pub fn from_key(key: &str) -> Option<Source> {
+        match key {
+            "nvd" => Some(Source::Nvd),
+            "osv" => Some(Source::Osv),
+            _ => None,
+        }
+    }
+}
+
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -192,17 +211,7 @@ impl VulnIndex {
         bytes: Vec<u8>,
         options: &ImportOptions,
     ) -> Result<ImportReport, VulnError> {
-        let cap = options.limits.max_nvd_bytes;
-        if bytes.len() as u64 > cap {
-            return Err(VulnError::TooLarge {
-                path: name.to_owned(),
-                what: "the file".to_owned(),
-                limit: cap,
-            });
-        }
-        let bytes = maybe_gunzip(bytes, cap, name)?;
-        let items = nvd::parse_feed(name, &bytes)?;
-        drop(bytes);
+        let items = read_nvd_items(name, bytes, &options.limits)?;
         let mut report = ImportReport {
             path: name.to_owned(),
             files: 1,
@@ -248,7 +257,7 @@ impl VulnIndex {
         }
     }
 
-    fn insert_nvd(&mut self, cve: NvdCve) {
+    pub(crate) fn insert_nvd(&mut self, cve: NvdCve) {
         for key in cve.vulnerable_keys() {
             if let Some((_, product)) = key.split_once(':') {
                 self.by_cpe_product
@@ -298,56 +307,12 @@ impl VulnIndex {
         path: &Path,
         options: &ImportOptions,
     ) -> Result<ImportReport, VulnError> {
-        let shown = path.display().to_string();
-        let meta = std::fs::metadata(path).map_err(|e| VulnError::io(&shown, e))?;
-        let limits = &options.limits;
+        let (items, files) = read_osv_items(path, &options.limits)?;
         let mut report = ImportReport {
-            path: shown.clone(),
+            path: path.display().to_string(),
+            files,
             ..ImportReport::default()
         };
-        let mut items = Vec::new();
-        if meta.is_dir() {
-            let mut files = Vec::new();
-            collect_json_files(path, 0, limits, &mut files)?;
-            files.sort();
-            let mut total = 0u64;
-            for file in &files {
-                let bytes = read_file_capped(file, limits.max_osv_record_bytes)?;
-                total += bytes.len() as u64;
-                if total > limits.max_osv_total_bytes {
-                    return Err(VulnError::TooLarge {
-                        path: shown,
-                        what: "the directory's records together".to_owned(),
-                        limit: limits.max_osv_total_bytes,
-                    });
-                }
-                let name = file.display().to_string();
-                let bytes = maybe_gunzip(bytes, limits.max_osv_record_bytes, &name)?;
-                items.extend(osv::parse_file(&name, &bytes)?);
-                report.files += 1;
-            }
-        } else {
-            let mut file = std::fs::File::open(path).map_err(|e| VulnError::io(&shown, e))?;
-            let mut magic = [0u8; 4];
-            let n =
-                std::io::Read::read(&mut file, &mut magic).map_err(|e| VulnError::io(&shown, e))?;
-            if is_zip(&magic[..n]) {
-                if meta.len() > limits.max_osv_archive_bytes {
-                    return Err(VulnError::TooLarge {
-                        path: shown,
-                        what: "the archive".to_owned(),
-                        limit: limits.max_osv_archive_bytes,
-                    });
-                }
-                report.files = read_zip(file, &shown, limits, &mut items)?;
-            } else {
-                drop(file);
-                let bytes = read_file_capped(path, limits.max_osv_record_bytes)?;
-                let bytes = maybe_gunzip(bytes, limits.max_osv_record_bytes, &shown)?;
-                items = osv::parse_file(&shown, &bytes)?;
-                report.files = 1;
-            }
-        }
         self.apply_osv_items(items, &mut report);
         self.osv_date.dataset_is(options.dataset_date);
         Ok(report)
@@ -429,7 +394,7 @@ impl VulnIndex {
         }
     }
 
-    fn insert_osv(&mut self, record: OsvRecord) {
+    pub(crate) fn insert_osv(&mut self, record: OsvRecord) {
         for a in &record.affected {
             self.osv_by_package
                 .entry(a.package.clone())
@@ -453,6 +418,78 @@ impl VulnIndex {
             }
         }
     }
+}
+
+/// Reads the OSV items of a directory, a `.zip` archive or one file, and how many files
+/// held them.
+pub(crate) fn read_osv_items(
+    path: &Path,
+    limits: &Limits,
+) -> Result<(Vec<OsvItem>, usize), VulnError> {
+    let shown = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| VulnError::io(&shown, e))?;
+    let mut items = Vec::new();
+    let mut count = 0usize;
+    if meta.is_dir() {
+        let mut files = Vec::new();
+        collect_json_files(path, 0, limits, &mut files)?;
+        files.sort();
+        let mut total = 0u64;
+        for file in &files {
+            let bytes = read_file_capped(file, limits.max_osv_record_bytes)?;
+            total += bytes.len() as u64;
+            if total > limits.max_osv_total_bytes {
+                return Err(VulnError::TooLarge {
+                    path: shown,
+                    what: "the directory's records together".to_owned(),
+                    limit: limits.max_osv_total_bytes,
+                });
+            }
+            let name = file.display().to_string();
+            let bytes = maybe_gunzip(bytes, limits.max_osv_record_bytes, &name)?;
+            items.extend(osv::parse_file(&name, &bytes)?);
+            count += 1;
+        }
+    } else {
+        let mut file = std::fs::File::open(path).map_err(|e| VulnError::io(&shown, e))?;
+        let mut magic = [0u8; 4];
+        let n = std::io::Read::read(&mut file, &mut magic).map_err(|e| VulnError::io(&shown, e))?;
+        if is_zip(&magic[..n]) {
+            if meta.len() > limits.max_osv_archive_bytes {
+                return Err(VulnError::TooLarge {
+                    path: shown,
+                    what: "the archive".to_owned(),
+                    limit: limits.max_osv_archive_bytes,
+                });
+            }
+            count = read_zip(file, &shown, limits, &mut items)?;
+        } else {
+            drop(file);
+            let bytes = read_file_capped(path, limits.max_osv_record_bytes)?;
+            let bytes = maybe_gunzip(bytes, limits.max_osv_record_bytes, &shown)?;
+            items = osv::parse_file(&shown, &bytes)?;
+            count = 1;
+        }
+    }
+    Ok((items, count))
+}
+
+/// Reads the items of an NVD feed held in memory (plain or gzip).
+pub(crate) fn read_nvd_items(
+    name: &str,
+    bytes: Vec<u8>,
+    limits: &Limits,
+) -> Result<Vec<NvdItem>, VulnError> {
+    let cap = limits.max_nvd_bytes;
+    if bytes.len() as u64 > cap {
+        return Err(VulnError::TooLarge {
+            path: name.to_owned(),
+            what: "the file".to_owned(),
+            limit: cap,
+        });
+    }
+    let bytes = maybe_gunzip(bytes, cap, name)?;
+    nvd::parse_feed(name, &bytes)
 }
 
 fn collect_json_files(

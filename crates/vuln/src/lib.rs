@@ -50,6 +50,7 @@ mod nvd;
 mod osv;
 pub mod products;
 mod read;
+pub mod stored;
 mod synth;
 mod time;
 pub mod version;
@@ -63,5 +64,8 @@ pub use matcher::{
 pub use nvd::Cvss;
 pub use products::{DistroPackaging, NormalizedVersion, ProductEntry, ProductTable, VersionScheme};
 pub use read::Limits;
+pub use stored::{
+    ParsedImport, RecordChange, StoredRecord, lookup_keys, read_nvd_path, read_osv_path,
+};
 pub use synth::synthetic_nvd_feed;
 pub use version::{compare_dpkg, compare_upstream};

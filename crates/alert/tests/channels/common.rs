@@ -38,6 +38,7 @@ pub fn finding(rule: Rule, severity: Severity, port: u16) -> Finding {
         escalation: None,
         message: format!("{port}/tcp is open and no approval covers it"),
         location: None,
+        references: Vec::new(),
     }
 }
 

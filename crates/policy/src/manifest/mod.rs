@@ -147,6 +147,73 @@ pub struct Defaults {
     /// `review` (a warning, and the review queue of `portgate serve`).
     #[serde(default, skip_serializing_if = "Unlisted::is_enforce")]
     pub unlisted: Unlisted,
+    /// `known-vulnerability`: the least CVSS base score (0.0 to 10.0; v4.0 where published,
+    /// else v3.1) that fails the check; matches below it are warnings.
+    #[serde(default = "default_fail_on_cvss")]
+    #[schemars(with = "f64", range(min = 0.0, max = 10.0))]
+    pub fail_on_cvss: CvssThreshold,
+    /// `known-vulnerability`: the least sure match counted: `distro-verified`,
+    /// `upstream-version` (the default: an upstream version in a vulnerable range, or a
+    /// distribution's advisory naming the package version), `possibly-backported` or
+    /// `cpe-guess`.
+    #[serde(default = "default_min_confidence")]
+    pub min_confidence: MinConfidence,
+    /// `domain-expiring`: warn when the registered domain of a target expires within this
+    /// many days (with `--enrich`).
+    #[serde(default = "default_expiry_warn_days")]
+    pub domain_expiry_warn_days: u32,
+}
+
+/// A CVSS base score threshold, 0.0 to 10.0.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize)]
+#[serde(transparent)]
+pub struct CvssThreshold(pub f64);
+
+impl<'de> Deserialize<'de> for CvssThreshold {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        if !(0.0..=10.0).contains(&v) {
+            return Err(serde::de::Error::custom(format!(
+                "fail_on_cvss must be a CVSS score from 0.0 to 10.0, not {v}"
+            )));
+        }
+        Ok(CvssThreshold(v))
+    }
+}
+
+fn default_fail_on_cvss() -> CvssThreshold {
+    CvssThreshold(7.0)
+}
+
+/// The least sure vulnerability match a check counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum MinConfidence {
+    /// Only matches the distribution's own advisories confirm.
+    DistroVerified,
+    /// Also upstream versions in a vulnerable range (banner without a distribution).
+    UpstreamVersion,
+    /// Also distribution banners without advisory data (the fix may be backported).
+    PossiblyBackported,
+    /// Everything, products mapped by name included.
+    CpeGuess,
+}
+
+impl MinConfidence {
+    /// The floor as a confidence.
+    pub fn confidence(self) -> portgate_model::VulnConfidence {
+        use portgate_model::VulnConfidence as C;
+        match self {
+            MinConfidence::DistroVerified => C::DistroVerified,
+            MinConfidence::UpstreamVersion => C::UpstreamVersion,
+            MinConfidence::PossiblyBackported => C::PossiblyBackported,
+            MinConfidence::CpeGuess => C::CpeGuess,
+        }
+    }
+}
+
+fn default_min_confidence() -> MinConfidence {
+    MinConfidence::UpstreamVersion
 }
 
 fn default_expiry_warn_days() -> u32 {
@@ -161,6 +228,9 @@ impl Default for Defaults {
             tls_expiry_warn_days: default_expiry_warn_days(),
             fail_on: FailOn::default(),
             unlisted: Unlisted::default(),
+            fail_on_cvss: default_fail_on_cvss(),
+            min_confidence: default_min_confidence(),
+            domain_expiry_warn_days: default_expiry_warn_days(),
         }
     }
 }

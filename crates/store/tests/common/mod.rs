@@ -60,6 +60,7 @@ pub fn service(port: u16, name: &str, product: &str, version: &str) -> DetectedS
             tls: None,
             http: None,
             notes: vec![],
+            vulnerabilities: None,
         },
     }
 }
