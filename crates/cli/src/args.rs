@@ -179,9 +179,13 @@ pub(crate) struct ScanArgs {
     #[arg(long, default_value_t = portgate_scan::DEFAULT_MAX_ADDRESSES, value_name = "N")]
     pub(crate) max_hosts: u64,
 
-    /// Resolve names with this DNS server (IP or IP:PORT) instead of the system's.
+    /// Resolve names with this DNS server (IP or IP:PORT) instead of the system's (also
+    /// for the DNS records of --enrich).
     #[arg(long, value_parser = parse_dns_server, value_name = "ADDR")]
     pub(crate) dns_server: Option<SocketAddr>,
+
+    #[command(flatten)]
+    pub(crate) enrich: EnrichArgs,
 
     /// Seed of the random probe order, to repeat a scan's order exactly.
     #[arg(long, value_name = "N")]
@@ -208,7 +212,7 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|e| format!("\"{text}\" is not a duration like 250ms, 90s, 30m, 12h or 7d: {e}"))
 }
 
-fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
         return Ok(addr);
     }
@@ -265,5 +269,48 @@ mod tests {
             Ok(5353)
         );
         assert!(parse_dns_server("nope").is_err());
+    }
+}
+
+/// Enrichment flags of `scan` and `check`.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct EnrichArgs {
+    /// Add the DNS records of each host-name target and the registration of its domain
+    /// (RDAP, or WHOIS where the registry has none; cached for a day). The network of
+    /// each address (AS, organisation, country) is added whenever the history database
+    /// holds an imported table (`portgate data import asn`).
+    #[arg(long)]
+    pub(crate) enrich: bool,
+    /// An RDAP bootstrap file in IANA's format (`dns.json`), replacing the built-in
+    /// subset for the suffixes it lists.
+    #[arg(long, value_name = "FILE", requires = "enrich")]
+    pub(crate) rdap_bootstrap: Option<std::path::PathBuf>,
+    /// A WHOIS server table (`suffix server[:port]` per line) replacing the built-in one.
+    #[arg(long, value_name = "FILE", requires = "enrich")]
+    pub(crate) whois_servers: Option<std::path::PathBuf>,
+    /// The registration cache [default: $XDG_CACHE_HOME/portgate/registrations.json, else
+    /// ~/.cache/portgate/registrations.json].
+    #[arg(long, value_name = "FILE", requires = "enrich")]
+    pub(crate) enrich_cache: Option<std::path::PathBuf>,
+    /// How long a cached registration is reused, e.g. 1d, 12h.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "enrich")]
+    pub(crate) enrich_cache_ttl: Option<Duration>,
+}
+
+impl EnrichArgs {
+    /// The pipeline's options (`dns_server`: the scan's, when it has one).
+    pub(crate) fn options(
+        &self,
+        dns_server: Option<SocketAddr>,
+    ) -> portgate_pipeline::EnrichOptions {
+        portgate_pipeline::EnrichOptions {
+            lookups: self.enrich,
+            dns_server,
+            rdap_bootstrap: self.rdap_bootstrap.clone(),
+            whois_servers: self.whois_servers.clone(),
+            cache_file: self.enrich_cache.clone(),
+            cache_ttl: self.enrich_cache_ttl,
+            per_server_interval: None,
+        }
     }
 }

@@ -98,6 +98,14 @@ pub(crate) struct CheckArgs {
     /// else ~/.local/share/portgate/history.db (as --db does).
     #[arg(long, conflicts_with = "db")]
     pub(crate) save: bool,
+
+    /// Resolve the targets' names with this DNS server (IP or IP:PORT) instead of the
+    /// system's (also for the DNS records of --enrich).
+    #[arg(long, value_parser = crate::args::parse_dns_server, value_name = "ADDR")]
+    pub(crate) dns_server: Option<std::net::SocketAddr>,
+
+    #[command(flatten)]
+    pub(crate) enrich: crate::args::EnrichArgs,
 }
 
 /// Runs the check and returns its exit code.
@@ -143,7 +151,10 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
         })
         .deadline(args.deadline)
         .revision(revision.clone())
+        .enrich(args.enrich.options(args.dns_server))
+        .dns_server(args.dns_server)
         .build();
+    args.enrich.options(args.dns_server).check()?;
     if args.remote.server.is_some() && (args.connect || args.ca_file.is_some()) {
         return Err(Failure::usage(
             "--connect and --ca are not for --server: the server decides how it probes",

@@ -54,6 +54,21 @@ pub(crate) enum ImportWhat {
         #[command(flatten)]
         common: ImportCommon,
     },
+    /// An IP-to-network table: iptoasn TSV (`ip2asn-v4.tsv`, `ip2asn-v6.tsv`, or `.gz`),
+    /// CAIDA prefix-to-AS (`routeviews-rv2-…pfx2as`, multi-origin kept as a list) or
+    /// MaxMind GeoLite2-ASN (`.mmdb`), recognised by content. Importing a name again
+    /// replaces it.
+    Asn {
+        /// The table file.
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// The dataset's name [default: the format's name]; several can be held (one per
+        /// family or source), and a lookup asks each.
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        #[command(flatten)]
+        common: ImportCommon,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -86,72 +101,104 @@ fn parse_day(text: &str) -> Result<DateTime<Utc>, String> {
 /// `portgate data …`.
 pub(crate) fn run(args: DataArgs) -> Result<u8, Failure> {
     match args.command {
-        DataCommand::Import { what } => {
-            let (feed, paths, common) = match what {
-                ImportWhat::Nvd { files, common } => (VulnFeed::Nvd, files, common),
-                ImportWhat::Osv { paths, common } => (VulnFeed::Osv, paths, common),
-            };
-            crate::history::with_store(common.db.db.as_deref(), async |store| {
-                for path in &paths {
-                    let started = std::time::Instant::now();
-                    let r =
-                        pipeline::import_vulnerabilities(store, feed, path, common.date).await?;
-                    eprintln!(
-                        "portgate: {}: {} record(s) in {} file(s): {} added, {} replaced, {} unchanged, {} older than held, {} removed{} ({:.1} s)",
-                        r.path,
-                        r.records,
-                        r.files,
-                        r.added,
-                        r.replaced,
-                        r.unchanged,
-                        r.older,
-                        r.removed,
-                        if r.skipped > 0 {
-                            format!(", {} about other ecosystems skipped", r.skipped)
-                        } else {
-                            String::new()
-                        },
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                Ok(())
+        DataCommand::Import {
+            what: ImportWhat::Asn { file, name, common },
+        } => {
+            let started = std::time::Instant::now();
+            let r = crate::history::with_store(common.db.db.as_deref(), async |store| {
+                pipeline::import_asn(store, &file, name.as_deref(), common.date).await
             })?;
+            eprintln!(
+                "portgate: {}: {} ({}): {} row(s), {} disjoint range(s) stored, {} skipped (not routed or without an AS number){} ({:.1} s)",
+                file.display(),
+                r.dataset,
+                r.format,
+                r.rows,
+                r.ranges,
+                r.skipped,
+                r.date
+                    .map(|d| format!(", data of {}", d.format("%Y-%m-%d")))
+                    .unwrap_or_default(),
+                started.elapsed().as_secs_f64()
+            );
             Ok(0)
         }
-        DataCommand::List { format, db } => {
-            let sets = crate::history::with_store(db.db.as_deref(), pipeline::datasets)?;
-            let text = match format {
-                ListFormat::Json => {
-                    let mut t = serde_json::to_string_pretty(&sets).unwrap_or_default();
-                    t.push('\n');
-                    t
-                }
-                ListFormat::Table => {
-                    let mut t = format!(
+        DataCommand::Import {
+            what: ImportWhat::Nvd { files, common },
+        } => import_vulnerabilities(VulnFeed::Nvd, files, common),
+        DataCommand::Import {
+            what: ImportWhat::Osv { paths, common },
+        } => import_vulnerabilities(VulnFeed::Osv, paths, common),
+        DataCommand::List { format, db } => list(format, db),
+    }
+}
+
+fn import_vulnerabilities(
+    feed: VulnFeed,
+    paths: Vec<PathBuf>,
+    common: ImportCommon,
+) -> Result<u8, Failure> {
+    crate::history::with_store(common.db.db.as_deref(), async |store| {
+        for path in &paths {
+            let started = std::time::Instant::now();
+            let r = pipeline::import_vulnerabilities(store, feed, path, common.date).await?;
+            eprintln!(
+                "portgate: {}: {} record(s) in {} file(s): {} added, {} replaced, {} unchanged, {} older than held, {} removed{} ({:.1} s)",
+                r.path,
+                r.records,
+                r.files,
+                r.added,
+                r.replaced,
+                r.unchanged,
+                r.older,
+                r.removed,
+                if r.skipped > 0 {
+                    format!(", {} about other ecosystems skipped", r.skipped)
+                } else {
+                    String::new()
+                },
+                started.elapsed().as_secs_f64()
+            );
+        }
+        Ok(())
+    })?;
+    Ok(0)
+}
+
+fn list(format: ListFormat, db: DbArg) -> Result<u8, Failure> {
+    {
+        let sets = crate::history::with_store(db.db.as_deref(), pipeline::datasets)?;
+        let text = match format {
+            ListFormat::Json => {
+                let mut t = serde_json::to_string_pretty(&sets).unwrap_or_default();
+                t.push('\n');
+                t
+            }
+            ListFormat::Table => {
+                let mut t = format!(
+                    "{:<24} {:<14} {:<11} {:>10}  {:<20}  {}\n",
+                    "DATASET", "FORMAT", "DATA DATE", "RECORDS", "IMPORTED", "LAST FILE"
+                );
+                for d in &sets {
+                    t.push_str(&format!(
                         "{:<24} {:<14} {:<11} {:>10}  {:<20}  {}\n",
-                        "DATASET", "FORMAT", "DATA DATE", "RECORDS", "IMPORTED", "LAST FILE"
-                    );
-                    for d in &sets {
-                        t.push_str(&format!(
-                            "{:<24} {:<14} {:<11} {:>10}  {:<20}  {}\n",
-                            d.name,
-                            d.format,
-                            d.date()
-                                .map(|d| d.format("%Y-%m-%d").to_string())
-                                .unwrap_or_else(|| "-".into()),
-                            d.records,
-                            d.imported_at.format("%Y-%m-%d %H:%M:%S"),
-                            d.path.as_deref().unwrap_or("-")
-                        ));
-                    }
-                    if sets.is_empty() {
-                        t.push_str("(no data imported: see `portgate data import --help`)\n");
-                    }
-                    t
+                        d.name,
+                        d.format,
+                        d.date()
+                            .map(|d| d.format("%Y-%m-%d").to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        d.records,
+                        d.imported_at.format("%Y-%m-%d %H:%M:%S"),
+                        d.path.as_deref().unwrap_or("-")
+                    ));
                 }
-            };
-            crate::write_stdout(&text);
-            Ok(0)
-        }
+                if sets.is_empty() {
+                    t.push_str("(no data imported: see `portgate data import --help`)\n");
+                }
+                t
+            }
+        };
+        crate::write_stdout(&text);
+        Ok(0)
     }
 }

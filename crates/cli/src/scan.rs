@@ -24,6 +24,7 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
             (args.host_concurrency.is_some(), "--host-concurrency"),
             (args.dns_server.is_some(), "--dns-server"),
             (args.db.is_some() || args.save, "--db/--save"),
+            (args.enrich.enrich, "--enrich"),
         ];
         if let Some((_, flag)) = local_only.iter().find(|(set, _)| *set) {
             return Err(Failure::usage(format!(
@@ -64,6 +65,8 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     }
     let scanner = builder.build()?;
     scanner.check_targets(&targets)?;
+    let enrich = args.enrich.options(args.dns_server);
+    enrich.check()?;
     let detection = if args.detect {
         Some(Detector::load(
             args.probes.as_deref(),
@@ -100,6 +103,11 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
             recorder.store(),
         ))?;
     }
+    runtime.block_on(pipeline::enrich(
+        &mut report,
+        recorder.as_ref().map(ScanRecorder::store),
+        &enrich,
+    ))?;
 
     finish(&args, &report, recorder, &runtime)
 }

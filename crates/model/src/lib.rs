@@ -7,6 +7,7 @@
 
 mod addr;
 mod change;
+pub mod enrichment;
 mod evidence;
 mod finding;
 pub mod history;
@@ -20,6 +21,9 @@ mod target;
 pub mod vulnerability;
 
 pub use change::{Change, ChangeKind, ChangeStatus};
+pub use enrichment::{
+    AddressNetwork, DnsRecords, DomainRegistration, Enrichment, NetworkOwnerInfo, TargetContext,
+};
 pub use evidence::Evidence;
 pub use finding::{Finding, ManifestLocation, Outcome, Rule, Severity};
 pub use http::{CookieFlags, Cors, HttpInfo, SecurityHeaders};

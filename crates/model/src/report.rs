@@ -328,6 +328,10 @@ pub struct ScanReport {
     pub targets: Vec<TargetReport>,
     /// Every address scanned, in target order.
     pub hosts: Vec<HostReport>,
+    /// The network of each address (from imported tables) and, with `--enrich`, the DNS
+    /// records and registration of each host name; absent when there was none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<crate::enrichment::Enrichment>,
 }
 
 /// Counts over the whole scan.

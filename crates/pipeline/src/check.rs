@@ -20,6 +20,8 @@ pub struct CheckOptions {
     tcp_method: TcpMethod,
     deadline: Option<Duration>,
     revision: Option<String>,
+    enrich: crate::EnrichOptions,
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 impl CheckOptions {
@@ -43,6 +45,8 @@ pub struct CheckOptionsBuilder {
     tcp_method: TcpMethod,
     deadline: Option<Duration>,
     revision: Option<String>,
+    enrich: crate::EnrichOptions,
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 impl CheckOptionsBuilder {
@@ -84,6 +88,20 @@ impl CheckOptionsBuilder {
         self
     }
 
+    /// Enrichment: the network tables are always read when the history holds them;
+    /// `enrich.lookups` adds DNS records and domain registrations.
+    pub fn enrich(mut self, enrich: crate::EnrichOptions) -> Self {
+        self.enrich = enrich;
+        self
+    }
+
+    /// Resolve the targets' names with this DNS server instead of the system's (it also
+    /// answers the DNS records of enrichment).
+    pub fn dns_server(mut self, server: Option<std::net::SocketAddr>) -> Self {
+        self.dns_server = server;
+        self
+    }
+
     /// The options.
     pub fn build(self) -> CheckOptions {
         CheckOptions {
@@ -93,6 +111,11 @@ impl CheckOptionsBuilder {
             tcp_method: self.tcp_method,
             deadline: self.deadline,
             revision: self.revision,
+            enrich: crate::EnrichOptions {
+                dns_server: self.enrich.dns_server.or(self.dns_server),
+                ..self.enrich
+            },
+            dns_server: self.dns_server,
         }
     }
 }
@@ -158,6 +181,7 @@ pub async fn check(
             .ports(group.ports.clone())
             .tcp_method(options.tcp_method)
             .deadline(options.deadline)
+            .dns_server(options.dns_server)
             .build()?;
         scanner.check_targets(&group.targets)?;
         scanners.push(scanner);
@@ -299,6 +323,7 @@ async fn run_plan(
     if let Some(store) = store {
         crate::annotate_vulnerabilities(&mut report, store).await?;
     }
+    crate::enrich(&mut report, store, &options.enrich).await?;
     let (previous, compared) = match store {
         Some(store) => previous_scans(store, &report).await?,
         None => (None, Vec::new()),

@@ -8,6 +8,7 @@
 mod baseline;
 mod check;
 mod data;
+mod enrich;
 mod error;
 mod history;
 mod revision;
@@ -19,7 +20,8 @@ pub use check::{
     CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, RemoteScan, Saved, check,
     check_remote, check_remote_in,
 };
-pub use data::{VulnFeed, datasets, import_vulnerabilities};
+pub use data::{AsnImport, VulnFeed, datasets, import_asn, import_vulnerabilities};
+pub use enrich::{EnrichOptions, enrich};
 pub use error::{Error, ErrorKind};
 pub use history::{
     DiffSpan, Diffed, ScanRecorder, Timeline, changes_since, diff_scans, export_jsonl, location,

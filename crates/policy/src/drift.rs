@@ -507,6 +507,7 @@ mod tests {
             incomplete_reasons: vec![],
             targets: vec![],
             hosts: vec![host],
+            enrichment: None,
         }
     }
 

@@ -90,7 +90,58 @@ pub fn evaluate(
                 .iter()
                 .find(|h| h.ip == host.ip && h.target == host.target)
         });
-        evaluate_host(manifest, owner, host, previous_host, today, &mut findings);
+        let network = report
+            .enrichment
+            .as_ref()
+            .and_then(|e| e.network_of(host.ip));
+        evaluate_host(
+            manifest,
+            owner,
+            host,
+            previous_host,
+            network,
+            today,
+            &mut findings,
+        );
+    }
+    // The registration of each host name's domain, when it was looked up (`--enrich`).
+    let warn_days = i64::from(manifest.defaults.domain_expiry_warn_days);
+    for t in report.enrichment.iter().flat_map(|e| &e.targets) {
+        let Some(reg) = &t.registration else { continue };
+        let (Some(days), Some(expires)) = (reg.days_left, reg.expires) else {
+            continue;
+        };
+        if days > warn_days {
+            continue;
+        }
+        let owner = asset_of(&t.name);
+        let when = if days < 0 {
+            format!("expired {} days ago", -days)
+        } else {
+            format!("expires in {days} days")
+        };
+        findings.push(Finding {
+            rule: Rule::DomainExpiring,
+            outcome: Outcome::Warn,
+            severity: if days < 0 {
+                Severity::High
+            } else {
+                Severity::Medium
+            },
+            message: format!(
+                "the domain {} of {} {when} ({}; {} via {}{})",
+                reg.domain,
+                t.name,
+                expires.format("%Y-%m-%d"),
+                reg.source,
+                reg.server,
+                reg.registrar
+                    .as_deref()
+                    .map(|r| format!(", registrar {r}"))
+                    .unwrap_or_default()
+            ),
+            ..base(manifest, owner, &t.name, None)
+        });
     }
     if report.status == ScanStatus::Incomplete
         && !findings.iter().any(|f| f.outcome == Outcome::Inconclusive)
@@ -199,6 +250,7 @@ fn evaluate_host(
     owner: Option<&AssetRef<'_>>,
     host: &HostReport,
     previous: Option<&HostReport>,
+    network: Option<&portgate_model::AddressNetwork>,
     today: NaiveDate,
     findings: &mut Vec<Finding>,
 ) {
@@ -207,28 +259,9 @@ fn evaluate_host(
 
     if let Some(asset) = asset
         && !asset.expected_network.is_empty()
-        && !asset
-            .expected_network
-            .iter()
-            .any(|net| net.0.contains(&host.ip))
+        && let Some(f) = outside_expected_network(&asset.expected_network, host, network)
     {
-        let networks: Vec<String> = asset
-            .expected_network
-            .iter()
-            .map(|n| n.0.to_string())
-            .collect();
-        findings.push(Finding {
-            rule: Rule::OutsideExpectedNetwork,
-            outcome: Outcome::Fail,
-            severity: Severity::High,
-            message: format!(
-                "{} resolved to {}, outside its expected network {}",
-                host.target,
-                host.ip,
-                networks.join(", ")
-            ),
-            ..host_finding()
-        });
+        findings.push(f.with(host_finding()));
     }
 
     let unreachable = !host.ports.is_empty()
@@ -460,18 +493,19 @@ fn evaluate_host(
     }
 }
 
-/// What `known-vulnerability` concludes of one port's matches.
-struct VulnConclusion {
+/// A rule's conclusion, completed by the finding of its host or port.
+struct Conclusion {
+    rule: Rule,
     outcome: Outcome,
     severity: Severity,
     message: String,
     references: Vec<String>,
 }
 
-impl VulnConclusion {
+impl Conclusion {
     fn with(self, base: Finding) -> Finding {
         Finding {
-            rule: Rule::KnownVulnerability,
+            rule: self.rule,
             outcome: self.outcome,
             severity: self.severity,
             message: self.message,
@@ -479,6 +513,78 @@ impl VulnConclusion {
             ..base
         }
     }
+}
+
+/// `outside-expected-network`: an address in none of the asset's expected networks (CIDR
+/// ranges; AS numbers and organisations as the imported network tables give them). When
+/// only AS numbers or organisations could place it and no table knows the address, it is
+/// a warning that the check could not be made.
+fn outside_expected_network(
+    expected: &[crate::manifest::ExpectedNetwork],
+    host: &HostReport,
+    network: Option<&portgate_model::AddressNetwork>,
+) -> Option<Conclusion> {
+    use crate::manifest::ExpectedNetwork as N;
+    let owners = network.map(|n| n.owners.as_slice()).unwrap_or_default();
+    let inside = expected.iter().any(|e| match e {
+        N::Cidr(net) => net.contains(&host.ip),
+        N::Asn(asn) => owners.iter().any(|o| o.asns.contains(asn)),
+        N::Org(org) => owners.iter().any(|o| {
+            o.org
+                .as_deref()
+                .is_some_and(|x| x.eq_ignore_ascii_case(org))
+        }),
+    });
+    if inside {
+        return None;
+    }
+    let listed: Vec<String> = expected.iter().map(ToString::to_string).collect();
+    let by_owner = expected.iter().any(|e| !matches!(e, N::Cidr(_)));
+    if owners.is_empty() && by_owner {
+        return Some(Conclusion {
+            rule: Rule::OutsideExpectedNetwork,
+            outcome: Outcome::Warn,
+            severity: Severity::Medium,
+            message: format!(
+                "{} resolved to {}, which no imported network table places: it cannot be compared with its expected network {} (import one with `portgate data import asn`)",
+                host.target,
+                host.ip,
+                listed.join(", ")
+            ),
+            references: Vec::new(),
+        });
+    }
+    let found: Vec<String> = owners
+        .iter()
+        .map(|o| {
+            let asns: Vec<String> = o.asns.iter().map(|a| format!("AS{a}")).collect();
+            let mut text = asns.join("/");
+            if let Some(org) = &o.org {
+                text.push_str(&format!(" {org}"));
+            }
+            if let Some(country) = &o.country {
+                text.push_str(&format!(", {country}"));
+            }
+            text
+        })
+        .collect();
+    let found = if found.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", found.join("; "))
+    };
+    Some(Conclusion {
+        rule: Rule::OutsideExpectedNetwork,
+        outcome: Outcome::Fail,
+        severity: Severity::High,
+        message: format!(
+            "{} resolved to {}{found}, outside its expected network {}",
+            host.target,
+            host.ip,
+            listed.join(", ")
+        ),
+        references: Vec::new(),
+    })
 }
 
 /// The severity of a CVSS base score (the CVSS v3.1 qualitative scale).
@@ -502,7 +608,7 @@ fn known_vulnerability(
     defaults: &crate::manifest::Defaults,
     report: &portgate_model::VulnerabilityReport,
     what: &str,
-) -> Option<VulnConclusion> {
+) -> Option<Conclusion> {
     const NAMED: usize = 5;
     let floor = defaults.min_confidence.confidence();
     let threshold = defaults.fail_on_cvss.0;
@@ -562,7 +668,8 @@ fn known_vulnerability(
             format!("none at or above CVSS {threshold:.1}"),
         )
     };
-    Some(VulnConclusion {
+    Some(Conclusion {
+        rule: Rule::KnownVulnerability,
         outcome,
         severity: cvss_severity(top),
         message: format!(

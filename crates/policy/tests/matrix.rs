@@ -143,6 +143,7 @@ fn report(hosts: Vec<HostReport>) -> ScanReport {
         incomplete_reasons: vec![],
         targets,
         hosts,
+        enrichment: None,
     }
 }
 

@@ -41,6 +41,10 @@ pub struct JsonReport<'a> {
     pub hosts: Vec<JsonHost<'a>>,
     /// Counts over the whole scan.
     pub summary: Summary,
+    /// The network of each address (imported tables) and, with `--enrich`, the DNS
+    /// records and registration of each host name. Absent when there was none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enrichment: Option<&'a portgate_model::Enrichment>,
 }
 
 /// One address and its ports.
@@ -173,6 +177,7 @@ impl<'a> JsonReport<'a> {
             targets: &report.targets,
             hosts,
             summary,
+            enrichment: report.enrichment.as_ref(),
         }
     }
 }
@@ -286,5 +291,6 @@ pub fn read_json(text: &str) -> Result<ScanReport, String> {
         incomplete_reasons: field(&doc, "incomplete_reasons", "report")?,
         targets: field(&doc, "targets", "report")?,
         hosts,
+        enrichment: field(&doc, "enrichment", "report")?,
     })
 }

@@ -16,6 +16,13 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
             None => host.ip.to_string(),
         };
         let _ = writeln!(out, "{name}");
+        if let Some(n) = report
+            .enrichment
+            .as_ref()
+            .and_then(|e| e.network_of(host.ip))
+        {
+            network_line(&mut out, n);
+        }
         let (ports, hidden) = visible_ports(host, options);
         if !ports.is_empty() {
             let detected = !host.services.is_empty();
@@ -120,6 +127,9 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
             );
         }
     }
+    for t in report.enrichment.iter().flat_map(|e| &e.targets) {
+        target_lines(&mut out, t);
+    }
     let status = match report.status {
         ScanStatus::Completed => "completed",
         ScanStatus::Incomplete => "INCOMPLETE",
@@ -195,5 +205,75 @@ fn vulnerability_lines(out: &mut String, v: &portgate_model::VulnerabilityReport
             .map(|d| format!("{d}; "))
             .unwrap_or_default();
         let _ = writeln!(out, "           ({where_from}data: {data})");
+    }
+}
+
+/// `Network: AS64500 EXAMPLE-NET, ZZ (asn:iptoasn, 2025-01-01)` under a host.
+fn network_line(out: &mut String, n: &portgate_model::AddressNetwork) {
+    if n.owners.is_empty() {
+        let _ = writeln!(out, "Network: not in the imported tables");
+    }
+    for o in &n.owners {
+        let asns: Vec<String> = o.asns.iter().map(|a| format!("AS{a}")).collect();
+        let date = o
+            .date
+            .map(|d| format!(", {}", d.format("%Y-%m-%d")))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "Network: {}{}{} ({}{date})",
+            asns.join("/"),
+            o.org
+                .as_deref()
+                .map(|x| format!(" {x}"))
+                .unwrap_or_default(),
+            o.country
+                .as_deref()
+                .map(|c| format!(", {c}"))
+                .unwrap_or_default(),
+            o.dataset
+        );
+    }
+}
+
+/// What `--enrich` found about a host name: its DNS records and its domain's registration.
+fn target_lines(out: &mut String, t: &portgate_model::TargetContext) {
+    let _ = writeln!(out, "{}:", t.name);
+    if let Some(d) = &t.dns {
+        for (kind, values) in [
+            ("CNAME", &d.cname_chain),
+            ("A", &d.a),
+            ("AAAA", &d.aaaa),
+            ("MX", &d.mx),
+            ("NS", &d.ns),
+            ("TXT", &d.txt),
+            ("CAA", &d.caa),
+        ] {
+            if !values.is_empty() {
+                let _ = writeln!(out, "  {kind:<6} {}", values.join(", "));
+            }
+        }
+        let _ = writeln!(out, "  (DNS from {})", d.resolver);
+    }
+    if let Some(r) = &t.registration {
+        let expires = match (r.expires, r.days_left) {
+            (Some(e), Some(days)) => format!(", expires {} ({days} days)", e.format("%Y-%m-%d")),
+            (Some(e), None) => format!(", expires {}", e.format("%Y-%m-%d")),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "  domain {}: registrar {}{expires}; {} via {}",
+            r.domain,
+            r.registrar.as_deref().unwrap_or("unknown"),
+            r.source,
+            r.server
+        );
+        if !r.nameservers.is_empty() {
+            let _ = writeln!(out, "  name servers {}", r.nameservers.join(", "));
+        }
+    }
+    for note in &t.notes {
+        let _ = writeln!(out, "  note: {note}");
     }
 }

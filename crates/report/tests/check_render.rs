@@ -101,6 +101,7 @@ fn scan() -> ScanReport {
         incomplete_reasons: vec![],
         targets: vec![],
         hosts: vec![],
+        enrichment: None,
     }
 }
 

@@ -68,6 +68,7 @@ fn sample() -> ScanReport {
             services: Vec::new(),
             tarpit: None,
         }],
+        enrichment: None,
     }
 }
 

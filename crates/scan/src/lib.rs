@@ -185,6 +185,7 @@ impl Scanner {
             incomplete_reasons: Vec::new(),
             targets: target_reports,
             hosts,
+            enrichment: None,
         };
         if end.deadline_hit {
             let summary = report.summary();

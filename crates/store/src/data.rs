@@ -445,7 +445,7 @@ impl Store {
             let Some((end, asns, org, country)) = row else {
                 continue;
             };
-            if end.as_slice() < key.as_slice() {
+            if end.as_slice() < key.as_slice() || is_v4_key(&end) != is_v4_key(&key) {
                 continue;
             }
             out.push(NetworkOwner {
@@ -461,4 +461,9 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Whether a 16-byte key is an IPv4 address (IPv4-mapped IPv6).
+fn is_v4_key(key: &[u8]) -> bool {
+    key.len() == 16 && key[..10].iter().all(|b| *b == 0) && key[10] == 0xff && key[11] == 0xff
 }

@@ -421,6 +421,7 @@ mod tests {
             incomplete_reasons: Vec::new(),
             targets: Vec::new(),
             hosts: vec![host(&ports)],
+            enrichment: None,
         };
         let bytes = compress_report(&report).expect("compresses");
         let json = serde_json::to_vec(&report).expect("serialises");

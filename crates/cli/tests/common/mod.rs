@@ -112,6 +112,12 @@ impl Dnsmasq {
     /// `app.pg.test`; `www.pg.test` CNAME `web.pg.test`; every other name NXDOMAIN.
     /// None after a skip (a failure under strict mode) when dnsmasq is not installed.
     pub fn start(test: &str) -> Option<Self> {
+        Self::start_with(test, &[])
+    }
+
+    /// [`Dnsmasq::start`] with more dnsmasq options (records: `--mx-host=…`,
+    /// `--txt-record=…`).
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<Self> {
         let Some(path) = dnsmasq_path() else {
             // .ci/run installs dnsmasq-base.
             portgate_test_support::skip(
@@ -138,6 +144,7 @@ impl Dnsmasq {
                     "--local=/pg.test/",
                     &format!("--port={port}"),
                 ])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()

@@ -268,9 +268,11 @@ pub struct Asset {
     #[serde(default)]
     #[schemars(with = "Vec<ApprovedPort>")]
     pub approved: Vec<Spanned<ApprovedPort>>,
-    /// Networks the targets must resolve into (CIDR ranges); empty: no check.
+    /// Networks the targets must resolve into: CIDR ranges, AS numbers (`AS64500`) or
+    /// organisation names (as the imported network tables spell them, any case); an
+    /// address in any of them passes. Empty: no check.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expected_network: Vec<Cidr>,
+    pub expected_network: Vec<ExpectedNetwork>,
     /// What to do when an approved port is filtered or closed (default: `defaults.on_missing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_missing: Option<OnMissing>,
@@ -465,6 +467,72 @@ string_schema!(
     Cidr,
     "Cidr",
     "A CIDR range like 198.18.0.0/24 or 2001:db8::/32 (a bare address is a /32 or /128)"
+);
+
+/// One entry of `expected_network`: a CIDR range, an AS number or an organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum ExpectedNetwork {
+    /// Addresses in this range.
+    Cidr(IpNet),
+    /// Addresses the network tables give to this AS.
+    Asn(u32),
+    /// Addresses the network tables give to this organisation (compared without case).
+    Org(String),
+}
+
+impl TryFrom<String> for ExpectedNetwork {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        let trimmed = text.trim();
+        if let Some(number) = trimmed
+            .strip_prefix("AS")
+            .or_else(|| trimmed.strip_prefix("as"))
+            .filter(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        {
+            return number
+                .parse::<u32>()
+                .map(ExpectedNetwork::Asn)
+                .map_err(|_| {
+                    format!("invalid AS number \"{text}\": AS numbers go up to AS4294967295")
+                });
+        }
+        let address_like = trimmed.contains('/')
+            || trimmed.contains(':')
+            || trimmed.chars().all(|c| c.is_ascii_digit() || c == '.');
+        if address_like {
+            return Cidr::try_from(text.clone()).map(|c| ExpectedNetwork::Cidr(c.0));
+        }
+        if trimmed.chars().count() > 128 || trimmed.chars().any(char::is_control) {
+            return Err(format!(
+                "invalid organisation \"{}\": at most 128 printable characters",
+                trimmed.chars().take(32).collect::<String>()
+            ));
+        }
+        Ok(ExpectedNetwork::Org(trimmed.to_owned()))
+    }
+}
+
+impl From<ExpectedNetwork> for String {
+    fn from(n: ExpectedNetwork) -> String {
+        n.to_string()
+    }
+}
+
+impl std::fmt::Display for ExpectedNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ExpectedNetwork::Cidr(net) => write!(f, "{net}"),
+            ExpectedNetwork::Asn(n) => write!(f, "AS{n}"),
+            ExpectedNetwork::Org(o) => f.write_str(o),
+        }
+    }
+}
+
+string_schema!(
+    ExpectedNetwork,
+    "ExpectedNetwork",
+    "A CIDR range like 198.18.0.0/24 or 2001:db8::/32 (a bare address is a /32 or /128), an AS number like AS64500, or an organisation name as the imported network tables give it"
 );
 
 /// A calendar day, `YYYY-MM-DD`.

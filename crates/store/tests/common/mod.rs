@@ -128,6 +128,7 @@ pub fn report(started: DateTime<Utc>, hosts: Vec<HostReport>) -> ScanReport {
         incomplete_reasons: vec![],
         targets,
         hosts,
+        enrichment: None,
     }
 }
 

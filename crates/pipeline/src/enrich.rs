@@ -1,0 +1,249 @@
+//! Context around the scanned targets (`--enrich`, and the network tables always): the
+//! network (AS, organisation, country) of every address from the tables imported into the
+//! history database, and — when lookups are asked for — the DNS records of each host
+//! name and the registration of its domain (RDAP, WHOIS where a registry has none),
+//! cached on disk for a day by default.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::Utc;
+use portgate_enrich::{
+    Bootstrap, DnsEvidence, DnsOptions, DnsResolver, Registration, RegistrationCache,
+    RegistrationClient, RegistrationOptions, WhoisServers, ip_key, registrable_domain,
+};
+use portgate_model::{
+    AddressNetwork, DnsRecords, DomainRegistration, NetworkOwnerInfo, ScanReport, TargetContext,
+};
+use portgate_store::Store;
+
+use crate::Error;
+
+/// How to enrich.
+#[derive(Debug, Clone, Default)]
+pub struct EnrichOptions {
+    /// Look up DNS records and registrations (network calls). Without it only the
+    /// imported network tables are read.
+    pub lookups: bool,
+    /// The DNS server to ask (else the system's resolver).
+    pub dns_server: Option<SocketAddr>,
+    /// An RDAP bootstrap file (IANA's `dns.json` format) replacing the built-in one.
+    pub rdap_bootstrap: Option<PathBuf>,
+    /// A WHOIS server table (`suffix server` lines) replacing the built-in one.
+    pub whois_servers: Option<PathBuf>,
+    /// Where registrations are cached [default: `$XDG_CACHE_HOME/portgate/registrations.json`,
+    /// else `~/.cache/portgate/registrations.json`]; none at all when no home is known.
+    pub cache_file: Option<PathBuf>,
+    /// How long a cached registration is reused [default: one day].
+    pub cache_ttl: Option<Duration>,
+    /// Shortest time between two requests to one registration server [default: 1 s].
+    pub per_server_interval: Option<Duration>,
+}
+
+impl EnrichOptions {
+    /// Refuses tables that cannot be read before anything is scanned.
+    pub fn check(&self) -> Result<(), Error> {
+        self.registration_client().map(|_| ())
+    }
+
+    fn registration_client(&self) -> Result<RegistrationClient, Error> {
+        let input = |e: portgate_enrich::EnrichError| Error::Input(e.to_string());
+        let mut bootstrap = Bootstrap::builtin().map_err(input)?;
+        if let Some(path) = &self.rdap_bootstrap {
+            bootstrap.load_path(path).map_err(input)?;
+        }
+        let whois = match &self.whois_servers {
+            Some(path) => WhoisServers::from_path(path).map_err(input)?,
+            None => WhoisServers::builtin().map_err(input)?,
+        };
+        let mut options = RegistrationOptions::default();
+        if let Some(ttl) = self.cache_ttl {
+            options.cache_ttl = ttl;
+        }
+        if let Some(interval) = self.per_server_interval {
+            options.per_server_interval = interval;
+        }
+        RegistrationClient::new(bootstrap, whois, options).map_err(input)
+    }
+
+    fn cache_path(&self) -> Option<PathBuf> {
+        self.cache_file.clone().or_else(|| {
+            let base = std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| {
+                    std::env::var_os("HOME")
+                        .filter(|v| !v.is_empty())
+                        .map(|h| PathBuf::from(h).join(".cache"))
+                })?;
+            Some(base.join("portgate").join("registrations.json"))
+        })
+    }
+}
+
+/// Adds what is known around `report`'s targets: the network of every address when
+/// `store` holds network tables, and with `options.lookups` the DNS records and domain
+/// registration of every host-name target. A lookup that fails is a note in the report,
+/// not an error; a table or cache file that cannot be read is an error.
+pub async fn enrich(
+    report: &mut ScanReport,
+    store: Option<&Store>,
+    options: &EnrichOptions,
+) -> Result<(), Error> {
+    let mut enrichment = report.enrichment.take().unwrap_or_default();
+    if let Some(store) = store {
+        enrichment.networks = networks(report, store).await?;
+    }
+    if options.lookups {
+        enrichment.targets = lookups(report, options).await?;
+    }
+    if !enrichment.networks.is_empty() || !enrichment.targets.is_empty() {
+        report.enrichment = Some(enrichment);
+    }
+    Ok(())
+}
+
+async fn networks(report: &ScanReport, store: &Store) -> Result<Vec<AddressNetwork>, Error> {
+    let has_tables = store
+        .datasets()
+        .await
+        .map_err(Error::history)?
+        .iter()
+        .any(|d| d.kind == "asn" && d.records > 0);
+    if !has_tables {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<AddressNetwork> = Vec::new();
+    for host in &report.hosts {
+        if out.iter().any(|n| n.ip == host.ip) {
+            continue;
+        }
+        let owners = store
+            .network_owner(ip_key(host.ip))
+            .await
+            .map_err(Error::history)?;
+        out.push(AddressNetwork {
+            ip: host.ip,
+            owners: owners
+                .into_iter()
+                .map(|o| NetworkOwnerInfo {
+                    asns: o.asns,
+                    org: o.org,
+                    country: o.country,
+                    dataset: o.dataset,
+                    date: o.date,
+                })
+                .collect(),
+        });
+    }
+    Ok(out)
+}
+
+async fn lookups(
+    report: &ScanReport,
+    options: &EnrichOptions,
+) -> Result<Vec<TargetContext>, Error> {
+    let names: Vec<String> = report
+        .targets
+        .iter()
+        .filter(|t| t.input.parse::<IpAddr>().is_err() && !t.input.contains('/'))
+        .map(|t| t.input.clone())
+        .fold(Vec::new(), |mut acc, n| {
+            if !acc.contains(&n) {
+                acc.push(n);
+            }
+            acc
+        });
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let client = options.registration_client()?;
+    let cache_path = options.cache_path();
+    if let Some(path) = &cache_path {
+        let ttl = options.cache_ttl.unwrap_or(Duration::from_secs(86_400));
+        client.set_cache(
+            RegistrationCache::load(path, ttl).map_err(|e| Error::Input(e.to_string()))?,
+        );
+    }
+    let resolver = DnsResolver::new(DnsOptions {
+        server: options.dns_server,
+        ..DnsOptions::default()
+    })
+    .map_err(|e| Error::Input(e.to_string()))?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        let mut ctx = TargetContext {
+            name: name.clone(),
+            ..TargetContext::default()
+        };
+        match resolver.evidence(&name).await {
+            Ok(e) => ctx.dns = Some(dns_records(e)),
+            Err(e) => ctx.notes.push(format!("DNS: {e}")),
+        }
+        match registrable_domain(&name) {
+            Ok(domain) => {
+                ctx.registrable_domain = Some(domain);
+                match client.lookup_domain(&name).await {
+                    Ok(r) => ctx.registration = Some(registration(r)),
+                    Err(e) => ctx.notes.push(format!("registration: {e}")),
+                }
+            }
+            Err(e) => ctx.notes.push(format!("registration: {e}")),
+        }
+        out.push(ctx);
+    }
+    if let Some(path) = &cache_path {
+        save_cache(&client.cache(), path)?;
+    }
+    Ok(out)
+}
+
+fn save_cache(cache: &RegistrationCache, path: &Path) -> Result<(), Error> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Error::Input(format!(
+                "cannot create the cache directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    cache.save(path).map_err(|e| Error::Input(e.to_string()))
+}
+
+fn dns_records(e: DnsEvidence) -> DnsRecords {
+    DnsRecords {
+        resolver: e.resolver,
+        cname_chain: e.cname_chain,
+        a: e.a.iter().map(ToString::to_string).collect(),
+        aaaa: e.aaaa.iter().map(ToString::to_string).collect(),
+        mx: e
+            .mx
+            .iter()
+            .map(|m| format!("{} {}", m.preference, m.exchange))
+            .collect(),
+        ns: e.ns,
+        txt: e.txt,
+        caa: e.caa,
+        errors: e.errors,
+    }
+}
+
+fn registration(r: Registration) -> DomainRegistration {
+    let now = Utc::now();
+    DomainRegistration {
+        days_left: r.expires.map(|e| (e - now).num_days()),
+        domain: r.domain,
+        source: match r.source {
+            portgate_enrich::RegistrationSource::Rdap => "rdap".into(),
+            portgate_enrich::RegistrationSource::Whois => "whois".into(),
+        },
+        server: r.server,
+        registrar: r.registrar,
+        status: r.status,
+        created: r.created,
+        expires: r.expires,
+        nameservers: r.nameservers,
+        fetched_at: r.fetched_at,
+    }
+}
