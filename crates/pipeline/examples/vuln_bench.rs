@@ -26,7 +26,7 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn service(i: usize, cves: usize) -> DetectedService {
-    let (product, version, banner) = if i % 2 == 0 {
+    let (product, version, banner) = if i.is_multiple_of(2) {
         let (a, b) = (5 + i % 5, i % 9);
         let version = format!("{a}.{b}p1");
         let banner = format!(
