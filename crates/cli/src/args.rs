@@ -281,19 +281,19 @@ pub(crate) struct EnrichArgs {
     /// holds an imported table (`portgate data import asn`).
     #[arg(long)]
     pub(crate) enrich: bool,
-    /// An RDAP bootstrap file in IANA's format (`dns.json`), replacing the built-in
-    /// subset for the suffixes it lists.
-    #[arg(long, value_name = "FILE", requires = "enrich")]
-    pub(crate) rdap_bootstrap: Option<std::path::PathBuf>,
+    /// An RDAP bootstrap file in IANA's format (`dns.json`, `ipv4.json`, `ipv6.json`),
+    /// replacing the built-in one of its kind; repeat for each kind.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) rdap_bootstrap: Vec<std::path::PathBuf>,
     /// A WHOIS server table (`suffix server[:port]` per line) replacing the built-in one.
-    #[arg(long, value_name = "FILE", requires = "enrich")]
+    #[arg(long, value_name = "FILE")]
     pub(crate) whois_servers: Option<std::path::PathBuf>,
     /// The registration cache [default: $XDG_CACHE_HOME/portgate/registrations.json, else
     /// ~/.cache/portgate/registrations.json].
-    #[arg(long, value_name = "FILE", requires = "enrich")]
+    #[arg(long, value_name = "FILE")]
     pub(crate) enrich_cache: Option<std::path::PathBuf>,
     /// How long a cached registration is reused, e.g. 1d, 12h.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION", requires = "enrich")]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     pub(crate) enrich_cache_ttl: Option<Duration>,
 }
 
@@ -311,6 +311,7 @@ impl EnrichArgs {
             cache_file: self.enrich_cache.clone(),
             cache_ttl: self.enrich_cache_ttl,
             per_server_interval: None,
+            lookup_targets: Vec::new(),
         }
     }
 }

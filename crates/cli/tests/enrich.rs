@@ -208,6 +208,22 @@ fn rdap_server(days: i64) -> (u16, Arc<AtomicUsize>) {
                         {"objectClassName": "nameserver", "ldhName": "ns2.pg.test"}
                     ]
                 }).to_string())
+            } else if request.starts_with("GET /ip/127.0.0.1 ") {
+                (
+                    "200 OK",
+                    serde_json::json!({
+                        "objectClassName": "ip network",
+                        "rdapConformance": ["rdap_level_0"],
+                        "handle": "NET-127-0-0-0-1",
+                        "startAddress": "127.0.0.0",
+                        "endAddress": "127.255.255.255",
+                        "ipVersion": "v4",
+                        "name": "LOOPBACK-BLOCK",
+                        "type": "RESERVED",
+                        "country": "ZZ"
+                    })
+                    .to_string(),
+                )
             } else {
                 (
                     "404 Not Found",
@@ -266,6 +282,12 @@ fn enrich_adds_dns_and_registration_and_warns_before_expiry() {
         format!("{{\"version\": \"1.0\", \"publication\": \"2026-11-01T00:00:00Z\", \"services\": [[[\"test\"], [\"http://127.0.0.1:{rdap}/\"]]]}}"),
     )
     .unwrap();
+    let ipv4_bootstrap = dir.path().join("ipv4.json");
+    std::fs::write(
+        &ipv4_bootstrap,
+        format!("{{\"version\": \"1.0\", \"publication\": \"2026-11-01T00:00:00Z\", \"services\": [[[\"127.0.0.0/8\"], [\"http://127.0.0.1:{rdap}/\"]]]}}"),
+    )
+    .unwrap();
     let whois_table = dir.path().join("whois.txt");
     std::fs::write(&whois_table, format!("whois 127.0.0.1:{whois}\n")).unwrap();
     let cache = dir.path().join("cache/registrations.json");
@@ -277,6 +299,8 @@ fn enrich_adds_dns_and_registration_and_warns_before_expiry() {
         "--enrich",
         "--rdap-bootstrap",
         bootstrap.to_str().unwrap(),
+        "--rdap-bootstrap",
+        ipv4_bootstrap.to_str().unwrap(),
         "--whois-servers",
         whois_table.to_str().unwrap(),
         "--enrich-cache",
@@ -315,7 +339,17 @@ fn enrich_adds_dns_and_registration_and_warns_before_expiry() {
         other["registration"]["registrar"],
         "Example Whois Registrar"
     );
-    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    // Both names resolve to 127.0.0.1: its block is looked up once.
+    let networks = &report["enrichment"]["networks"];
+    assert_eq!(
+        networks[0]["registration"]["name"], "LOOPBACK-BLOCK",
+        "{report}"
+    );
+    assert_eq!(
+        networks[0]["registration"]["range"],
+        "127.0.0.0 - 127.255.255.255"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
 
     // The table shows it; the second run is answered from the cache.
     let mut args = vec!["www.pg.test", "-p", &port];
@@ -329,7 +363,7 @@ fn enrich_adds_dns_and_registration_and_warns_before_expiry() {
         "{table}"
     );
     assert!(table.contains("CNAME  web.pg.test, app.pg.test"), "{table}");
-    assert_eq!(requests.load(Ordering::SeqCst), 1, "the cache answered");
+    assert_eq!(requests.load(Ordering::SeqCst), 2, "the cache answered");
     assert!(cache.exists());
 
     // check: the domain expiring within 30 days (the default) is a warning.
@@ -341,6 +375,12 @@ fn enrich_adds_dns_and_registration_and_warns_before_expiry() {
     .unwrap();
     let mut args = vec!["check", "--manifest", m.to_str().unwrap()];
     args.extend_from_slice(&common);
+    // Without --enrich, an asset's `enrich: true` asks for the same lookups.
+    let text = std::fs::read_to_string(&m)
+        .unwrap()
+        .replace("  - name: web\n", "  - name: web\n    enrich: true\n");
+    std::fs::write(&m, text).unwrap();
+    args.retain(|a| *a != "--enrich");
     let (code, stdout, stderr) = run(&args);
     assert_eq!(code, 0, "a warning: {stdout}{stderr}");
     assert!(stdout.contains("domain-expiring"), "{stdout}{stderr}");

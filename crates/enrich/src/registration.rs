@@ -411,6 +411,11 @@ impl RegistrationClient {
         Ok(reg)
     }
 
+    /// Whether the bootstrap names an RDAP service for `ip`'s block.
+    pub fn has_ip_service(&self, ip: IpAddr) -> bool {
+        self.rdap.bootstrap().ip_service(ip).is_some()
+    }
+
     /// The registration of the address block `ip` belongs to (RDAP).
     pub async fn lookup_ip(&self, ip: IpAddr) -> Result<IpRegistration, EnrichError> {
         let ip = ip.to_canonical();

@@ -118,6 +118,35 @@ pub struct AddressNetwork {
     pub ip: IpAddr,
     /// One entry per table that knows the address.
     pub owners: Vec<NetworkOwnerInfo>,
+    /// The address block's registration (RDAP), with `--enrich`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration: Option<AddressRegistration>,
+    /// What could not be found out, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// The registration of the address block an address belongs to (RDAP).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct AddressRegistration {
+    /// The server that answered.
+    pub server: String,
+    /// The registry's handle of the block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    /// The block's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// ISO country code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// The block's first and last address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<String>,
+    /// When the answer was fetched.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    pub fetched_at: DateTime<Utc>,
 }
 
 /// One table's word on an address.

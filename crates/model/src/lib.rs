@@ -22,7 +22,8 @@ pub mod vulnerability;
 
 pub use change::{Change, ChangeKind, ChangeStatus};
 pub use enrichment::{
-    AddressNetwork, DnsRecords, DomainRegistration, Enrichment, NetworkOwnerInfo, TargetContext,
+    AddressNetwork, AddressRegistration, DnsRecords, DomainRegistration, Enrichment,
+    NetworkOwnerInfo, TargetContext,
 };
 pub use evidence::Evidence;
 pub use finding::{Finding, ManifestLocation, Outcome, Rule, Severity};

@@ -74,6 +74,7 @@ pub fn baseline_from(
             approved,
             expected_network: Vec::new(),
             on_missing: None,
+            enrich: false,
         }));
     }
     Manifest {

@@ -323,7 +323,15 @@ async fn run_plan(
     if let Some(store) = store {
         crate::annotate_vulnerabilities(&mut report, store).await?;
     }
-    crate::enrich(&mut report, store, &options.enrich).await?;
+    let mut enrich = options.enrich.clone();
+    for asset in manifest.assets_in(options.env()) {
+        if asset.value.enrich {
+            enrich
+                .lookup_targets
+                .extend(asset.value.targets.iter().map(|t| t.value.0.to_string()));
+        }
+    }
+    crate::enrich(&mut report, store, &enrich).await?;
     let (previous, compared) = match store {
         Some(store) => previous_scans(store, &report).await?,
         None => (None, Vec::new()),

@@ -14,7 +14,8 @@ use portgate_enrich::{
     RegistrationClient, RegistrationOptions, WhoisServers, ip_key, registrable_domain,
 };
 use portgate_model::{
-    AddressNetwork, DnsRecords, DomainRegistration, NetworkOwnerInfo, ScanReport, TargetContext,
+    AddressNetwork, AddressRegistration, DnsRecords, DomainRegistration, NetworkOwnerInfo,
+    ScanReport, TargetContext,
 };
 use portgate_store::Store;
 
@@ -23,13 +24,18 @@ use crate::Error;
 /// How to enrich.
 #[derive(Debug, Clone, Default)]
 pub struct EnrichOptions {
-    /// Look up DNS records and registrations (network calls). Without it only the
-    /// imported network tables are read.
+    /// Look up DNS records and registrations (network calls) for every target. Without
+    /// it only the imported network tables are read, and the targets of
+    /// `lookup_targets`.
     pub lookups: bool,
+    /// Targets (as given) to look up even without `lookups` (the manifest's assets with
+    /// `enrich: true`).
+    pub lookup_targets: Vec<String>,
     /// The DNS server to ask (else the system's resolver).
     pub dns_server: Option<SocketAddr>,
-    /// An RDAP bootstrap file (IANA's `dns.json` format) replacing the built-in one.
-    pub rdap_bootstrap: Option<PathBuf>,
+    /// RDAP bootstrap files (IANA's `dns.json`, `ipv4.json`, `ipv6.json` formats), each
+    /// replacing the built-in one of its kind.
+    pub rdap_bootstrap: Vec<PathBuf>,
     /// A WHOIS server table (`suffix server` lines) replacing the built-in one.
     pub whois_servers: Option<PathBuf>,
     /// Where registrations are cached [default: `$XDG_CACHE_HOME/portgate/registrations.json`,
@@ -50,7 +56,7 @@ impl EnrichOptions {
     fn registration_client(&self) -> Result<RegistrationClient, Error> {
         let input = |e: portgate_enrich::EnrichError| Error::Input(e.to_string());
         let mut bootstrap = Bootstrap::builtin().map_err(input)?;
-        if let Some(path) = &self.rdap_bootstrap {
+        for path in &self.rdap_bootstrap {
             bootstrap.load_path(path).map_err(input)?;
         }
         let whois = match &self.whois_servers {
@@ -95,13 +101,74 @@ pub async fn enrich(
     if let Some(store) = store {
         enrichment.networks = networks(report, store).await?;
     }
-    if options.lookups {
-        enrichment.targets = lookups(report, options).await?;
+    let chosen =
+        |target: &str| options.lookups || options.lookup_targets.iter().any(|t| t == target);
+    if options.lookups || !options.lookup_targets.is_empty() {
+        let client = options.registration_client()?;
+        let cache_path = options.cache_path();
+        if let Some(path) = &cache_path {
+            let ttl = options.cache_ttl.unwrap_or(Duration::from_secs(86_400));
+            client.set_cache(
+                RegistrationCache::load(path, ttl).map_err(|e| Error::Input(e.to_string()))?,
+            );
+        }
+        enrichment.targets = lookups(report, options, &client, &chosen).await?;
+        address_registrations(report, &client, &chosen, &mut enrichment.networks).await;
+        if let Some(path) = &cache_path {
+            save_cache(&client.cache(), path)?;
+        }
     }
     if !enrichment.networks.is_empty() || !enrichment.targets.is_empty() {
         report.enrichment = Some(enrichment);
     }
     Ok(())
+}
+
+/// The RDAP registration of the block of every address of a chosen target whose block
+/// has an RDAP service in the bootstrap (loopback, private and documentation ranges have
+/// none).
+async fn address_registrations(
+    report: &ScanReport,
+    client: &RegistrationClient,
+    chosen: &(dyn Fn(&str) -> bool + Sync),
+    networks: &mut Vec<AddressNetwork>,
+) {
+    for host in &report.hosts {
+        if !chosen(&host.target) || !client.has_ip_service(host.ip) {
+            continue;
+        }
+        let at = match networks.iter().position(|n| n.ip == host.ip) {
+            Some(i) => i,
+            None => {
+                networks.push(AddressNetwork {
+                    ip: host.ip,
+                    owners: Vec::new(),
+                    registration: None,
+                    notes: Vec::new(),
+                });
+                networks.len() - 1
+            }
+        };
+        if networks[at].registration.is_some() {
+            continue;
+        }
+        match client.lookup_ip(host.ip).await {
+            Ok(r) => {
+                networks[at].registration = Some(AddressRegistration {
+                    server: r.server,
+                    handle: r.handle,
+                    name: r.name,
+                    country: r.country,
+                    range: match (r.start_address, r.end_address) {
+                        (Some(a), Some(b)) => Some(format!("{a} - {b}")),
+                        _ => None,
+                    },
+                    fetched_at: r.fetched_at,
+                });
+            }
+            Err(e) => networks[at].notes.push(format!("registration: {e}")),
+        }
+    }
 }
 
 async fn networks(report: &ScanReport, store: &Store) -> Result<Vec<AddressNetwork>, Error> {
@@ -124,6 +191,8 @@ async fn networks(report: &ScanReport, store: &Store) -> Result<Vec<AddressNetwo
             .await
             .map_err(Error::history)?;
         out.push(AddressNetwork {
+            registration: None,
+            notes: Vec::new(),
             ip: host.ip,
             owners: owners
                 .into_iter()
@@ -143,28 +212,18 @@ async fn networks(report: &ScanReport, store: &Store) -> Result<Vec<AddressNetwo
 async fn lookups(
     report: &ScanReport,
     options: &EnrichOptions,
+    client: &RegistrationClient,
+    chosen: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<Vec<TargetContext>, Error> {
-    let names: Vec<String> = report
-        .targets
-        .iter()
-        .filter(|t| t.input.parse::<IpAddr>().is_err() && !t.input.contains('/'))
-        .map(|t| t.input.clone())
-        .fold(Vec::new(), |mut acc, n| {
-            if !acc.contains(&n) {
-                acc.push(n);
-            }
-            acc
-        });
+    let mut names: Vec<String> = Vec::new();
+    for t in &report.targets {
+        let host_name = t.input.parse::<IpAddr>().is_err() && !t.input.contains('/');
+        if host_name && chosen(&t.input) && !names.contains(&t.input) {
+            names.push(t.input.clone());
+        }
+    }
     if names.is_empty() {
         return Ok(Vec::new());
-    }
-    let client = options.registration_client()?;
-    let cache_path = options.cache_path();
-    if let Some(path) = &cache_path {
-        let ttl = options.cache_ttl.unwrap_or(Duration::from_secs(86_400));
-        client.set_cache(
-            RegistrationCache::load(path, ttl).map_err(|e| Error::Input(e.to_string()))?,
-        );
     }
     let resolver = DnsResolver::new(DnsOptions {
         server: options.dns_server,
@@ -192,9 +251,6 @@ async fn lookups(
             Err(e) => ctx.notes.push(format!("registration: {e}")),
         }
         out.push(ctx);
-    }
-    if let Some(path) = &cache_path {
-        save_cache(&client.cache(), path)?;
     }
     Ok(out)
 }

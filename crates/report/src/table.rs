@@ -210,8 +210,19 @@ fn vulnerability_lines(out: &mut String, v: &portgate_model::VulnerabilityReport
 
 /// `Network: AS64500 EXAMPLE-NET, ZZ (asn:iptoasn, 2025-01-01)` under a host.
 fn network_line(out: &mut String, n: &portgate_model::AddressNetwork) {
-    if n.owners.is_empty() {
+    if n.owners.is_empty() && n.registration.is_none() {
         let _ = writeln!(out, "Network: not in the imported tables");
+    }
+    if let Some(r) = &n.registration {
+        let parts: Vec<&str> = [&r.name, &r.handle, &r.range, &r.country]
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        let _ = writeln!(out, "Registered: {} (RDAP, {})", parts.join(", "), r.server);
+    }
+    for note in &n.notes {
+        let _ = writeln!(out, "Note: {note}");
     }
     for o in &n.owners {
         let asns: Vec<String> = o.asns.iter().map(|a| format!("AS{a}")).collect();

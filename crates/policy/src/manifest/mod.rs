@@ -276,6 +276,10 @@ pub struct Asset {
     /// What to do when an approved port is filtered or closed (default: `defaults.on_missing`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_missing: Option<OnMissing>,
+    /// Look up the DNS records and domain registration of this asset's host names at each
+    /// check, as `--enrich` does for every asset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub enrich: bool,
 }
 
 /// How much an asset matters.
