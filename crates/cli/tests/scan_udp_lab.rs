@@ -113,3 +113,77 @@ fn tcp_and_udp_in_one_scan() {
     assert_eq!(state(1000, "udp"), "closed");
     assert_eq!(state(5000, "udp"), "open|filtered");
 }
+
+/// `--enrich` against a lab host, names answered by the lab's own resolver
+/// (`--dns-server` at the host's dnsmasq): the DNS records kept as evidence with the
+/// resolver used; the network of each address from an iptoasn table imported into the
+/// database; no registration service for `.test` (a note, not a failure).
+#[test]
+fn enrich_against_a_lab_host_with_its_resolver() {
+    let Some(lab) = lab("enrich_against_a_lab_host_with_its_resolver", Profile::Open) else {
+        return;
+    };
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("h.db").display().to_string();
+    let table = dir.path().join("ip2asn.tsv");
+    std::fs::write(
+        &table,
+        "198.18.0.0\t198.19.255.255\t64500\tZZ\tBENCHMARK-LAB Example Lab Network\n",
+    )
+    .unwrap();
+    let (code, _, stderr) = run(&[
+        "data",
+        "import",
+        "asn",
+        table.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let resolver = format!("{}:53", lab.ipv4());
+    let cache = dir.path().join("cache.json");
+    let (code, report, stderr) = scan_json(&[
+        portgate_lab::DNS_HOST_RECORD,
+        "-p",
+        "T:22,80",
+        "--connect",
+        "--dns-server",
+        &resolver,
+        "--enrich",
+        "--enrich-cache",
+        cache.to_str().unwrap(),
+        "--db",
+        &db,
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let target = &report["enrichment"]["targets"][0];
+    assert_eq!(target["name"], portgate_lab::DNS_HOST_RECORD, "{report}");
+    assert_eq!(target["dns"]["resolver"], resolver.as_str());
+    assert_eq!(
+        target["dns"]["a"],
+        serde_json::json!([lab.ipv4().to_string()])
+    );
+    assert_eq!(
+        target["dns"]["aaaa"],
+        serde_json::json!([lab.ipv6().to_string()])
+    );
+    assert!(
+        target["notes"].to_string().contains("registration"),
+        "no RDAP or WHOIS service for .test: {target}"
+    );
+    let networks = report["enrichment"]["networks"].as_array().unwrap();
+    let v4 = networks
+        .iter()
+        .find(|n| n["ip"] == lab.ipv4().to_string())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(v4["owners"][0]["asns"][0], 64500);
+    let v6 = networks
+        .iter()
+        .find(|n| n["ip"] == lab.ipv6().to_string())
+        .unwrap();
+    assert!(
+        v6["owners"].as_array().unwrap().is_empty(),
+        "an IPv4 table: {v6}"
+    );
+}

@@ -2,7 +2,7 @@
 //! the banner it came from) looked up in the vulnerability index of the history database,
 //! when one was imported there (`portgate data import nvd|osv`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use portgate_model::{
     ClearedVulnerability, CvssScore, DataSource, Detection, ScanReport, VulnConfidence,
@@ -51,14 +51,24 @@ pub async fn annotate_vulnerabilities(
     Ok(true)
 }
 
-/// Adds what `index` knows of every detected product to `report`.
+/// Adds what `index` knows of every detected product to `report`. A fleet runs the same
+/// few versions many times: each distinct product, version and banner is assessed once.
 pub fn annotate_with(report: &mut ScanReport, index: &VulnIndex) {
     let data = data_sources(index);
+    let mut seen: HashMap<(String, String, Option<String>), VulnerabilityReport> = HashMap::new();
     for host in &mut report.hosts {
         for s in &mut host.services {
-            if let Some((product, version, banner)) = lookup_of(&s.detection) {
-                let assessment = index.assess(&product, &version, banner.as_deref());
-                s.detection.vulnerabilities = Some(report_of(assessment, data.clone()));
+            if let Some(key) = lookup_of(&s.detection) {
+                let found = seen
+                    .entry(key)
+                    .or_insert_with_key(|(product, version, banner)| {
+                        report_of(
+                            index.assess(product, version, banner.as_deref()),
+                            data.clone(),
+                        )
+                    })
+                    .clone();
+                s.detection.vulnerabilities = Some(found);
             }
         }
     }

@@ -352,9 +352,15 @@ impl Store {
                 "body format {format} is not {BODY_FORMAT}: import the data again"
             )));
         }
-        // A body is at most a few hundred KiB; 64 MiB caps a corrupt one.
-        let body =
-            zstd::bulk::decompress(body, 64 << 20).map_err(|e| bad(format!("not zstd: {e}")))?;
+        // A body is at most a few hundred KiB; 64 MiB caps a corrupt one. The frame says
+        // its size (the compressor writes it), so the buffer is exactly that.
+        const CAP: u64 = 64 << 20;
+        let size = match zstd::zstd_safe::get_frame_content_size(body) {
+            Ok(Some(n)) if n <= CAP => n as usize,
+            Ok(Some(n)) => return Err(bad(format!("{n} bytes uncompressed, over {CAP}"))),
+            _ => return Err(bad("not a zstd frame with its size".to_owned())),
+        };
+        let body = zstd::bulk::decompress(body, size).map_err(|e| bad(format!("not zstd: {e}")))?;
         let body = String::from_utf8(body).map_err(|e| bad(format!("not UTF-8: {e}")))?;
         Ok(StoredRecord {
             source: src,
