@@ -162,7 +162,22 @@ async fn perform(state: &State, job: &Job, progress: Arc<Progress>) -> Result<Ou
     }
     let request: ScanJob = serde_json::from_str(&job.request)
         .map_err(|e| format!("the stored request is unreadable: {e}"))?;
-    let report = scan(&request, progress, &state.0.budget).await?;
+    let mut report = scan(&request, progress, &state.0.budget).await?;
+    // What the server's history holds about it: the known vulnerabilities of what was
+    // detected, the network of every address (data imported with `portgate data import`).
+    let store = &state.0.store;
+    if request.detect {
+        pipeline::annotate_vulnerabilities(&mut report, store)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    pipeline::enrich(
+        &mut report,
+        Some(store),
+        &pipeline::EnrichOptions::default(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     Ok(Output::Scan(Box::new(report)))
 }
 

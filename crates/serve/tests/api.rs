@@ -781,3 +781,45 @@ async fn a_scan_waits_for_the_memory_budget() {
         assert_eq!(done["report"]["summary"]["ports_scanned"], 254 * 100);
     }
 }
+
+/// A scan job tells what the server's history knows: the CVEs of the detected version
+/// (the CVE-2024-6387 fixture feed imported there, an upstream OpenSSH 9.6 banner) and the
+/// network of the address (an iptoasn table imported there).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_job_lists_known_vulnerabilities_and_the_network() {
+    let s = server(|_| {}).await;
+    let store = &s.state.0.store;
+    let feed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../vuln/tests/fixtures/nvd-cve-2024-6387.json");
+    portgate_pipeline::import_vulnerabilities(store, portgate_pipeline::VulnFeed::Nvd, &feed, None)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("ip2asn.tsv");
+    std::fs::write(
+        &table,
+        "127.0.0.0\t127.255.255.255\t64500\tZZ\tLOOPBACK-NET\n",
+    )
+    .unwrap();
+    portgate_pipeline::import_asn(store, &table, Some("lab"), None)
+        .await
+        .unwrap();
+    let (_open, port, _) = ports();
+    let (status, accepted) = s
+        .post(
+            "/v1/scans",
+            &json!({"targets": ["127.0.0.1"], "ports": format!("T:{port}"), "detect": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let done = s.wait(accepted["scanId"].as_i64().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let report = &done["report"];
+    let entry = &report["hosts"][0]["ports"][0];
+    let v = &entry["detected"]["vulnerabilities"];
+    assert_eq!(v["matches"][0]["id"], "CVE-2024-6387", "{entry}");
+    assert_eq!(v["matches"][0]["confidence"], "upstream-version");
+    let owners = &report["enrichment"]["networks"][0]["owners"];
+    assert_eq!(owners[0]["asns"][0], 64500, "{report}");
+    assert_eq!(owners[0]["dataset"], "asn:lab");
+}
