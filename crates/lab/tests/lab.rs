@@ -700,11 +700,15 @@ fn jitter_spreads_round_trips() {
         "jitter 50±10 ms: RTTs {min:.3}..{max:.3} ms, median {:.3} ms",
         median(&rtts)
     );
-    // Never early; at most the loop's wake-up and the veth late (2 ms, as above).
+    // Never early. Late by the loop's wake-up and the veth: a single release can be a few
+    // ms late when both cores are busy (the tests run in parallel), as above; on average
+    // the line must be punctual, which its own statistics say.
     assert!(min >= 40.0, "{rtts:?}");
-    assert!(max <= 62.0, "{rtts:?}");
+    assert!(max <= 65.0, "{rtts:?}");
     assert!(max - min > 5.0, "spread {:.3} ms: {rtts:?}", max - min);
-    assert_consistent(&idle_stats(&host));
+    let stats = idle_stats(&host);
+    assert_consistent(&stats);
+    assert!(stats.mean_lateness < Duration::from_millis(1), "{stats:?}");
 }
 
 #[test]
