@@ -166,39 +166,45 @@ fn import_vulnerabilities(
 }
 
 fn list(format: ListFormat, db: DbArg) -> Result<u8, Failure> {
-    {
-        let sets = crate::history::with_store(db.db.as_deref(), pipeline::datasets)?;
-        let text = match format {
-            ListFormat::Json => {
-                let mut t = serde_json::to_string_pretty(&sets).unwrap_or_default();
-                t.push('\n');
-                t
+    let sets = crate::history::with_store(db.db.as_deref(), pipeline::datasets)?;
+    let text = match format {
+        ListFormat::Json => {
+            let mut t = serde_json::to_string_pretty(&sets).unwrap_or_default();
+            t.push('\n');
+            t
+        }
+        ListFormat::Table => {
+            let mut rows: Vec<Vec<String>> = vec![
+                [
+                    "DATASET",
+                    "FORMAT",
+                    "DATA DATE",
+                    "RECORDS",
+                    "IMPORTED",
+                    "LAST FILE",
+                ]
+                .map(String::from)
+                .to_vec(),
+            ];
+            for d in &sets {
+                rows.push(vec![
+                    d.name.clone(),
+                    d.format.clone(),
+                    d.date()
+                        .map(|d| d.format("%Y-%m-%d").to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    d.records.to_string(),
+                    d.imported_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                    d.path.clone().unwrap_or_else(|| "-".into()),
+                ]);
             }
-            ListFormat::Table => {
-                let mut t = format!(
-                    "{:<24} {:<14} {:<11} {:>10}  {:<20}  {}\n",
-                    "DATASET", "FORMAT", "DATA DATE", "RECORDS", "IMPORTED", "LAST FILE"
-                );
-                for d in &sets {
-                    t.push_str(&format!(
-                        "{:<24} {:<14} {:<11} {:>10}  {:<20}  {}\n",
-                        d.name,
-                        d.format,
-                        d.date()
-                            .map(|d| d.format("%Y-%m-%d").to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        d.records,
-                        d.imported_at.format("%Y-%m-%d %H:%M:%S"),
-                        d.path.as_deref().unwrap_or("-")
-                    ));
-                }
-                if sets.is_empty() {
-                    t.push_str("(no data imported: see `portgate data import --help`)\n");
-                }
-                t
+            let mut t = portgate_report::columns(&rows);
+            if sets.is_empty() {
+                t.push_str("(no data imported: see `portgate data import --help`)\n");
             }
-        };
-        crate::write_stdout(&text);
-        Ok(0)
-    }
+            t
+        }
+    };
+    crate::write_stdout(&text);
+    Ok(0)
 }
