@@ -4,6 +4,7 @@
 //! name and the registration of its domain (RDAP, WHOIS where a registry has none),
 //! cached on disk for a day by default.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -172,28 +173,24 @@ async fn address_registrations(
 }
 
 async fn networks(report: &ScanReport, store: &Store) -> Result<Vec<AddressNetwork>, Error> {
-    let has_tables = store
-        .datasets()
-        .await
-        .map_err(Error::history)?
-        .iter()
-        .any(|d| d.kind == "asn" && d.records > 0);
-    if !has_tables {
-        return Ok(Vec::new());
-    }
-    let mut out: Vec<AddressNetwork> = Vec::new();
+    let mut ips: Vec<IpAddr> = Vec::new();
+    let mut seen: HashSet<IpAddr> = HashSet::new();
     for host in &report.hosts {
-        if out.iter().any(|n| n.ip == host.ip) {
-            continue;
+        if seen.insert(host.ip) {
+            ips.push(host.ip);
         }
-        let owners = store
-            .network_owner(ip_key(host.ip))
-            .await
-            .map_err(Error::history)?;
-        out.push(AddressNetwork {
+    }
+    let keys: Vec<[u8; 16]> = ips.iter().map(|ip| ip_key(*ip)).collect();
+    let Some(owners) = store.network_owners(&keys).await.map_err(Error::history)? else {
+        return Ok(Vec::new());
+    };
+    Ok(ips
+        .into_iter()
+        .zip(owners)
+        .map(|(ip, owners)| AddressNetwork {
             registration: None,
             notes: Vec::new(),
-            ip: host.ip,
+            ip,
             owners: owners
                 .into_iter()
                 .map(|o| NetworkOwnerInfo {
@@ -204,9 +201,8 @@ async fn networks(report: &ScanReport, store: &Store) -> Result<Vec<AddressNetwo
                     date: o.date,
                 })
                 .collect(),
-        });
-    }
-    Ok(out)
+        })
+        .collect())
 }
 
 async fn lookups(

@@ -430,42 +430,63 @@ impl Store {
 
     /// The network owner of an address (its 16-byte key) by each network dataset held.
     pub async fn network_owner(&self, key: [u8; 16]) -> Result<Vec<NetworkOwner>, StoreError> {
-        let mut out = Vec::new();
-        for d in self
+        Ok(self
+            .network_owners(&[key])
+            .await?
+            .and_then(|mut all| all.pop())
+            .unwrap_or_default())
+    }
+
+    /// The network owners of many addresses (16-byte keys), in their order, by each
+    /// network dataset held; `None` when no dataset is held. The dataset list is read once.
+    pub async fn network_owners(
+        &self,
+        keys: &[[u8; 16]],
+    ) -> Result<Option<Vec<Vec<NetworkOwner>>>, StoreError> {
+        let sets: Vec<DatasetInfo> = self
             .datasets()
             .await?
             .into_iter()
-            .filter(|d| d.kind == "asn")
-        {
-            let row: Option<AsnTuple> = on_pool!(self, pool => {
-                sqlx::query_as(
-                    "SELECT end_key, asns, org, country FROM asn_ranges \
-                     WHERE dataset = $1 AND start_key <= $2 ORDER BY start_key DESC LIMIT 1",
-                )
-                .bind(&d.name)
-                .bind(key.to_vec())
-                .fetch_optional(pool)
-                .await
-            })
-            .map_err(self.query_err(format!("look up an address in {}", d.name)))?;
-            let Some((end, asns, org, country)) = row else {
-                continue;
-            };
-            if end.as_slice() < key.as_slice() || is_v4_key(&end) != is_v4_key(&key) {
-                continue;
-            }
-            out.push(NetworkOwner {
-                dataset: d.name.clone(),
-                asns: asns
-                    .split_whitespace()
-                    .filter_map(|a| a.parse().ok())
-                    .collect(),
-                org,
-                country,
-                date: d.date(),
-            });
+            .filter(|d| d.kind == "asn" && d.records > 0)
+            .collect();
+        if sets.is_empty() {
+            return Ok(None);
         }
-        Ok(out)
+        let mut all = Vec::with_capacity(keys.len());
+        for key in keys {
+            let mut out = Vec::new();
+            for d in &sets {
+                let row: Option<AsnTuple> = on_pool!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT end_key, asns, org, country FROM asn_ranges \
+                         WHERE dataset = $1 AND start_key <= $2 ORDER BY start_key DESC LIMIT 1",
+                    )
+                    .bind(&d.name)
+                    .bind(key.to_vec())
+                    .fetch_optional(pool)
+                    .await
+                })
+                .map_err(self.query_err(format!("look up an address in {}", d.name)))?;
+                let Some((end, asns, org, country)) = row else {
+                    continue;
+                };
+                if end.as_slice() < key.as_slice() || is_v4_key(&end) != is_v4_key(key) {
+                    continue;
+                }
+                out.push(NetworkOwner {
+                    dataset: d.name.clone(),
+                    asns: asns
+                        .split_whitespace()
+                        .filter_map(|a| a.parse().ok())
+                        .collect(),
+                    org,
+                    country,
+                    date: d.date(),
+                });
+            }
+            all.push(out);
+        }
+        Ok(Some(all))
     }
 }
 
