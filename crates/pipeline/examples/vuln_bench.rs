@@ -16,6 +16,7 @@ use portgate_model::{
 };
 use portgate_pipeline::{
     VulnFeed, annotate_vulnerabilities, annotate_with, import_vulnerabilities, open_store,
+    vulnerability_keys,
 };
 
 fn arg(name: &str, default: usize) -> usize {
@@ -129,20 +130,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The two halves of `annotate_vulnerabilities`, timed apart: the rows of the products
     // found read from the store, then every service assessed.
     let started = Instant::now();
-    let mut keys = std::collections::BTreeSet::new();
-    for s in report.hosts.iter().flat_map(|h| &h.services) {
-        let d = &s.detection;
-        let banner = String::from_utf8_lossy(d.evidence.as_bytes())
-            .lines()
-            .next()
-            .map(str::to_owned);
-        keys.extend(portgate_vuln::lookup_keys(
-            d.product.as_deref().unwrap_or_default(),
-            d.version.as_deref().unwrap_or_default(),
-            banner.as_deref(),
-        ));
-    }
-    let keys: Vec<String> = keys.into_iter().collect();
+    let keys = vulnerability_keys(&report);
     let index = store.vulnerability_index(&keys).await?;
     let read_s = started.elapsed().as_secs_f64();
     let started = Instant::now();

@@ -29,4 +29,4 @@ pub use history::{
 };
 pub use revision::{manifest_revision, revision_with};
 pub use scan::{Detector, detect_services, inspect_options, scan};
-pub use vulnerabilities::{annotate_vulnerabilities, annotate_with};
+pub use vulnerabilities::{annotate_vulnerabilities, annotate_with, vulnerability_keys};

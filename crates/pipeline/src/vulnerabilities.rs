@@ -30,25 +30,29 @@ pub async fn annotate_vulnerabilities(
     {
         return Ok(false);
     }
-    let mut keys: BTreeSet<String> = BTreeSet::new();
-    for host in &report.hosts {
-        for s in &host.services {
-            if let Some((product, version, banner)) = lookup_of(&s.detection) {
-                keys.extend(portgate_vuln::lookup_keys(
-                    &product,
-                    &version,
-                    banner.as_deref(),
-                ));
-            }
-        }
-    }
-    let keys: Vec<String> = keys.into_iter().collect();
+    let keys = vulnerability_keys(report);
     let index = store
         .vulnerability_index(&keys)
         .await
         .map_err(Error::history)?;
     annotate_with(report, &index);
     Ok(true)
+}
+
+/// The index keys (`portgate_vuln::lookup_keys`) of every detected product of `report`,
+/// sorted and without repeats: the rows a store reads to answer its lookups.
+pub fn vulnerability_keys(report: &ScanReport) -> Vec<String> {
+    let mut keys: BTreeSet<String> = BTreeSet::new();
+    for s in report.hosts.iter().flat_map(|h| &h.services) {
+        if let Some((product, version, banner)) = lookup_of(&s.detection) {
+            keys.extend(portgate_vuln::lookup_keys(
+                &product,
+                &version,
+                banner.as_deref(),
+            ));
+        }
+    }
+    keys.into_iter().collect()
 }
 
 /// Adds what `index` knows of every detected product to `report`. A fleet runs the same
