@@ -141,6 +141,10 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
     let revision = history
         .as_ref()
         .and_then(|_| pipeline::manifest_revision(&args.manifest));
+    // Bootstrap and WHOIS tables are read (and refused) before anything is scanned; the
+    // builder gives the enrichment the check's DNS server.
+    let enrich = args.enrich.options(None);
+    enrich.check()?;
     let options = CheckOptions::builder()
         .env(args.env.clone())
         .targets(targets)
@@ -151,10 +155,9 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
         })
         .deadline(args.deadline)
         .revision(revision.clone())
-        .enrich(args.enrich.options(args.dns_server))
+        .enrich(enrich)
         .dns_server(args.dns_server)
         .build();
-    args.enrich.options(args.dns_server).check()?;
     if args.remote.server.is_some() && (args.connect || args.ca_file.is_some()) {
         return Err(Failure::usage(
             "--connect and --ca are not for --server: the server decides how it probes",
