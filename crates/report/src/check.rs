@@ -61,6 +61,18 @@ pub(crate) fn service_text(f: &Finding) -> String {
     parts.join(" ")
 }
 
+/// Markdown links to the first `limit` records a finding rests on (ids no advisory id
+/// looks like are left out).
+pub(crate) fn reference_links(f: &Finding, limit: usize) -> Vec<String> {
+    f.references
+        .iter()
+        .take(limit)
+        .filter_map(|id| {
+            portgate_model::vulnerability::record_url(id).map(|url| format!("[{id}]({url})"))
+        })
+        .collect()
+}
+
 /// `6379/tcp`, or empty.
 pub(crate) fn port_text(f: &Finding) -> String {
     match (f.port, f.protocol) {

@@ -82,15 +82,7 @@ pub fn markdown(report: &CheckReport<'_>) -> String {
 
 /// Links to the records a finding rests on (at most ten), for the "why" cell.
 fn reference_links(f: &portgate_model::Finding) -> String {
-    const SHOWN: usize = 10;
-    let links: Vec<String> = f
-        .references
-        .iter()
-        .take(SHOWN)
-        .filter_map(|id| {
-            portgate_model::vulnerability::record_url(id).map(|url| format!("[{id}]({url})"))
-        })
-        .collect();
+    let links = crate::check::reference_links(f, 10);
     if links.is_empty() {
         String::new()
     } else {

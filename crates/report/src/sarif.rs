@@ -76,14 +76,7 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
             let markdown = if references.is_empty() {
                 None
             } else {
-                let links: Vec<String> = f
-                    .references
-                    .iter()
-                    .filter_map(|id| {
-                        portgate_model::vulnerability::record_url(id)
-                            .map(|u| format!("[{id}]({u})"))
-                    })
-                    .collect();
+                let links = crate::check::reference_links(f, usize::MAX);
                 Some(format!("{message}\n\n{}", links.join(", ")))
             };
             let mut message_json = json!({ "text": message });
