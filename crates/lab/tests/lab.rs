@@ -12,23 +12,50 @@ use portgate_lab::{
     UDP_SERVICE_PORTS, in_lab_range, skip_reason, udp_services_skip_reason,
 };
 
+/// Tests that measure time run alone: they take this lock for writing, every other lab
+/// test takes it for reading (in its skip macro), so no namespace is being built or
+/// flooded on the two cores while a delay line's punctuality is measured.
+static TIMING: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn shared_lab() -> std::sync::RwLockReadGuard<'static, ()> {
+    TIMING
+        .read()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn alone_in_lab() -> std::sync::RwLockWriteGuard<'static, ()> {
+    TIMING
+        .write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 macro_rules! skip_unless_lab {
     ($name:literal) => {
         if let Some(reason) = skip_reason() {
             portgate_test_support::skip($name, reason);
             return;
         }
+        let _lab = shared_lab();
     };
 }
 
 /// Skips unless the lab can run with a delay line: root, the lab's tools,
 /// iptables and ip6tables, and NFQUEUE in the kernel.
+/// `skip_unless_delay!(name, alone)` runs the test with no other lab test beside it.
 macro_rules! skip_unless_delay {
     ($name:literal) => {
         if let Some(reason) = delay_skip_reason() {
             portgate_test_support::skip($name, reason);
             return;
         }
+        let _lab = shared_lab();
+    };
+    ($name:literal, alone) => {
+        if let Some(reason) = delay_skip_reason() {
+            portgate_test_support::skip($name, reason);
+            return;
+        }
+        let _lab = alone_in_lab();
     };
 }
 
@@ -60,6 +87,7 @@ macro_rules! skip_unless_udp_services {
             portgate_test_support::skip($name, reason);
             return;
         }
+        let _lab = shared_lab();
     };
 }
 
@@ -635,13 +663,19 @@ fn delay_sets_rtt_once(delay_ms: u64) {
             "{ip}: median RTT {med:.3} ms, configured {delay_ms} ms: {rtts:?}"
         );
         for port in [23, 8081] {
-            let start = Instant::now();
-            let err = connect(ip, port, timeout).expect_err("closed port");
-            let took = start.elapsed().as_secs_f64() * 1e3;
-            assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{ip} port {port}");
+            // Three refusals per port; their median is held to the same ±2 ms.
+            let took: Vec<f64> = (0..3)
+                .map(|_| {
+                    let start = Instant::now();
+                    let err = connect(ip, port, timeout).expect_err("closed port");
+                    assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{ip} port {port}");
+                    start.elapsed().as_secs_f64() * 1e3
+                })
+                .collect();
+            let med = median(&took);
             assert!(
-                (took - delay_ms as f64).abs() <= 2.0,
-                "{ip} port {port}: RST after {took:.3} ms, configured {delay_ms} ms"
+                (med - delay_ms as f64).abs() <= 2.0,
+                "{ip} port {port}: RST after {med:.3} ms (median of {took:.2?}), configured {delay_ms} ms"
             );
         }
     }
@@ -649,8 +683,8 @@ fn delay_sets_rtt_once(delay_ms: u64) {
     println!("delay {delay_ms} ms: {stats:?}");
     assert_consistent(&stats);
     assert_eq!(stats.dropped_by_loss, 0);
-    // Per family: 23 SYNs at least (21 handshakes, 2 refused), plus ACKs.
-    assert!(stats.packets >= 46, "{stats:?}");
+    // Per family: 27 SYNs at least (21 handshakes, 6 refused), plus ACKs.
+    assert!(stats.packets >= 54, "{stats:?}");
     // Single releases can be a few ms late when the two cores are busy
     // (the tests run in parallel); on average the line must be punctual.
     assert!(stats.mean_lateness < Duration::from_millis(1), "{stats:?}");
@@ -662,25 +696,25 @@ fn delay_sets_rtt_once(delay_ms: u64) {
 
 #[test]
 fn delay_line_20ms_sets_the_round_trip_time() {
-    skip_unless_delay!("delay_line_20ms_sets_the_round_trip_time");
+    skip_unless_delay!("delay_line_20ms_sets_the_round_trip_time", alone);
     delay_sets_rtt(20);
 }
 
 #[test]
 fn delay_line_80ms_sets_the_round_trip_time() {
-    skip_unless_delay!("delay_line_80ms_sets_the_round_trip_time");
+    skip_unless_delay!("delay_line_80ms_sets_the_round_trip_time", alone);
     delay_sets_rtt(80);
 }
 
 #[test]
 fn delay_line_200ms_sets_the_round_trip_time() {
-    skip_unless_delay!("delay_line_200ms_sets_the_round_trip_time");
+    skip_unless_delay!("delay_line_200ms_sets_the_round_trip_time", alone);
     delay_sets_rtt(200);
 }
 
 #[test]
 fn delay_line_jitter_spreads_round_trips() {
-    skip_unless_delay!("delay_line_jitter_spreads_round_trips");
+    skip_unless_delay!("delay_line_jitter_spreads_round_trips", alone);
     measured("jitter", jitter_spreads_round_trips);
 }
 
@@ -750,7 +784,7 @@ fn delay_line_path_loss_drops_about_half() {
 
 #[test]
 fn delay_line_rate_ceiling_spaces_replies() {
-    skip_unless_delay!("delay_line_rate_ceiling_spaces_replies");
+    skip_unless_delay!("delay_line_rate_ceiling_spaces_replies", alone);
     // 50 packets/s: one every 20 ms. Twenty simultaneous connects to a
     // closed port get their RSTs spread over at least ~380 ms.
     let host = LabHost::start(
@@ -925,7 +959,7 @@ fn blast_from_namespace(namespace: &str, target: SocketAddr, rate: u64, duration
 #[test]
 #[ignore = "benchmark; run with --ignored --nocapture (best with --release)"]
 fn delay_line_throughput() {
-    skip_unless_delay!("delay_line_throughput");
+    skip_unless_delay!("delay_line_throughput", alone);
     for rate in [50_000u64, 100_000, 150_000, 200_000, 300_000] {
         let host = LabHost::start(
             LabConfig::new(Profile::Open)
@@ -979,6 +1013,7 @@ mod network {
                 portgate_test_support::skip($name, reason);
                 return;
             }
+            let _lab = super::shared_lab();
         };
     }
 
