@@ -134,10 +134,21 @@ fn udp_exchange(
     };
     let socket = UdpSocket::bind(local)?;
     socket.connect(SocketAddr::new(ip, port))?;
-    socket.set_read_timeout(Some(timeout))?;
     socket.send(payload)?;
     let mut buf = vec![0u8; 4096];
-    let n = socket.recv(&mut buf)?;
+    // A signal (another test's child exiting) interrupts the wait: wait on for the rest.
+    let deadline = Instant::now() + timeout;
+    let n = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(ErrorKind::TimedOut.into());
+        }
+        socket.set_read_timeout(Some(left))?;
+        match socket.recv(&mut buf) {
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            other => break other?,
+        }
+    };
     buf.truncate(n);
     Ok(buf)
 }

@@ -440,11 +440,31 @@ async fn a_window_suppresses_then_digests() {
         )
         .unwrap(),
     );
+    // The window is in the store before the schedule can run a check (on a busy machine the
+    // first check may end before a request reaches the API); the API then sets it again.
+    let opened = chrono::Utc::now() - chrono::Duration::seconds(1);
+    store
+        .put_window(&portgate_store::StoredWindow {
+            name: "migration".into(),
+            scope_kind: "tag".into(),
+            scope_value: Some("role=db".into()),
+            starts_at: Some(opened),
+            ends_at: Some(chrono::Utc::now() + chrono::Duration::seconds(60)),
+            cron: None,
+            timezone: None,
+            duration_ms: None,
+            comment: Some("database migration".into()),
+            created_by: Some("alice".into()),
+            created_at: chrono::Utc::now(),
+            source: "api".into(),
+            digested_until: None,
+        })
+        .await
+        .unwrap();
     let (state, base, key) = start(store, config, listener).await;
     let client = reqwest::Client::new();
     // A window over the API, open for a minute; closed below once the check has run
     // (a check of a port that says nothing takes seconds: detection waits for a banner).
-    let opened = chrono::Utc::now() - chrono::Duration::seconds(1);
     let put_window = |end: chrono::DateTime<chrono::Utc>| {
         let client = client.clone();
         let (base, key) = (base.clone(), key.clone());
