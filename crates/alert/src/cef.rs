@@ -46,6 +46,10 @@ fn rule_signature(rule: Rule) -> &'static str {
         Rule::ScanInconclusive => "scan.inconclusive",
         Rule::KnownVulnerability => "vulnerability.known",
         Rule::DomainExpiring => "domain.expiring",
+        Rule::ExposedManagementUi => "app.management-ui",
+        Rule::UnauthenticatedApi => "app.unauthenticated",
+        Rule::DebugEndpointExposed => "app.debug-endpoint",
+        Rule::DefaultCredentials => "app.default-login",
     }
 }
 
@@ -68,6 +72,10 @@ fn rule_signature(rule: Rule) -> &'static str {
 /// | scan-inconclusive | `scan.inconclusive` |
 /// | known-vulnerability | `vulnerability.known` |
 /// | domain-expiring | `domain.expiring` |
+/// | exposed-management-ui | `app.management-ui` |
+/// | unauthenticated-api | `app.unauthenticated` |
+/// | debug-endpoint-exposed | `app.debug-endpoint` |
+/// | default-credentials | `app.default-login` |
 pub fn signature_id(rule: Rule, state: ItemState) -> String {
     let base = rule_signature(rule);
     match state {

@@ -29,6 +29,7 @@ pub fn finding(rule: Rule, severity: Severity) -> Finding {
         message: "8080/tcp is open and no approval covers it".to_string(),
         location: None,
         references: Vec::new(),
+        proof: None,
     }
 }
 

@@ -140,6 +140,22 @@ pub(crate) struct ScanArgs {
     #[arg(long = "ca", value_name = "FILE", requires = "detect")]
     pub(crate) ca_file: Option<PathBuf>,
 
+    /// Add the applications of this file to the built-in application database (same format
+    /// as crates/detect/data/apps.toml; an application with a built-in's id replaces it).
+    #[arg(long, value_name = "FILE", requires = "detect")]
+    pub(crate) apps: Option<PathBuf>,
+
+    /// Try the vendors' documented default logins (e.g. RabbitMQ guest/guest, Grafana
+    /// admin/admin, Tomcat manager tomcat/tomcat) on the management interfaces found, as
+    /// HTTP Basic; every attempt is recorded. Only for your own assets.
+    #[arg(long, requires = "detect")]
+    pub(crate) try_default_credentials: bool,
+
+    /// Name services without asking HTTP ports for their application (no fingerprint or
+    /// exposure requests beyond the one `GET /` of the HTTP inspection).
+    #[arg(long, requires = "detect", conflicts_with_all = ["apps", "try_default_credentials"])]
+    pub(crate) no_app_checks: bool,
+
     /// Retries of an unanswered port (a host that shows loss gets more).
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub(crate) retries: u8,

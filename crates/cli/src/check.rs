@@ -77,6 +77,22 @@ pub(crate) struct CheckArgs {
     #[arg(long = "ca", value_name = "FILE")]
     pub(crate) ca_file: Option<PathBuf>,
 
+    /// Add the applications of this file to the built-in application database (same format
+    /// as crates/detect/data/apps.toml; an application with a built-in's id replaces it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) apps: Option<PathBuf>,
+
+    /// Try the vendors' documented default logins (e.g. RabbitMQ guest/guest, Grafana
+    /// admin/admin, Tomcat manager tomcat/tomcat) on the management interfaces found, as
+    /// HTTP Basic; every attempt is recorded. Only for your own assets.
+    #[arg(long)]
+    pub(crate) try_default_credentials: bool,
+
+    /// Judge ports without asking HTTP ports for their application (the application rules
+    /// then find nothing).
+    #[arg(long, conflicts_with_all = ["apps", "try_default_credentials"])]
+    pub(crate) no_app_checks: bool,
+
     /// Probe TCP with full handshakes even when raw sockets are permitted.
     #[arg(long)]
     pub(crate) connect: bool,
@@ -158,9 +174,15 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
         .enrich(enrich)
         .dns_server(args.dns_server)
         .build();
-    if args.remote.server.is_some() && (args.connect || args.ca_file.is_some()) {
+    if args.remote.server.is_some()
+        && (args.connect
+            || args.ca_file.is_some()
+            || args.apps.is_some()
+            || args.try_default_credentials
+            || args.no_app_checks)
+    {
         return Err(Failure::usage(
-            "--connect and --ca are not for --server: the server decides how it probes",
+            "--connect, --ca, --apps, --try-default-credentials and --no-app-checks are not for --server: the server decides how it probes",
         ));
     }
     let outcome = match crate::remote::remote(&args.remote)? {
@@ -171,7 +193,12 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
             history.as_ref(),
         ))?,
         None => {
-            let detection = Detector::load(None, args.ca_file.as_deref())?;
+            let mut detection = Detector::load(None, args.ca_file.as_deref())?
+                .with_apps_file(args.apps.as_deref())?
+                .try_default_credentials(args.try_default_credentials);
+            if args.no_app_checks {
+                detection.inspect.apps = None;
+            }
             crate::scan::raise_open_file_limit();
             crate::runtime()?.block_on(pipeline::check(
                 &manifest,

@@ -73,6 +73,7 @@ impl Remote {
             targets: targets.iter().map(ToString::to_string).collect(),
             ports: ports.to_string(),
             detect,
+            try_default_credentials: false,
             udp: false,
             timeout: deadline.map(|d| d.as_secs().max(1)),
         };

@@ -19,6 +19,9 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
             (args.verify, "--verify"),
             (args.probes.is_some(), "--probes"),
             (args.ca_file.is_some(), "--ca"),
+            (args.apps.is_some(), "--apps"),
+            (args.try_default_credentials, "--try-default-credentials"),
+            (args.no_app_checks, "--no-app-checks"),
             (args.rate.is_some(), "--rate"),
             (args.max_in_flight.is_some(), "--max-in-flight"),
             (args.host_concurrency.is_some(), "--host-concurrency"),
@@ -68,10 +71,13 @@ pub(crate) fn run(args: ScanArgs) -> Result<u8, Failure> {
     let enrich = args.enrich.options(args.dns_server);
     enrich.check()?;
     let detection = if args.detect {
-        Some(Detector::load(
-            args.probes.as_deref(),
-            args.ca_file.as_deref(),
-        )?)
+        let mut detector = Detector::load(args.probes.as_deref(), args.ca_file.as_deref())?
+            .with_apps_file(args.apps.as_deref())?
+            .try_default_credentials(args.try_default_credentials);
+        if args.no_app_checks {
+            detector.inspect.apps = None;
+        }
+        Some(detector)
     } else {
         None // (`--ca` requires `--detect`)
     };

@@ -21,6 +21,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout, timeout_at};
 
+use crate::apps::{AppDb, AppOptions, Target, identify};
 use crate::http::{HttpOptions, inspect_http, inspect_http_at};
 use crate::probes::{DetectOptions, ProbeDb};
 use crate::starttls::{self, StartTlsError, StartTlsOptions, Upgrade};
@@ -55,6 +56,10 @@ pub struct InspectOptions {
     pub greeting_wait: std::time::Duration,
     /// Most bytes kept from an answer inside TLS.
     pub max_bytes: usize,
+    /// The application database; `None` turns the application checks off.
+    pub apps: Option<std::sync::Arc<AppDb>>,
+    /// Bounds of the application checks (and whether default logins are tried).
+    pub app: AppOptions,
 }
 
 impl Default for InspectOptions {
@@ -70,12 +75,22 @@ impl Default for InspectOptions {
             connect_timeout: std::time::Duration::from_secs(3),
             greeting_wait: std::time::Duration::from_millis(1500),
             max_bytes: 16 * 1024,
+            apps: builtin_apps(),
+            app: AppOptions::default(),
         }
     }
 }
 
-/// What answers on the TCP port `addr`: service, product, version, TLS and HTTP, with
-/// evidence. `name` is the scanned name (SNI and certificate name check); `None` for a
+/// The built-in application database, parsed once.
+fn builtin_apps() -> Option<std::sync::Arc<AppDb>> {
+    static BUILTIN: std::sync::OnceLock<Option<std::sync::Arc<AppDb>>> = std::sync::OnceLock::new();
+    BUILTIN
+        .get_or_init(|| AppDb::builtin().ok().map(std::sync::Arc::new))
+        .clone()
+}
+
+/// What answers on the TCP port `addr`: service, product, version, TLS, HTTP and the
+/// application behind HTTP, with evidence. `name` is the scanned name (SNI and certificate name check); `None` for a
 /// bare address.
 pub async fn inspect_port(
     addr: SocketAddr,
@@ -83,7 +98,17 @@ pub async fn inspect_port(
     db: &ProbeDb,
     opts: &InspectOptions,
 ) -> DetectedService {
-    let detection = inspect_detection(addr, name, db, opts).await;
+    let mut detection = inspect_detection(addr, name, db, opts).await;
+    if let (Some(apps), Some(http)) = (&opts.apps, &detection.http) {
+        let target = Target {
+            addr,
+            host: host_header(addr, name),
+            tls: http
+                .tls
+                .then(|| (name.map(str::to_owned), opts.tls.clone())),
+        };
+        detection.applications = Some(identify(&target, apps, &opts.app).await);
+    }
     DetectedService {
         port: addr.port(),
         protocol: Protocol::Tcp,

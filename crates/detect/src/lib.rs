@@ -7,12 +7,16 @@
 //! service may be hostile. This crate never prints and never panics on anything a
 //! service can send.
 
+mod apps;
 mod http;
 mod inspect;
 mod probes;
 mod starttls;
 mod tls;
 
+pub use apps::{
+    App, AppDb, AppLoadError, AppOptions, Target as AppTarget, identify as identify_application,
+};
 pub use http::{
     CORS_PROBE_ORIGIN, HttpError, HttpOptions, USER_AGENT, inspect_http, inspect_http_at,
 };

@@ -124,11 +124,19 @@ pub enum Rule {
     KnownVulnerability,
     /// The target's registered domain expires soon (from registration data).
     DomainExpiring,
+    /// A management interface (or its first-start setup page) is reachable.
+    ExposedManagementUi,
+    /// An API answers without credentials with data it should guard.
+    UnauthenticatedApi,
+    /// A debugging endpoint (environment, heap dump, script console) answers.
+    DebugEndpointExposed,
+    /// A vendor's default login is accepted (with `--try-default-credentials`).
+    DefaultCredentials,
 }
 
 impl Rule {
     /// Every rule, in matrix order.
-    pub const ALL: [Rule; 13] = [
+    pub const ALL: [Rule; 17] = [
         Rule::Approved,
         Rule::UnapprovedPort,
         Rule::ServiceMismatch,
@@ -142,6 +150,10 @@ impl Rule {
         Rule::ScanInconclusive,
         Rule::KnownVulnerability,
         Rule::DomainExpiring,
+        Rule::ExposedManagementUi,
+        Rule::UnauthenticatedApi,
+        Rule::DebugEndpointExposed,
+        Rule::DefaultCredentials,
     ];
 
     /// The stable identifier (`unapproved-port`, ...), as in reports and SARIF.
@@ -160,6 +172,10 @@ impl Rule {
             Rule::ScanInconclusive => "scan-inconclusive",
             Rule::KnownVulnerability => "known-vulnerability",
             Rule::DomainExpiring => "domain-expiring",
+            Rule::ExposedManagementUi => "exposed-management-ui",
+            Rule::UnauthenticatedApi => "unauthenticated-api",
+            Rule::DebugEndpointExposed => "debug-endpoint-exposed",
+            Rule::DefaultCredentials => "default-credentials",
         }
     }
 
@@ -179,6 +195,10 @@ impl Rule {
             Rule::ScanInconclusive => "Scan could not conclude",
             Rule::KnownVulnerability => "Detected version has known vulnerabilities",
             Rule::DomainExpiring => "Registered domain expires soon",
+            Rule::ExposedManagementUi => "Management interface reachable",
+            Rule::UnauthenticatedApi => "API answers without credentials",
+            Rule::DebugEndpointExposed => "Debugging endpoint reachable",
+            Rule::DefaultCredentials => "Vendor default login accepted",
         }
     }
 
@@ -222,6 +242,30 @@ impl Rule {
             Rule::DomainExpiring => {
                 "Renew the domain's registration before it expires (the warning window is `defaults.domain_expiry_warn_days`)."
             }
+            Rule::ExposedManagementUi => {
+                "Put the management interface behind a VPN, an authenticating proxy or a private interface, and finish any first-start setup. If it must be reachable, name it in the approval (`application: <id>`); a proven setup page needs `accept: [<check id>]`."
+            }
+            Rule::UnauthenticatedApi => {
+                "Turn on the application's authentication (a token, TLS client certificates, ACLs) or bind it to a private interface. An approval accepts a proven exposure only when it lists it: `accept: [<check id>]`."
+            }
+            Rule::DebugEndpointExposed => {
+                "Disable the debugging endpoint or restrict it to localhost (for Spring Boot: `management.endpoints.web.exposure.include` without env, heapdump and configprops); treat what it handed out (environment, heap) as leaked."
+            }
+            Rule::DefaultCredentials => {
+                "Change the default password (or remove the user) now, and treat the service as compromised until checked: anyone could log in."
+            }
+        }
+    }
+}
+
+impl From<crate::application::ExposureKind> for Rule {
+    fn from(kind: crate::application::ExposureKind) -> Rule {
+        use crate::application::ExposureKind as K;
+        match kind {
+            K::ExposedManagementUi => Rule::ExposedManagementUi,
+            K::UnauthenticatedApi => Rule::UnauthenticatedApi,
+            K::DebugEndpointExposed => Rule::DebugEndpointExposed,
+            K::DefaultCredentials => Rule::DefaultCredentials,
         }
     }
 }
@@ -285,6 +329,10 @@ pub struct Finding {
     /// highest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
+    /// The request that proved the finding and the first bytes of its answer (the
+    /// application rules).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proof: Option<crate::application::Proof>,
 }
 
 impl Finding {

@@ -6,6 +6,7 @@
 //! no file at run time.
 
 mod addr;
+pub mod application;
 mod change;
 pub mod enrichment;
 mod evidence;
@@ -20,6 +21,9 @@ mod state;
 mod target;
 pub mod vulnerability;
 
+pub use application::{
+    Application, ApplicationReport, CredentialAttempt, Exposure, ExposureKind, Proof,
+};
 pub use change::{Change, ChangeKind, ChangeStatus};
 pub use enrichment::{
     AddressNetwork, AddressRegistration, DnsRecords, DomainRegistration, Enrichment,

@@ -146,6 +146,10 @@ pub struct Detection {
     /// consulted; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vulnerabilities: Option<crate::vulnerability::VulnerabilityReport>,
+    /// The application behind an HTTP port and what it exposes, when the application
+    /// checks ran; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applications: Option<crate::application::ApplicationReport>,
 }
 
 /// Why a certificate failed verification. Written by its name (`expired`,

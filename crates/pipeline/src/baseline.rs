@@ -16,9 +16,16 @@ fn spanned<T>(value: T) -> Spanned<T> {
     )
 }
 
+/// What answered on an open port, as the baseline approves it.
+struct Found {
+    service: Option<String>,
+    tls: bool,
+    application: Option<String>,
+}
+
 /// A manifest with one asset per target of `targets` (in `env` when given) approving
 /// every port `report` found open on any of its addresses, with the detected service and
-/// TLS required where TLS answered; justification `TODO`. `ports` becomes the default
+/// TLS required where TLS answered, and the application found behind HTTP; justification `TODO`. `ports` becomes the default
 /// port set.
 pub fn baseline_from(
     report: &ScanReport,
@@ -30,7 +37,7 @@ pub fn baseline_from(
     for target in targets {
         let name = target.to_string();
         // Every open port of any address of the target, with what answered there.
-        let mut open: BTreeMap<(Protocol, u16), (Option<String>, bool)> = BTreeMap::new();
+        let mut open: BTreeMap<(Protocol, u16), Found> = BTreeMap::new();
         for host in report.hosts.iter().filter(|h| h.target == name) {
             for port in host.ports.iter().filter(|p| p.state == PortState::Open) {
                 let detected = host.service_on(port.protocol, port.port);
@@ -38,13 +45,27 @@ pub fn baseline_from(
                     .and_then(|d| d.service.clone())
                     .filter(|s| s != "tls");
                 let tls = detected.is_some_and(|d| d.tls.is_some());
-                open.entry((port.protocol, port.port))
-                    .or_insert((service, tls));
+                // The application found is what the baseline approves (its proven
+                // exposures are not accepted: they are for review).
+                let application = detected
+                    .and_then(|d| d.applications.as_ref())
+                    .and_then(|a| a.found.first())
+                    .map(|a| a.id.clone());
+                open.entry((port.protocol, port.port)).or_insert(Found {
+                    service,
+                    tls,
+                    application,
+                });
             }
         }
         let approved = open
             .into_iter()
-            .map(|((protocol, port), (service, tls))| {
+            .map(|((protocol, port), found)| {
+                let Found {
+                    service,
+                    tls,
+                    application,
+                } = found;
                 spanned(ApprovedPort {
                     port,
                     protocol: match protocol {
@@ -59,6 +80,8 @@ pub fn baseline_from(
                     },
                     justification: "TODO".to_string(),
                     approved_until: None,
+                    application,
+                    accept: Vec::new(),
                 })
             })
             .collect();

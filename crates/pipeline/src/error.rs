@@ -20,6 +20,9 @@ pub enum Error {
     /// The probe database cannot be loaded.
     #[error(transparent)]
     Probes(#[from] LoadError),
+    /// The application database cannot be loaded.
+    #[error(transparent)]
+    Apps(#[from] portgate_detect::AppLoadError),
     /// The CA file given for TLS verification cannot be used.
     #[error(transparent)]
     Ca(#[from] TlsError),
@@ -64,6 +67,7 @@ impl Error {
             Error::Scan(_)
             | Error::Manifest(_)
             | Error::Probes(_)
+            | Error::Apps(_)
             | Error::Ca(_)
             | Error::Input(_)
             | Error::History { .. } => ErrorKind::Input,

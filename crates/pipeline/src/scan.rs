@@ -2,7 +2,7 @@
 
 use crate::Error;
 use futures::stream::{self, StreamExt};
-use portgate_detect::ProbeDb;
+use portgate_detect::{AppDb, ProbeDb};
 use portgate_detect::{InspectOptions, inspect_port};
 use portgate_model::{ScanReport, TargetSpec};
 use portgate_scan::{ScanSink, Scanner};
@@ -34,6 +34,22 @@ impl Detector {
             probes,
             inspect: inspect_options(ca_file)?,
         })
+    }
+
+    /// The built-in application database with the applications of `apps_file` merged in
+    /// (an application with a built-in's id replaces it).
+    pub fn with_apps_file(mut self, apps_file: Option<&Path>) -> Result<Self, Error> {
+        if let Some(path) = apps_file {
+            self.inspect.apps = Some(std::sync::Arc::new(AppDb::from_file(path)?));
+        }
+        Ok(self)
+    }
+
+    /// Try the vendors' documented default logins of the management interfaces found
+    /// (HTTP Basic, recorded in the evidence). Only for your own assets.
+    pub fn try_default_credentials(mut self, on: bool) -> Self {
+        self.inspect.app.try_default_credentials = on;
+        self
     }
 }
 

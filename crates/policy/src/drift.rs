@@ -495,6 +495,7 @@ mod tests {
                         http: None,
                         notes: vec![],
                         vulnerabilities: None,
+                        applications: None,
                     },
                 });
             }

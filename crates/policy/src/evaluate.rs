@@ -242,6 +242,7 @@ fn base(
         message: String::new(),
         location: owner.map(|o| manifest.location(o.spanned)),
         references: Vec::new(),
+        proof: None,
     }
 }
 
@@ -364,13 +365,23 @@ fn evaluate_host(
         }
 
         let shown_service = port_finding(None).service;
-        let risk = risk::assess(
+        let mut risk = risk::assess(
             detected.and_then(|d| d.service.as_deref()),
             detected.and_then(|d| d.product.as_deref()),
             port.protocol,
             port.port,
             role,
         );
+        let applications: &[portgate_model::Application] = detected
+            .and_then(|d| d.applications.as_ref())
+            .map_or(&[], |a| a.found.as_slice());
+        // The application behind HTTP is what is exposed: its risk when it is higher.
+        for app in applications {
+            let app_risk = risk::assess_application(&app.id);
+            if app_risk.severity > risk.severity {
+                risk = app_risk;
+            }
+        }
         let what = describe(port, detected, shown_service.as_deref());
         match approval {
             None => findings.push(Finding {
@@ -397,6 +408,24 @@ fn evaluate_host(
                         message: format!(
                             "{what} is open and its approval expired on {until} ({})",
                             a.justification
+                        ),
+                        ..port_finding(Some(approval))
+                    });
+                } else if let Some(expected) = a.application.as_deref()
+                    && !applications.is_empty()
+                    && !applications
+                        .iter()
+                        .any(|app| a.approves_application(&app.id))
+                {
+                    let found: Vec<&str> =
+                        applications.iter().map(|app| app.name.as_str()).collect();
+                    findings.push(Finding {
+                        rule: Rule::ServiceMismatch,
+                        outcome: Outcome::Fail,
+                        severity: risk.severity.max(Severity::Medium),
+                        message: format!(
+                            "{what} is approved for the application {expected}, but {} answers there",
+                            found.join(", ")
                         ),
                         ..port_finding(Some(approval))
                     });
@@ -481,6 +510,13 @@ fn evaluate_host(
             findings.push(f.with(port_finding(approval.map(|(a, _)| a))));
         }
 
+        for app in applications {
+            let approval = approval.map(|(a, _)| a);
+            for c in application_findings(app, approval.map(|a| &a.value), &what) {
+                findings.push(c.with(port_finding(approval)));
+            }
+        }
+
         if let Some(change) = described_changes(&changed, port) {
             findings.push(Finding {
                 rule: Rule::ChangedSinceLastScan,
@@ -500,6 +536,7 @@ struct Conclusion {
     severity: Severity,
     message: String,
     references: Vec<String>,
+    proof: Option<portgate_model::Proof>,
 }
 
 impl Conclusion {
@@ -510,6 +547,7 @@ impl Conclusion {
             severity: self.severity,
             message: self.message,
             references: self.references,
+            proof: self.proof,
             ..base
         }
     }
@@ -552,6 +590,7 @@ fn outside_expected_network(
                 listed.join(", ")
             ),
             references: Vec::new(),
+            proof: None,
         });
     }
     let found: Vec<String> = owners
@@ -584,6 +623,7 @@ fn outside_expected_network(
             listed.join(", ")
         ),
         references: Vec::new(),
+        proof: None,
     })
 }
 
@@ -680,7 +720,68 @@ fn known_vulnerability(
             data.join(", ")
         ),
         references: counted.iter().map(|m| m.id.clone()).collect(),
+        proof: None,
     })
+}
+
+/// The application rules on one application: its management interface reachable without
+/// an approval naming it, and each proven exposure the approval does not accept (an
+/// accepted one passes, for the record).
+fn application_findings(
+    app: &portgate_model::Application,
+    approval: Option<&ApprovedPort>,
+    what: &str,
+) -> Vec<Conclusion> {
+    let risk = risk::assess_application(&app.id);
+    let named = match &app.version {
+        Some(v) => format!("{} {v}", app.name),
+        None => app.name.clone(),
+    };
+    let approved_app = approval.is_some_and(|a| a.approves_application(&app.id));
+    let mut out = Vec::new();
+    if app.category == "management-ui" && !approved_app {
+        let how = app
+            .evidence
+            .first()
+            .map(|e| format!(" (recognised by {e})"))
+            .unwrap_or_default();
+        out.push(Conclusion {
+            rule: Rule::ExposedManagementUi,
+            outcome: Outcome::Fail,
+            severity: risk.severity,
+            message: format!(
+                "{what}: the management interface {named} is reachable{how}; if it must be, approve it with `application: {}`",
+                app.id
+            ),
+            references: Vec::new(),
+            proof: None,
+        });
+    }
+    for e in &app.exposures {
+        let accepted = approval.is_some_and(|a| a.accepts(&e.check, e.kind));
+        let severity = if e.kind == portgate_model::ExposureKind::DefaultCredentials {
+            Severity::Critical
+        } else {
+            risk.severity
+        };
+        let (outcome, severity, verdict) = if accepted {
+            (Outcome::Pass, Severity::Info, " (accepted by the approval)")
+        } else {
+            (Outcome::Fail, severity, "")
+        };
+        out.push(Conclusion {
+            rule: Rule::from(e.kind),
+            outcome,
+            severity,
+            message: format!(
+                "{what}: {named}: {} — proven by {} → {} [{}]{verdict}",
+                e.title, e.proof.request, e.proof.status, e.check
+            ),
+            references: Vec::new(),
+            proof: Some(e.proof.clone()),
+        });
+    }
+    out
 }
 
 fn matches_port(approval: &ApprovedPort, port: &PortResult) -> bool {

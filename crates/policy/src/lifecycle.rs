@@ -124,6 +124,7 @@ mod tests {
             message: format!("port {port} is open"),
             location: None,
             references: Vec::new(),
+            proof: None,
         }
     }
 

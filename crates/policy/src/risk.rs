@@ -12,7 +12,24 @@ pub const UNKNOWN_SERVICE_SEVERITY: Severity = Severity::Medium;
 #[serde(deny_unknown_fields)]
 struct RiskFile {
     service: Vec<RiskEntry>,
+    #[serde(default)]
+    application: Vec<AppRiskEntry>,
 }
+
+/// One line of the application table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppRiskEntry {
+    /// What kind of surface it is.
+    pub category: String,
+    /// Application identifiers it covers.
+    pub ids: Vec<String>,
+    /// Severity of its findings.
+    pub severity: Severity,
+}
+
+/// Severity of an application in no entry of the application table.
+pub const UNKNOWN_APPLICATION_SEVERITY: Severity = Severity::High;
 
 /// One line of the risk table.
 #[derive(Debug, Clone, Deserialize)]
@@ -48,15 +65,37 @@ pub struct Risk {
 
 const RISK_TOML: &str = include_str!("../data/risk.toml");
 
+fn risk_file() -> &'static RiskFile {
+    static FILE: OnceLock<RiskFile> = OnceLock::new();
+    // Compiled in and checked by this crate's tests: a failure is a build defect.
+    FILE.get_or_init(|| toml::from_str::<RiskFile>(RISK_TOML).expect("data/risk.toml is valid"))
+}
+
 /// The table, parsed once from the data compiled into the binary.
 pub fn risk_table() -> &'static [RiskEntry] {
-    static TABLE: OnceLock<Vec<RiskEntry>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        // Compiled in and checked by this crate's tests: a failure is a build defect.
-        toml::from_str::<RiskFile>(RISK_TOML)
-            .map(|f| f.service)
-            .expect("data/risk.toml is valid")
-    })
+    &risk_file().service
+}
+
+/// The application table.
+pub fn application_table() -> &'static [AppRiskEntry] {
+    &risk_file().application
+}
+
+/// The risk of an application's findings, by its identifier.
+pub fn assess_application(id: &str) -> Risk {
+    match application_table()
+        .iter()
+        .find(|e| e.ids.iter().any(|x| x.eq_ignore_ascii_case(id)))
+    {
+        Some(e) => Risk {
+            severity: e.severity,
+            category: e.category.clone(),
+        },
+        None => Risk {
+            severity: UNKNOWN_APPLICATION_SEVERITY,
+            category: "application".to_string(),
+        },
+    }
 }
 
 fn by_product(product: &str) -> Option<&'static RiskEntry> {

@@ -73,6 +73,16 @@ pub(crate) fn reference_links(f: &Finding, limit: usize) -> Vec<String> {
         .collect()
 }
 
+/// The first `max` characters of a proof's answer as escaped text (`\r\n` shown as such),
+/// with `...` when cut.
+pub(crate) fn proof_answer(proof: &portgate_model::Proof, max: usize) -> String {
+    let text = proof.answer.escaped();
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text,
+    }
+}
+
 /// `6379/tcp`, or empty.
 pub(crate) fn port_text(f: &Finding) -> String {
     match (f.port, f.protocol) {

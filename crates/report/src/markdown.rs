@@ -72,12 +72,32 @@ pub fn markdown(report: &CheckReport<'_>) -> String {
                 cell(&service_text(f)),
                 f.rule.id(),
                 cell(f.owner.as_deref().unwrap_or("")),
-                cell(&f.message) + &reference_links(f)
+                cell(&f.message) + &reference_links(f) + &proof(f)
             );
         }
         out.push('\n');
     }
     out
+}
+
+/// The request that proved the finding and the start of its answer, for the "why" cell.
+fn proof(f: &portgate_model::Finding) -> String {
+    match &f.proof {
+        None => String::new(),
+        Some(p) => {
+            let credentials = p
+                .credentials
+                .as_deref()
+                .map(|c| format!(" with {}", cell(c)))
+                .unwrap_or_default();
+            format!(
+                "<br>proof: `{}`{credentials} → {}: `{}`",
+                cell(&p.request),
+                p.status,
+                cell(&crate::check::proof_answer(p, 160))
+            )
+        }
+    }
 }
 
 /// Links to the records a finding rests on (at most ten), for the "why" cell.

@@ -57,13 +57,17 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
                 Some(l) => (l.file.clone(), l.line.max(1), l.column.max(1)),
                 None => (report.manifest.to_string(), 1, 1),
             };
-            let fingerprint = format!(
+            let mut fingerprint = format!(
                 "{}|{}|{}|{}",
                 f.target,
                 f.protocol.map(|p| p.as_str()).unwrap_or("-"),
                 f.port.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 f.rule.id()
             );
+            // Several proofs of one rule on one port are several results.
+            if let Some(p) = &f.proof {
+                fingerprint.push_str(&format!("|{}", p.request));
+            }
             let mut message = format!("{}: {}", f.endpoint(), f.message);
             if let Some(owner) = &f.owner {
                 message.push_str(&format!(" (owner: {owner})"));
@@ -73,12 +77,31 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
                 .iter()
                 .map(|id| json!({ "id": id, "url": portgate_model::vulnerability::record_url(id) }))
                 .collect();
-            let markdown = if references.is_empty() {
+            let mut markdown = if references.is_empty() {
                 None
             } else {
                 let links = crate::check::reference_links(f, usize::MAX);
                 Some(format!("{message}\n\n{}", links.join(", ")))
             };
+            let proof = f.proof.as_ref().map(|p| {
+                let answer = crate::check::proof_answer(p, 400).replace('`', "\\x60");
+                let credentials = p
+                    .credentials
+                    .as_deref()
+                    .map(|c| format!(" (credentials {c})"))
+                    .unwrap_or_default();
+                markdown = Some(format!(
+                    "{message}\n\nProof: `{}`{credentials} answered {}:\n\n```\n{answer}\n```",
+                    p.request.replace('`', "\\x60"),
+                    p.status
+                ));
+                json!({
+                    "request": p.request,
+                    "credentials": p.credentials,
+                    "status": p.status,
+                    "answer": p.answer.escaped(),
+                })
+            });
             let mut message_json = json!({ "text": message });
             if let Some(markdown) = markdown {
                 message_json["markdown"] = json!(markdown);
@@ -114,6 +137,7 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
                     "asset": f.asset,
                     "owner": f.owner,
                     "references": references,
+                    "proof": proof,
                 },
             })
         })

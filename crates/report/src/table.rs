@@ -91,6 +91,9 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
                     }
                 }
                 out.push('\n');
+                if let Some(a) = found.and_then(|d| d.applications.as_ref()) {
+                    application_lines(&mut out, a);
+                }
                 if let Some(v) = found.and_then(|d| d.vulnerabilities.as_ref()) {
                     vulnerability_lines(&mut out, v);
                 }
@@ -153,6 +156,50 @@ pub fn table(report: &ScanReport, options: RenderOptions) -> String {
         let _ = writeln!(out, "Incomplete: {reason}");
     }
     out
+}
+
+/// The applications under a port's line: name, version, identifier and category, then each
+/// proven exposure with the request that proved it, and the default logins tried.
+fn application_lines(out: &mut String, a: &portgate_model::ApplicationReport) {
+    for app in &a.found {
+        let version = app
+            .version
+            .as_deref()
+            .map(|v| format!(" {v}"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "           application: {}{version} ({}, {})",
+            app.name, app.id, app.category
+        );
+        for e in &app.exposures {
+            let with = e
+                .proof
+                .credentials
+                .as_deref()
+                .map(|c| format!(" with {c}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "             ! {:<22} {}: {}{with} -> {}",
+                e.kind.as_str(),
+                e.check,
+                e.proof.request,
+                e.proof.status
+            );
+        }
+        for t in app.credential_attempts.iter().filter(|t| !t.accepted) {
+            let status = t
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "no answer".into());
+            let _ = writeln!(
+                out,
+                "             default login {} refused: {} -> {status}",
+                t.user, t.request
+            );
+        }
+    }
 }
 
 /// The known vulnerabilities under a port's line: one line each, highest score first, then

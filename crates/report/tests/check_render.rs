@@ -43,6 +43,7 @@ fn finding(
             column: 5,
         }),
         references: Vec::new(),
+        proof: None,
     }
 }
 

@@ -225,9 +225,14 @@ pub struct ScanRequest {
     /// Ports, in the CLI's syntax: `22,80,443`, `1-1024`, `top1000`, `T:22,U:53`, `-`.
     #[schema(example = "T:22,80,443")]
     pub ports: String,
-    /// Name what answers on every open TCP port (service, version, TLS, HTTP).
+    /// Name what answers on every open TCP port (service, version, TLS, HTTP, the
+    /// application behind HTTP and what it exposes).
     #[serde(default)]
     pub detect: bool,
+    /// With `detect`: try the vendors' documented default logins of the management
+    /// interfaces found (HTTP Basic, each attempt recorded). Only for your own assets.
+    #[serde(default)]
+    pub try_default_credentials: bool,
     /// Also probe the same port numbers over UDP (for a spec without `T:`/`U:`).
     #[serde(default)]
     pub udp: bool,
@@ -423,6 +428,11 @@ async fn create_scan(
     }
     let request = json_body(body, inner.config.max_body)?;
     let (ports, _) = port_spec(&request.ports, request.udp)?;
+    if request.try_default_credentials && !request.detect {
+        return Err(Problem::invalid(
+            "try_default_credentials: true needs detect: true (the default logins are tried on the management interfaces detection finds)",
+        ));
+    }
     let max = inner.config.max_scan_time.as_secs();
     if let Some(t) = request.timeout
         && (t == 0 || t > max)
@@ -439,6 +449,7 @@ async fn create_scan(
         targets: request.targets.clone(),
         ports,
         detect: request.detect,
+        try_default_credentials: request.try_default_credentials,
         timeout_s: request.timeout,
         checked,
     };
@@ -824,6 +835,7 @@ async fn port_scanner(
         targets: vec![q.target.clone()],
         ports,
         detect: true,
+        try_default_credentials: false,
         timeout_s: Some(timeout),
         checked,
     };

@@ -114,6 +114,7 @@ impl RemoteScan for PlanScans<'_> {
                 targets: names,
                 ports: ports.to_string(),
                 detect: true,
+                try_default_credentials: false,
                 timeout_s: deadline.map(|d| d.as_secs().max(1)),
                 checked,
             };

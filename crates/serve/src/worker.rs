@@ -24,6 +24,9 @@ pub struct ScanJob {
     pub ports: String,
     /// Service detection on open ports.
     pub detect: bool,
+    /// With detection: try the vendors' default logins of the management interfaces.
+    #[serde(default)]
+    pub try_default_credentials: bool,
     /// The scan's deadline in seconds.
     pub timeout_s: Option<u64>,
     /// The targets as resolved and checked.
@@ -79,12 +82,16 @@ pub async fn scan(
     let pairs = u64::try_from(addresses.saturating_mul(port_count)).unwrap_or(u64::MAX);
     let _reserved = budget.reserve(pairs).await;
     let detector = if job.detect {
-        let mut detector = Detector::load(None, None).map_err(|e| e.to_string())?;
+        let mut detector = Detector::load(None, None)
+            .map_err(|e| e.to_string())?
+            .try_default_credentials(job.try_default_credentials);
         // Detection stays within the request's time too: at most half of it more.
         if let Some(t) = job.timeout_s {
             let budget = Duration::from_millis(t.saturating_mul(500).max(1000));
             let detect = &mut detector.inspect.detect;
             detect.total_timeout = detect.total_timeout.min(budget);
+            let app = &mut detector.inspect.app;
+            app.total = app.total.min(budget);
         }
         Some(detector)
     } else {

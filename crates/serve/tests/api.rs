@@ -823,3 +823,121 @@ async fn a_scan_job_lists_known_vulnerabilities_and_the_network() {
     assert_eq!(owners[0]["asns"][0], 64500, "{report}");
     assert_eq!(owners[0]["dataset"], "asn:lab");
 }
+
+/// A server on 127.0.44.1:15672 answering as RabbitMQ's management plugin does (the
+/// answers of the Debian package 3.10.8, recorded in the daemon zoo, whose own test runs
+/// the real one): the page, and the overview only for guest:guest. Returns the address
+/// and the number of requests that carried credentials.
+fn rabbitmq_management() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = TcpListener::bind("127.0.44.1:15672")
+        .or_else(|_| TcpListener::bind("127.0.44.2:15672"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let with_auth = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&with_auth);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let counter = std::sync::Arc::clone(&counter);
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16384 {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&buf).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                // "guest:guest" in base64.
+                let guest = head.contains("Authorization: Basic Z3Vlc3Q6Z3Vlc3Q=");
+                if head.to_ascii_lowercase().contains("authorization:") {
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                let (status, body) = match (path.as_str(), guest) {
+                    ("/", _) => (
+                        "200 OK",
+                        "<!DOCTYPE html>\n<html>\n  <head>\n    <title>RabbitMQ Management</title>\n  </head>\n</html>\n",
+                    ),
+                    ("/api/overview", true) => (
+                        "200 OK",
+                        r#"{"management_version":"3.10.8","rabbitmq_version":"3.10.8","cluster_name":"zoo@localhost"}"#,
+                    ),
+                    ("/api/overview", false) => (
+                        "401 Unauthorized",
+                        r#"{"error":"not_authorized","reason":"Not_Authorized"}"#,
+                    ),
+                    _ => (
+                        "404 Not Found",
+                        r#"{"error":"Object Not Found","reason":"Not Found"}"#,
+                    ),
+                };
+                let answer = format!(
+                    "HTTP/1.1 {status}\r\nserver: Cowboy\r\ncontent-type: text/html\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(answer.as_bytes());
+            });
+        }
+    });
+    (addr, with_auth)
+}
+
+/// `try_default_credentials` in a scan request: refused without `detect` (problem+json);
+/// with it, the management interface's default login is tried and proven, and without it
+/// no request carries credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scan_job_tries_default_logins_only_when_asked() {
+    let s = server(|_| {}).await;
+    let (addr, with_auth) = rabbitmq_management();
+    let ip = addr.ip().to_string();
+    let (status, problem) = s
+        .post(
+            "/v1/scans",
+            &json!({"targets": [ip], "ports": "T:15672", "try_default_credentials": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("needs detect"),
+        "{problem}"
+    );
+
+    let (status, accepted) = s
+        .post(
+            "/v1/scans",
+            &json!({"targets": [ip], "ports": "T:15672", "detect": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let done = s.wait(accepted["scanId"].as_i64().unwrap()).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let app = &done["report"]["hosts"][0]["ports"][0]["detected"]["applications"]["found"][0];
+    assert_eq!(app["id"], "rabbitmq-management", "{done}");
+    assert!(app["credential_attempts"].is_null(), "{app}");
+    assert_eq!(with_auth.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    let (status, accepted) = s
+        .post(
+            "/v1/scans",
+            &json!({"targets": [ip], "ports": "T:15672", "detect": true, "try_default_credentials": true}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    let done = s.wait(accepted["scanId"].as_i64().unwrap()).await;
+    let app = &done["report"]["hosts"][0]["ports"][0]["detected"]["applications"]["found"][0];
+    assert_eq!(app["version"], "3.10.8", "{app}");
+    assert_eq!(app["credential_attempts"][0]["user"], "guest", "{app}");
+    assert_eq!(app["credential_attempts"][0]["accepted"], true, "{app}");
+    let login = app["exposures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "default-credentials")
+        .unwrap_or_else(|| panic!("no default login: {app}"));
+    assert_eq!(login["proof"]["credentials"], "guest:guest (HTTP Basic)");
+    assert_eq!(with_auth.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -214,6 +214,7 @@ async fn checks_store_their_findings() {
                 message: "22/tcp ssh is open and not approved".into(),
                 location: None,
                 references: Vec::new(),
+                proof: None,
             },
             Finding {
                 rule: Rule::Approved,
@@ -233,6 +234,7 @@ async fn checks_store_their_findings() {
                 message: "ok".into(),
                 location: None,
                 references: Vec::new(),
+                proof: None,
             },
         ];
         let check = store

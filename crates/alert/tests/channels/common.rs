@@ -39,6 +39,7 @@ pub fn finding(rule: Rule, severity: Severity, port: u16) -> Finding {
         message: format!("{port}/tcp is open and no approval covers it"),
         location: None,
         references: Vec::new(),
+        proof: None,
     }
 }
 

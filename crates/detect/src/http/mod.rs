@@ -19,6 +19,8 @@ use tokio::time::{Instant, timeout, timeout_at};
 mod judge;
 mod read;
 
+pub(crate) use read::escaped_start;
+
 use judge::*;
 use read::*;
 
@@ -161,7 +163,7 @@ pub async fn inspect_http_at(
     opts: &HttpOptions,
 ) -> Result<HttpInfo, HttpError> {
     // Refuse a bad host or path before touching the network.
-    build_request(host, addr.port(), false, &opts.path)?;
+    build_request(host, addr.port(), false, &opts.path, &origin_header())?;
     let stream = match timeout(opts.timeout, TcpStream::connect(addr)).await {
         Err(_) => {
             return Err(HttpError::Timeout {
@@ -198,46 +200,11 @@ pub async fn inspect_http<S>(
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let request = build_request(host, port, tls, &opts.path)?;
+    let request = build_request(host, port, tls, &opts.path, &origin_header())?;
     let deadline = Instant::now() + opts.timeout;
-    let timed_out = |stage, received| HttpError::Timeout {
-        after: opts.timeout,
-        stage,
-        received,
-    };
-
-    let send = async {
-        stream.write_all(request.text.as_bytes()).await?;
-        stream.flush().await
-    };
-    match timeout_at(deadline, send).await {
-        Err(_) => return Err(timed_out("sending the request", 0)),
-        Ok(Err(source)) => {
-            return Err(HttpError::Io {
-                stage: "sending the request",
-                source,
-            });
-        }
-        Ok(Ok(())) => {}
-    }
-
     let mut notes = Vec::new();
-    let mut buf: Vec<u8> = Vec::with_capacity(opts.max_head_bytes.min(16 * 1024));
-    let mut interim = 0;
-    let (head_len, parsed) = loop {
-        let head_len = read_head(&mut stream, &mut buf, deadline, opts).await?;
-        let parsed = parse_head(&buf[..head_len], opts.max_headers, &mut notes)?;
-        if (100..200).contains(&parsed.status) && parsed.status != 101 {
-            interim += 1;
-            if interim > MAX_INTERIM {
-                return Err(HttpError::TooManyInterim { limit: MAX_INTERIM });
-            }
-            notes.push(format!("skipped an interim answer {}", parsed.status));
-            buf.drain(..head_len);
-            continue;
-        }
-        break (head_len, parsed);
-    };
+    let (mut buf, head_len, parsed) =
+        exchange(&mut stream, &request, deadline, opts, &mut notes).await?;
 
     let head = &buf[..head_len];
     let evidence_len = head_len.min(opts.max_evidence_bytes);
@@ -318,7 +285,16 @@ where
         }
     } else if htmlish && framing != Framing::None {
         let leftover = buf.split_off(head_len);
-        let body = read_body(&mut stream, leftover, framing, deadline, opts, &mut notes).await;
+        let body = read_body(
+            &mut stream,
+            leftover,
+            framing,
+            deadline,
+            opts,
+            true,
+            &mut notes,
+        )
+        .await;
         info.body_bytes_read = body.len() as u64;
         let decoded = match framing {
             Framing::Chunked => decode_chunked(&body, &mut notes),
@@ -331,13 +307,174 @@ where
     Ok(info)
 }
 
+/// Send `request` and read the final answer's head (interim `1xx` answers skipped, with a
+/// note): the bytes read so far (the head, then whatever of the body came with it), the
+/// head's length and the parsed head.
+async fn exchange<S>(
+    stream: &mut S,
+    request: &Request,
+    deadline: Instant,
+    opts: &HttpOptions,
+    notes: &mut Vec<String>,
+) -> Result<(Vec<u8>, usize, Head), HttpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let send = async {
+        stream.write_all(request.text.as_bytes()).await?;
+        stream.flush().await
+    };
+    match timeout_at(deadline, send).await {
+        Err(_) => {
+            return Err(HttpError::Timeout {
+                after: opts.timeout,
+                stage: "sending the request",
+                received: 0,
+            });
+        }
+        Ok(Err(source)) => {
+            return Err(HttpError::Io {
+                stage: "sending the request",
+                source,
+            });
+        }
+        Ok(Ok(())) => {}
+    }
+    let mut buf: Vec<u8> = Vec::with_capacity(opts.max_head_bytes.min(16 * 1024));
+    let mut interim = 0;
+    loop {
+        let head_len = read_head(stream, &mut buf, deadline, opts).await?;
+        let parsed = parse_head(&buf[..head_len], opts.max_headers, notes)?;
+        if (100..200).contains(&parsed.status) && parsed.status != 101 {
+            interim += 1;
+            if interim > MAX_INTERIM {
+                return Err(HttpError::TooManyInterim { limit: MAX_INTERIM });
+            }
+            notes.push(format!("skipped an interim answer {}", parsed.status));
+            buf.drain(..head_len);
+            continue;
+        }
+        return Ok((buf, head_len, parsed));
+    }
+}
+
+/// An answer read whole (up to the body cap), for the application checks.
+#[derive(Debug, Clone)]
+pub(crate) struct Answer {
+    /// The URL asked for.
+    pub(crate) url: String,
+    /// Status code.
+    pub(crate) status: u16,
+    /// Header names (lower case) and values, in order.
+    pub(crate) headers: Vec<(String, String)>,
+    /// The HTML title, when the body has one.
+    pub(crate) title: Option<String>,
+    /// The response head as received (capped like the evidence).
+    pub(crate) head: Vec<u8>,
+    /// The body, de-chunked, at most [`HttpOptions::max_body_bytes`].
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first value of header `name` (lower case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// `GET path` over `stream` with `Accept-Encoding: identity` and, when given, an
+/// `Authorization` header; the answer is read whole up to the body cap, whatever its
+/// content type. Bounded like [`inspect_http`].
+pub(crate) async fn fetch<S>(
+    mut stream: S,
+    host: &str,
+    port: u16,
+    tls: bool,
+    path: &str,
+    authorization: Option<&str>,
+    opts: &HttpOptions,
+) -> Result<Answer, HttpError>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let extra = match authorization {
+        Some(value) => format!("Accept-Encoding: identity\r\nAuthorization: {value}\r\n"),
+        None => "Accept-Encoding: identity\r\n".to_owned(),
+    };
+    let request = build_request(host, port, tls, path, &extra)?;
+    let deadline = Instant::now() + opts.timeout;
+    let mut notes = Vec::new();
+    let (mut buf, head_len, parsed) =
+        exchange(&mut stream, &request, deadline, opts, &mut notes).await?;
+    let head = buf[..head_len.min(opts.max_evidence_bytes)].to_vec();
+    let headers: Vec<(String, String)> = parsed
+        .headers
+        .iter()
+        .map(|(n, v)| {
+            let value = String::from_utf8_lossy(v).trim().to_string();
+            (
+                n.to_ascii_lowercase(),
+                cap_chars(value, MAX_VALUE_CHARS, n, &mut notes),
+            )
+        })
+        .collect();
+    let framing = body_framing(&parsed, &mut notes);
+    let body = if framing == Framing::None {
+        Vec::new()
+    } else {
+        let leftover = buf.split_off(head_len);
+        let raw = read_body(
+            &mut stream,
+            leftover,
+            framing,
+            deadline,
+            opts,
+            false,
+            &mut notes,
+        )
+        .await;
+        match framing {
+            Framing::Chunked => decode_chunked(&raw, &mut notes),
+            _ => raw,
+        }
+    };
+    let htmlish = headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .is_none_or(|(_, t)| t.to_ascii_lowercase().contains("html"));
+    Ok(Answer {
+        url: request.url,
+        status: parsed.status,
+        title: if htmlish { extract_title(&body) } else { None },
+        headers,
+        head,
+        body,
+    })
+}
+
 /// The request bytes and the URL they ask for.
 struct Request {
     text: String,
     url: String,
 }
 
-fn build_request(host: &str, port: u16, tls: bool, path: &str) -> Result<Request, HttpError> {
+/// The `Origin` header line of the inspection request (the application checks send none:
+/// some applications refuse API requests from a foreign origin).
+fn origin_header() -> String {
+    format!("Origin: {CORS_PROBE_ORIGIN}\r\n")
+}
+
+/// The request for `path`; `extra` is more header lines, each ending in CRLF.
+fn build_request(
+    host: &str,
+    port: u16,
+    tls: bool,
+    path: &str,
+    extra: &str,
+) -> Result<Request, HttpError> {
     let bad_host = |reason| HttpError::InvalidRequest {
         what: "host",
         value: host.to_string(),
@@ -387,7 +524,7 @@ fn build_request(host: &str, port: u16, tls: bool, path: &str) -> Result<Request
     Ok(Request {
         text: format!(
             "GET {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {USER_AGENT}\r\n\
-             Accept: */*\r\nOrigin: {CORS_PROBE_ORIGIN}\r\nConnection: close\r\n\r\n"
+             Accept: */*\r\n{extra}Connection: close\r\n\r\n"
         ),
         url: format!("{scheme}://{authority}{path}"),
     })
@@ -452,13 +589,13 @@ mod tests {
 
     #[test]
     fn request_rejects_bad_host_and_path() {
-        assert!(build_request("a\r\nX: y", 80, false, "/").is_err());
-        assert!(build_request("", 80, false, "/").is_err());
-        assert!(build_request("host", 80, false, "no-slash").is_err());
-        assert!(build_request("host", 80, false, "/a b").is_err());
-        let r = build_request("::1", 8443, true, "/").expect("v6");
+        assert!(build_request("a\r\nX: y", 80, false, "/", "").is_err());
+        assert!(build_request("", 80, false, "/", "").is_err());
+        assert!(build_request("host", 80, false, "no-slash", "").is_err());
+        assert!(build_request("host", 80, false, "/a b", "").is_err());
+        let r = build_request("::1", 8443, true, "/", "").expect("v6");
         assert_eq!(r.url, "https://[::1]:8443/");
-        let r = build_request("example.test", 80, false, "/x").expect("name");
+        let r = build_request("example.test", 80, false, "/x", "").expect("name");
         assert_eq!(r.url, "http://example.test/x");
         assert!(
             r.text

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The first bytes of `bytes`, escaped for an error message.
-pub(super) fn escaped_start(bytes: &[u8]) -> String {
+pub(crate) fn escaped_start(bytes: &[u8]) -> String {
     let end = bytes.len().min(ERROR_PREFIX_BYTES);
     let mut s: String = bytes[..end].escape_ascii().to_string();
     if bytes.len() > end {
@@ -140,13 +140,14 @@ pub(super) fn body_framing(head: &Head, notes: &mut Vec<String>) -> Framing {
 }
 
 /// Read the body as it is on the wire, starting with the bytes already read after the head,
-/// until its end, the closing `</title`, the byte cap or the deadline.
+/// until its end, the closing `</title` (when `to_title`), the byte cap or the deadline.
 pub(super) async fn read_body<S>(
     stream: &mut S,
     mut body: Vec<u8>,
     framing: Framing,
     deadline: Instant,
     opts: &HttpOptions,
+    to_title: bool,
     notes: &mut Vec<String>,
 ) -> Vec<u8>
 where
@@ -164,7 +165,7 @@ where
     // Offset of the next chunk-size line, for a chunked body.
     let mut next_chunk = 0;
     loop {
-        if find_ascii_ci(&body[scanned..], b"</title").is_some() {
+        if to_title && find_ascii_ci(&body[scanned..], b"</title").is_some() {
             break;
         }
         // A server that keeps the connection open after the last chunk is not waited for.
@@ -173,7 +174,7 @@ where
         }
         scanned = body.len().saturating_sub(b"</title".len() - 1);
         if body.len() >= limit {
-            if limit < expected && find_ascii_ci(&body, b"<title").is_none() {
+            if to_title && limit < expected && find_ascii_ci(&body, b"<title").is_none() {
                 notes.push(format!(
                     "no title in the first {} body bytes (the cap)",
                     opts.max_body_bytes

@@ -204,13 +204,26 @@ pub(super) struct RawMatch {
 }
 
 /// 1-based line and column of a byte offset.
-pub(super) fn line_col(src: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(src: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(src.len());
     let before = src.get(..offset).unwrap_or(src);
     let line = before.matches('\n').count() + 1;
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
     let column = before.get(line_start..).map_or(0, |s| s.chars().count()) + 1;
     (line, column)
+}
+
+/// Where a TOML syntax or shape error is, and its message with the line's text.
+pub(crate) fn toml_error(src: &str, e: &toml::de::Error) -> (Option<Range<usize>>, String) {
+    let span = e.span();
+    let mut message = e.message().trim().to_owned();
+    if let Some(s) = &span {
+        let (line, _) = line_col(src, s.start);
+        if let Some(text) = src.lines().nth(line - 1) {
+            message.push_str(&format!(" (in `{}`)", text.trim()));
+        }
+    }
+    (span, message)
 }
 
 /// The probe (by name, else `#index`) whose `[[probe]]` table holds `offset`.
@@ -272,15 +285,8 @@ impl ProbeDb {
             }
         };
         let raw: RawDb = toml::from_str(src).map_err(|e| {
-            let span = e.span();
+            let (span, message) = toml_error(src, &e);
             let probe = span.as_ref().and_then(|s| probe_at(src, s.start));
-            let mut message = e.message().trim().to_owned();
-            if let Some(s) = &span {
-                let (line, _) = line_col(src, s.start);
-                if let Some(text) = src.lines().nth(line - 1) {
-                    message.push_str(&format!(" (in `{}`)", text.trim()));
-                }
-            }
             err_at(span, probe, message)
         })?;
         let mut probes: Vec<Probe> = Vec::with_capacity(raw.probes.len());

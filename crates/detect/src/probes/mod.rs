@@ -17,6 +17,7 @@ mod engine;
 mod template;
 
 pub use database::{Match, Probe, ProbeDb};
+pub(crate) use database::{line_col, toml_error};
 pub use engine::detect;
 pub use template::Template;
 
@@ -99,16 +100,26 @@ pub struct LoadError {
     pub message: String,
 }
 
+/// `file:line:column: ` (as much of it as is known), the start of a data file's error.
+pub(crate) fn write_place(
+    f: &mut fmt::Formatter<'_>,
+    origin: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> fmt::Result {
+    write!(f, "{origin}")?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+        if let Some(column) = column {
+            write!(f, ":{column}")?;
+        }
+    }
+    write!(f, ": ")
+}
+
 impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.origin)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
-        write!(f, ": ")?;
+        write_place(f, &self.origin, self.line, self.column)?;
         if let Some(probe) = &self.probe {
             write!(f, "probe \"{probe}\": ")?;
         }

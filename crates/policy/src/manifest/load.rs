@@ -201,6 +201,37 @@ fn check_approvals(
                 format!("the approval of port {} has an empty justification", a.port),
             );
         }
+        let identifier = |v: &str| {
+            !v.is_empty()
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if let Some(app) = &a.application
+            && !identifier(app)
+        {
+            return fail(
+                "application",
+                format!(
+                    "application {app:?} is not an application identifier (letters, digits and '-', e.g. grafana)"
+                ),
+            );
+        }
+        for (i, accepted) in a.accept.iter().enumerate() {
+            if accepted.eq_ignore_ascii_case("default-credentials") {
+                return fail(
+                    &format!("accept[{i}]"),
+                    "a vendor default login cannot be accepted: change the password".into(),
+                );
+            }
+            if !identifier(accepted) {
+                return fail(
+                    &format!("accept[{i}]"),
+                    format!(
+                        "{accepted:?} is neither a check identifier (e.g. prometheus-targets) nor a rule (unauthenticated-api, debug-endpoint-exposed, exposed-management-ui)"
+                    ),
+                );
+            }
+        }
         if !seen.insert((a.port, a.protocol as u8)) {
             return fail(
                 "port",

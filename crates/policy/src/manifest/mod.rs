@@ -348,6 +348,36 @@ pub struct ApprovedPort {
     /// Last day the approval holds (`YYYY-MM-DD`); past it, the open port fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approved_until: Option<ApprovalDate>,
+    /// The application approved behind the port, by its identifier in the application
+    /// database (`grafana`, `jupyter`, as `portgate scan --detect` names it). A management
+    /// interface found on an approved port fails (`exposed-management-ui`) unless it is the
+    /// one named here; another application answering is a `service-mismatch`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application: Option<String>,
+    /// Proven exposures accepted on this port, each by its check identifier
+    /// (`prometheus-targets`) or by rule (`unauthenticated-api`, `debug-endpoint-exposed`,
+    /// `exposed-management-ui`); they pass instead of failing. A vendor default login
+    /// (`default-credentials`) is never accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accept: Vec<String>,
+}
+
+impl ApprovedPort {
+    /// Whether the approval accepts the proven exposure `check` of kind `kind`.
+    pub fn accepts(&self, check: &str, kind: portgate_model::ExposureKind) -> bool {
+        kind != portgate_model::ExposureKind::DefaultCredentials
+            && self
+                .accept
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(check) || a.eq_ignore_ascii_case(kind.as_str()))
+    }
+
+    /// Whether `application` (an identifier) is the one this approval names.
+    pub fn approves_application(&self, application: &str) -> bool {
+        self.application
+            .as_deref()
+            .is_some_and(|a| a.eq_ignore_ascii_case(application))
+    }
 }
 
 /// Generates the JSON Schema of a type read from a string.

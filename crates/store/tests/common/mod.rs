@@ -61,6 +61,7 @@ pub fn service(port: u16, name: &str, product: &str, version: &str) -> DetectedS
             http: None,
             notes: vec![],
             vulnerabilities: None,
+            applications: None,
         },
     }
 }

@@ -1,0 +1,577 @@
+//! The application engine: a bounded series of `GET` requests on one port.
+//!
+//! 1. `/` and a path that exists nowhere (the `@absent` answer). A `2xx` there marks a
+//!    catch-all: from then on a path answering exactly like it (status and body) is no
+//!    evidence of anything.
+//! 2. The `[[app.identify]]` entries for `/` and `@absent`, on those two answers (no
+//!    request more). When none matches, the entries with their own paths, those of the
+//!    applications that usually listen on this port first, one request per distinct path,
+//!    until one matches or [`AppOptions::max_identify_requests`] is spent.
+//! 3. For each application found: its `[[app.version]]` requests while the version is
+//!    unknown, then its checks, and (only with
+//!    [`AppOptions::try_default_credentials`]) its default logins.
+//!
+//! Answers are cached by path (a check on the path an identification already asked costs
+//! nothing); every request has its own deadline, all of them share
+//! [`AppOptions::total`] and [`AppOptions::max_requests`], and the first request that
+//! times out or cannot connect ends the series (a note says so).
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use portgate_model::{
+    Application, ApplicationReport, CredentialAttempt, Evidence, Exposure, ExposureKind, Proof,
+};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, timeout};
+
+use super::{ABSENT, App, AppDb, Request, VersionFrom};
+use crate::http::{Answer, HttpOptions, fetch};
+use crate::tls::{self, TlsOptions};
+
+/// Bytes of an answer (head and body) kept as the proof of an exposure.
+const PROOF_BYTES: usize = 512;
+/// Characters of a body shown in an identification's evidence line.
+const EVIDENCE_CHARS: usize = 80;
+
+/// Limits and choices for [`identify`].
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Requests per port at most, identification, versions, checks and logins together.
+    pub max_requests: u32,
+    /// Requests spent on identification paths (after `/` and `@absent`) at most.
+    pub max_identify_requests: u32,
+    /// Time for one request: connect, TLS handshake, request and answer.
+    pub timeout: Duration,
+    /// Time for the whole series on one port.
+    pub total: Duration,
+    /// Body bytes read from one answer at most.
+    pub max_body_bytes: usize,
+    /// Try the vendors' documented default logins (HTTP Basic). Off by default: only for
+    /// your own assets.
+    pub try_default_credentials: bool,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            max_requests: 16,
+            max_identify_requests: 8,
+            timeout: Duration::from_secs(4),
+            total: Duration::from_secs(20),
+            max_body_bytes: 128 * 1024,
+            try_default_credentials: false,
+        }
+    }
+}
+
+/// Where the requests go.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The port's address.
+    pub addr: SocketAddr,
+    /// The `Host` header (the scanned name, else the address).
+    pub host: String,
+    /// `Some` for HTTPS: the name for SNI (none for a bare address) and the TLS options.
+    pub tls: Option<(Option<String>, TlsOptions)>,
+}
+
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
+/// One port's series of requests.
+struct Session<'a> {
+    target: &'a Target,
+    opts: &'a AppOptions,
+    http: HttpOptions,
+    cache: HashMap<String, Option<Answer>>,
+    requests: u32,
+    deadline: Instant,
+    stopped: Option<String>,
+    notes: Vec<String>,
+}
+
+impl Session<'_> {
+    fn can_ask(&self) -> bool {
+        self.stopped.is_none()
+            && self.requests < self.opts.max_requests
+            && Instant::now() < self.deadline
+    }
+
+    async fn open(&self) -> Result<Box<dyn Stream>, String> {
+        let stream = match timeout(self.opts.timeout, TcpStream::connect(self.target.addr)).await {
+            Err(_) => return Err(format!("connect timed out after {:?}", self.opts.timeout)),
+            Ok(Err(e)) => return Err(format!("connect failed: {e}")),
+            Ok(Ok(s)) => s,
+        };
+        let _ = stream.set_nodelay(true);
+        match &self.target.tls {
+            None => Ok(Box::new(stream)),
+            Some((name, tls_opts)) => tls::handshake(stream, name.as_deref(), tls_opts)
+                .await
+                .map(|(s, _)| Box::new(s) as Box<dyn Stream>)
+                .map_err(|e| format!("TLS: {e}")),
+        }
+    }
+
+    /// One request; `None` when the series is over (budget, deadline, a failure).
+    async fn ask(&mut self, path: &str, authorization: Option<&str>) -> Option<Answer> {
+        if !self.can_ask() {
+            if self.stopped.is_none() {
+                self.stopped = Some(if self.requests >= self.opts.max_requests {
+                    format!(
+                        "the request budget ({}) was spent before every check ran",
+                        self.opts.max_requests
+                    )
+                } else {
+                    format!("the time budget ({:?}) ran out", self.opts.total)
+                });
+            }
+            return None;
+        }
+        self.requests += 1;
+        let per_request = self
+            .opts
+            .timeout
+            .min(self.deadline.saturating_duration_since(Instant::now()));
+        let host = self.target.host.clone();
+        let port = self.target.addr.port();
+        let tls = self.target.tls.is_some();
+        let http = HttpOptions {
+            timeout: per_request,
+            ..self.http.clone()
+        };
+        let outcome = timeout(per_request + Duration::from_millis(50), async {
+            let stream = self.open().await?;
+            fetch(stream, &host, port, tls, path, authorization, &http)
+                .await
+                .map_err(|e| e.to_string())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(answer)) => Some(answer),
+            Ok(Err(e)) => {
+                self.stopped = Some(format!("GET {path}: {e}"));
+                None
+            }
+            Err(_) => {
+                self.stopped = Some(format!("GET {path}: timed out after {per_request:?}"));
+                None
+            }
+        }
+    }
+
+    /// The answer for `path` (without credentials), asked once.
+    async fn get(&mut self, path: &str) -> Option<Answer> {
+        if let Some(cached) = self.cache.get(path) {
+            return cached.clone();
+        }
+        let answer = self.ask(path, None).await;
+        // A failed request is not cached: the series has ended anyway.
+        if answer.is_some() {
+            self.cache.insert(path.to_owned(), answer.clone());
+        }
+        answer
+    }
+}
+
+/// A random path that exists nowhere.
+fn absent_path() -> String {
+    let n = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    format!("/portgate-{n:016x}-absent")
+}
+
+/// Whether `answer` is the catch-all's answer (same status and body as `@absent`'s 2xx).
+fn like_absent(answer: &Answer, absent: Option<&Answer>) -> bool {
+    absent.is_some_and(|a| {
+        (200..300).contains(&a.status) && a.status == answer.status && a.body == answer.body
+    })
+}
+
+/// The favicon hash of `bytes` as Shodan computes it: the signed 32-bit MurmurHash3 of
+/// the base64 text with a line break after every 76 characters and at the end.
+pub(crate) fn favicon_hash(bytes: &[u8]) -> i32 {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut text = String::with_capacity(encoded.len() + encoded.len() / 76 + 1);
+    for chunk in encoded.as_bytes().chunks(76) {
+        text.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        text.push('\n');
+    }
+    let hash = murmur3::murmur3_32(&mut std::io::Cursor::new(text.as_bytes()), 0).unwrap_or(0);
+    i32::from_ne_bytes(hash.to_ne_bytes())
+}
+
+/// Whether `answer` meets every condition of `req`.
+fn matches(req: &Request, answer: &Answer) -> bool {
+    if !req.status.is_empty() && !req.status.contains(&answer.status) {
+        return false;
+    }
+    let headers_ok = req.headers.iter().all(|(name, pattern)| {
+        answer
+            .headers
+            .iter()
+            .any(|(n, v)| n == name && pattern.is_match(v))
+    });
+    if !headers_ok {
+        return false;
+    }
+    if let Some(t) = &req.title
+        && !answer
+            .title
+            .as_deref()
+            .is_some_and(|title| t.is_match(title))
+    {
+        return false;
+    }
+    if let Some(b) = &req.body
+        && !b.is_match(&answer.body)
+    {
+        return false;
+    }
+    if let Some(b) = &req.not_body
+        && b.is_match(&answer.body)
+    {
+        return false;
+    }
+    if let Some(l) = &req.location
+        && !answer.header("location").is_some_and(|loc| l.is_match(loc))
+    {
+        return false;
+    }
+    if !req.favicon.is_empty()
+        && (answer.body.is_empty() || !req.favicon.contains(&favicon_hash(&answer.body)))
+    {
+        return false;
+    }
+    true
+}
+
+/// The version `req` reads from `answer`, if any.
+fn version_of(req: &Request, answer: &Answer) -> Option<String> {
+    let rule = req.version.as_ref()?;
+    let text = match &rule.from {
+        VersionFrom::Body => String::from_utf8_lossy(&answer.body).into_owned(),
+        VersionFrom::Title => answer.title.clone()?,
+        VersionFrom::Header(name) => answer.header(name)?.to_owned(),
+    };
+    let found = rule.pattern.captures(&text)?.get(1)?.as_str().trim();
+    // A version is short and printable; anything else is not shown.
+    (!found.is_empty() && found.len() <= 64 && found.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| found.to_owned())
+}
+
+/// `GET /api → 200 application/json "{"version": "6.4.12"}"`: what an identification
+/// rests on, escaped.
+fn evidence_line(path: &str, answer: &Answer) -> String {
+    let mut line = format!("GET {path} → {}", answer.status);
+    if let Some(t) = answer.header("content-type") {
+        line.push_str(&format!(" {}", escape_text(t, 60)));
+    }
+    if let Some(loc) = answer.header("location") {
+        line.push_str(&format!(", Location {}", escape_text(loc, 120)));
+    }
+    if let Some(title) = &answer.title {
+        line.push_str(&format!(", title \"{}\"", escape_text(title, 120)));
+    } else if !answer.body.is_empty() {
+        let start =
+            String::from_utf8_lossy(&answer.body[..answer.body.len().min(256)]).into_owned();
+        line.push_str(&format!(
+            ", body \"{}\"",
+            escape_text(&start, EVIDENCE_CHARS)
+        ));
+    }
+    line
+}
+
+/// `text` with control characters escaped, cut to `max` characters.
+fn escape_text(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The proof of an answer: the URL asked, the status and the first bytes of the answer.
+fn proof(answer: &Answer, credentials: Option<String>) -> Proof {
+    let mut bytes = answer.head.clone();
+    bytes.extend_from_slice(&answer.body);
+    bytes.truncate(PROOF_BYTES);
+    Proof {
+        request: format!("GET {}", answer.url),
+        credentials,
+        status: answer.status,
+        answer: Evidence::from(bytes),
+    }
+}
+
+/// An application being built: the database entry and what was found.
+struct Found<'db> {
+    app: &'db App,
+    out: Application,
+}
+
+impl<'db> Found<'db> {
+    fn new(app: &'db App) -> Self {
+        Found {
+            app,
+            out: Application {
+                id: app.id.clone(),
+                name: app.name.clone(),
+                category: app.category.clone(),
+                version: None,
+                evidence: Vec::new(),
+                exposures: Vec::new(),
+                credential_attempts: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Identify the application behind the HTTP(S) port `target` and prove what it exposes,
+/// within the bounds of `opts`. Never fails: what could not be done is a note.
+pub async fn identify(target: &Target, db: &AppDb, opts: &AppOptions) -> ApplicationReport {
+    let started = std::time::Instant::now();
+    let mut session = Session {
+        target,
+        opts,
+        http: HttpOptions {
+            timeout: opts.timeout,
+            max_body_bytes: opts.max_body_bytes,
+            max_evidence_bytes: PROOF_BYTES,
+            ..HttpOptions::default()
+        },
+        cache: HashMap::new(),
+        requests: 0,
+        deadline: Instant::now() + opts.total,
+        stopped: None,
+        notes: Vec::new(),
+    };
+    let found = run(&mut session, db).await;
+    let mut notes = std::mem::take(&mut session.notes);
+    if let Some(why) = session.stopped.take() {
+        notes.push(format!("application checks stopped: {why}"));
+    }
+    ApplicationReport {
+        found: found.into_iter().map(|f| f.out).collect(),
+        requests: session.requests,
+        elapsed_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        notes,
+    }
+}
+
+async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
+    let port = s.target.addr.port();
+    let Some(root) = s.get("/").await else {
+        return Vec::new();
+    };
+    let absent_at = absent_path();
+    let absent = s.get(&absent_at).await;
+    if let Some(a) = &absent
+        && (200..300).contains(&a.status)
+    {
+        s.notes.push(format!(
+            "GET {absent_at} answered {}: a catch-all, so answers equal to it are no evidence",
+            a.status
+        ));
+    }
+
+    // Identification on the two answers already at hand.
+    let mut found: Vec<Found<'db>> = Vec::new();
+    for app in db.apps() {
+        let mut hit: Option<Found<'db>> = None;
+        for entry in app.identify.iter().filter(|e| e.applies_on(port)) {
+            let (answer, shown) = match entry.path.as_str() {
+                "/" => (Some(&root), "/"),
+                ABSENT => (absent.as_ref(), absent_at.as_str()),
+                _ => continue,
+            };
+            let Some(answer) = answer.filter(|a| matches(entry, a)) else {
+                continue;
+            };
+            let f = hit.get_or_insert_with(|| Found::new(app));
+            f.out.evidence.push(evidence_line(shown, answer));
+            if f.out.version.is_none() {
+                f.out.version = version_of(entry, answer);
+            }
+        }
+        found.extend(hit);
+    }
+
+    // Identification by path: the port's usual applications first.
+    if found.is_empty() {
+        let mut order: Vec<&App> = db
+            .apps()
+            .iter()
+            .filter(|a| a.ports.contains(&port))
+            .collect();
+        order.extend(db.apps().iter().filter(|a| !a.ports.contains(&port)));
+        let mut paths: Vec<&str> = Vec::new();
+        for app in order {
+            for entry in app.identify.iter().filter(|e| e.applies_on(port)) {
+                let p = entry.path.as_str();
+                if p != "/" && p != ABSENT && !paths.contains(&p) {
+                    paths.push(p);
+                }
+            }
+        }
+        for path in paths
+            .into_iter()
+            .take(s.opts.max_identify_requests as usize)
+        {
+            let Some(answer) = s.get(path).await else {
+                break;
+            };
+            if like_absent(&answer, absent.as_ref()) {
+                continue;
+            }
+            for app in db.apps() {
+                let mut hit: Option<Found<'db>> = None;
+                for entry in app
+                    .identify
+                    .iter()
+                    .filter(|e| e.path == path && e.applies_on(port) && matches(e, &answer))
+                {
+                    let f = hit.get_or_insert_with(|| Found::new(app));
+                    f.out.evidence.push(evidence_line(path, &answer));
+                    if f.out.version.is_none() {
+                        f.out.version = version_of(entry, &answer);
+                    }
+                }
+                found.extend(hit);
+            }
+            if !found.is_empty() {
+                break;
+            }
+        }
+    }
+
+    for f in &mut found {
+        // The version, when identification did not give it.
+        for v in f.app.version.iter().filter(|v| v.applies_on(port)) {
+            if f.out.version.is_some() {
+                break;
+            }
+            let Some(answer) = s.get(&v.path).await else {
+                break;
+            };
+            if matches(v, &answer) && !like_absent(&answer, absent.as_ref()) {
+                f.out.version = version_of(v, &answer);
+            }
+        }
+        // The exposure checks.
+        for check in f.app.checks.iter().filter(|c| c.request.applies_on(port)) {
+            let Some(answer) = s.get(&check.request.path).await else {
+                break;
+            };
+            if matches(&check.request, &answer) && !like_absent(&answer, absent.as_ref()) {
+                f.out.exposures.push(Exposure {
+                    check: check.id.clone(),
+                    kind: check.kind,
+                    title: check.title.clone(),
+                    proof: proof(&answer, None),
+                });
+            }
+        }
+        // The default logins, only when asked for.
+        if s.opts.try_default_credentials {
+            for login in f.app.logins.iter().filter(|l| l.request.applies_on(port)) {
+                use base64::Engine;
+                let token = base64::engine::general_purpose::STANDARD
+                    .encode(format!("{}:{}", login.user, login.password));
+                let authorization = format!("Basic {token}");
+                let url = format!(
+                    "{}://{}{}",
+                    if s.target.tls.is_some() {
+                        "https"
+                    } else {
+                        "http"
+                    },
+                    authority(s.target),
+                    login.request.path
+                );
+                let answer = s.ask(&login.request.path, Some(&authorization)).await;
+                let accepted = answer.as_ref().is_some_and(|a| {
+                    matches(&login.request, a) && !like_absent(a, absent.as_ref())
+                });
+                f.out.credential_attempts.push(CredentialAttempt {
+                    request: format!("GET {url}"),
+                    user: login.user.clone(),
+                    status: answer.as_ref().map(|a| a.status),
+                    accepted,
+                });
+                let Some(answer) = answer else {
+                    break;
+                };
+                if accepted {
+                    if f.out.version.is_none() {
+                        f.out.version = version_of(&login.request, &answer);
+                    }
+                    f.out.exposures.push(Exposure {
+                        check: format!("{}-default-login", f.app.id),
+                        kind: ExposureKind::DefaultCredentials,
+                        title: format!(
+                            "{} accepts the vendor's default login {}:{}",
+                            f.app.name, login.user, login.password
+                        ),
+                        proof: proof(
+                            &answer,
+                            Some(format!("{}:{} (HTTP Basic)", login.user, login.password)),
+                        ),
+                    });
+                }
+            }
+        }
+    }
+    found
+}
+
+/// `host:port` as the requests name it (the port left out when it is the scheme's).
+fn authority(target: &Target) -> String {
+    let default = if target.tls.is_some() { 443 } else { 80 };
+    if target.addr.port() == default {
+        target.host.clone()
+    } else {
+        format!("{}:{}", target.host, target.addr.port())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn favicon_hash_is_shodans() {
+        // The values of Python's `mmh3.hash(base64.encodebytes(data))`, as Shodan computes
+        // `http.favicon.hash` (lines of 76 characters, each ending in a line break).
+        assert_eq!(favicon_hash(b"portgate"), 6794200);
+        assert_eq!(favicon_hash(&[0u8; 100]), -1140816753);
+        let bytes: Vec<u8> = (0..=255u8).cycle().take(768).collect();
+        assert_eq!(favicon_hash(&bytes), 1836528006);
+    }
+
+    #[test]
+    fn absent_paths_differ_and_are_valid() {
+        let a = absent_path();
+        assert!(a.starts_with("/portgate-") && a.ends_with("-absent"), "{a}");
+        assert!(a.bytes().all(|b| b.is_ascii_graphic()));
+    }
+
+    #[test]
+    fn escaped_text_is_cut_and_escaped() {
+        assert_eq!(escape_text("a\u{1b}[31mb", 80), "a\\u{1b}[31mb");
+        assert_eq!(escape_text("abcdef", 3), "abc…");
+    }
+}
