@@ -1,9 +1,13 @@
 //! Service detection against the daemon zoo: real daemons from Debian packages (OpenSSH,
 //! nginx, Apache, Exim, Dovecot, vsftpd, telnetd, memcached, Redis, node exporter,
-//! InfluxDB, Jupyter, xrdp, TigerVNC) in one lab namespace, each on its standard port.
-//! Every plain and STARTTLS port must be named with the exact service, product and
-//! version the ground truth gives (versions read from the installed packages), once
-//! through the library and once through `portgate scan --detect`.
+//! InfluxDB, Jupyter with and without a token, Prometheus, Alertmanager, etcd, Tomcat
+//! with its manager, RabbitMQ with its management plugin, Docker Engine, xrdp, TigerVNC)
+//! in one lab namespace, each on its standard port. Every plain and STARTTLS port must be
+//! named with the exact service, product and version the ground truth gives (versions
+//! read from the installed packages), once through the library and once through
+//! `portgate scan --detect`; through the binary also the application behind HTTP, its
+//! version and exactly the exposures the zoo sets up, each with its proof — and the
+//! default logins only with `--try-default-credentials`.
 //!
 //! The zoo starts once for this test binary (one test), and is stopped with it. Needs
 //! root; daemons whose package is missing are skipped with a printed reason (a failure
@@ -44,6 +48,100 @@ fn mismatches(
         && !info.unwrap_or_default().contains(want)
     {
         out.push(format!("info {info:?}, want it to contain {want:?}"));
+    }
+    out
+}
+
+/// Differences between the application a scan names on a zoo port and the ground truth:
+/// id, version and the exact set of proven exposures; with `logins`, the default login
+/// accepted as the zoo sets it up; without, no attempt at all.
+fn application_mismatches(
+    expected: &ZooService,
+    detected: &serde_json::Value,
+    logins: bool,
+) -> Vec<String> {
+    let found = detected["applications"]["found"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let at = format!("{} {}", expected.port, expected.daemon);
+    let Some(want) = &expected.application else {
+        return if found.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!("{at}: applications {found:?}, want none")]
+        };
+    };
+    let Some(app) = found.iter().find(|a| a["id"] == want.id) else {
+        return vec![format!(
+            "{at}: application {} not named ({}; requests {})",
+            want.id, detected["applications"]["found"], detected["applications"]["notes"]
+        )];
+    };
+    let mut out = Vec::new();
+    // Behind a login the version may only show once logged in (RabbitMQ tells it in its
+    // overview): without the login a missing version is allowed there, a wrong one never.
+    let hidden = !logins && want.default_login.is_some() && app["version"].is_null();
+    if !hidden && app["version"].as_str() != want.version.as_deref() {
+        out.push(format!(
+            "{at}: version {}, want {:?}",
+            app["version"], want.version
+        ));
+    }
+    let exposures: Vec<&serde_json::Value> = app["exposures"]
+        .as_array()
+        .map(|a| a.iter().collect())
+        .unwrap_or_default();
+    let mut checks: Vec<&str> = exposures
+        .iter()
+        .filter(|e| e["kind"] != "default-credentials")
+        .filter_map(|e| e["check"].as_str())
+        .collect();
+    checks.sort_unstable();
+    let mut wanted = want.exposures.clone();
+    wanted.sort_unstable();
+    if checks != wanted {
+        out.push(format!("{at}: exposures {checks:?}, want {wanted:?}"));
+    }
+    for e in &exposures {
+        if !e["proof"]["request"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("GET http://"))
+            || e["proof"]["answer"].as_str().is_none_or(str::is_empty)
+        {
+            out.push(format!("{at}: exposure without its proof: {e}"));
+        }
+    }
+    let attempts = app["credential_attempts"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let accepted = exposures
+        .iter()
+        .find(|e| e["kind"] == "default-credentials");
+    match (logins, want.default_login) {
+        (false, _) if !attempts.is_empty() => {
+            out.push(format!(
+                "{at}: default logins tried without the flag: {attempts:?}"
+            ));
+        }
+        (true, Some(user)) => {
+            let proven = accepted.is_some_and(|e| {
+                e["proof"]["credentials"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with(&format!("{user}:")))
+            });
+            if !proven
+                || !attempts
+                    .iter()
+                    .any(|a| a["user"] == user && a["accepted"] == true)
+            {
+                out.push(format!(
+                    "{at}: default login {user} not proven: {attempts:?} {accepted:?}"
+                ));
+            }
+        }
+        _ => {}
     }
     out
 }
@@ -157,6 +255,46 @@ fn zoo_daemons_are_named_exactly() {
                 expected.daemon,
                 wrong.join("; ")
             ));
+        }
+        failures.extend(application_mismatches(expected, detected, false));
+    }
+
+    // The management interfaces with a documented default login, with
+    // `--try-default-credentials`: the login is accepted (the zoo sets it up that way) and
+    // recorded; without the flag no credentials were sent (above: no attempts).
+    let with_login: Vec<String> = checked
+        .iter()
+        .filter(|s| {
+            s.application
+                .as_ref()
+                .is_some_and(|a| a.default_login.is_some())
+        })
+        .map(|s| s.port.to_string())
+        .collect();
+    if !with_login.is_empty() {
+        let (code, report, stderr) = scan_json(&[
+            &ip_text,
+            "-p",
+            &with_login.join(","),
+            "--detect",
+            "--connect",
+            "--try-default-credentials",
+        ]);
+        assert_eq!(code, 0, "{stderr}");
+        let host = self::host(&report, &ip_text);
+        for expected in checked.iter().filter(|s| {
+            s.application
+                .as_ref()
+                .is_some_and(|a| a.default_login.is_some())
+        }) {
+            let detected = host["ports"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["port"] == expected.port)
+                .map(|e| e["detected"].clone())
+                .unwrap_or_default();
+            failures.extend(application_mismatches(expected, &detected, true));
         }
     }
 

@@ -81,8 +81,8 @@ pub use network::{
 };
 use services::Services;
 pub use zoo::{
-    Transport, ZOO_HOST_NAME, ZOO_PACKAGES, Zoo, ZooService, ZooSkip, installed_version,
-    upstream_version, zoo_skip_reason,
+    Transport, ZOO_HOST_NAME, ZOO_PACKAGES, Zoo, ZooApplication, ZooService, ZooSkip,
+    installed_version, upstream_version, zoo_skip_reason,
 };
 
 /// The 17 ports that are open by default.

@@ -1,17 +1,27 @@
 //! The daemon zoo: real server daemons from Debian packages inside a lab
 //! namespace, each on its standard port, with the service, product and
-//! version a correct detector must report.
+//! version a correct detector must report, and for web applications the
+//! application, its exposures and its default login.
 //!
 //! [`Zoo::start`] creates a [`LabHost`] without listeners of its own and runs
 //! every daemon whose package is installed under `ip netns exec <namespace>`
-//! in the foreground, so the [`Child`] spawned here *is* the daemon. Daemons
-//! that fork workers (nginx, Apache, Exim, Dovecot, inetd) are stopped with
-//! their descendants, each by pid, found through `/proc` before the parent is
-//! killed. Configuration, keys, certificates, spools and logs live in one
-//! private temporary directory; nothing outside it is written except
-//! `/run/sshd` (OpenSSH's privilege-separation directory, created empty when
-//! missing) and the namespace's own `net.ipv4.ip_unprivileged_port_start`
-//! sysctl (so daemons that drop privileges can still bind their port).
+//! in the foreground, so the [`Child`] spawned here *is* the daemon. Docker
+//! Engine is the exception: `ip netns exec` remounts `/sys`, hiding the
+//! cgroup hierarchies dockerd needs, so it enters the network namespace with
+//! `nsenter` in a copy of the host's mounts (`unshare --mount`) that keeps
+//! its own mounts (a bind mount of its data root) from the host. Daemons that
+//! fork workers or helpers (nginx, Apache, Exim, Dovecot, inetd, dockerd's
+//! containerd, the Erlang VM's port programs) are stopped with their
+//! descendants, each by pid, found through `/proc` before the parent is
+//! killed; what daemonised away from its parent (RabbitMQ's epmd) is still in
+//! the namespace and killed from its process list. Configuration, keys,
+//! certificates, data, spools and logs live in one private temporary
+//! directory; nothing outside it is written except `/run/sshd` (OpenSSH's
+//! privilege-separation directory, created empty when missing),
+//! `/run/docker/plugins` (created empty by dockerd when missing),
+//! `/run/mount` (libmount's, created empty by `unshare` when missing) and the
+//! namespace's own `net.ipv4.ip_unprivileged_port_start` sysctl (so daemons
+//! that drop privileges can still bind their port).
 //!
 //! A daemon whose package is not installed is skipped and listed in
 //! [`Zoo::skipped`] with the reason; one that is installed but does not come
@@ -36,8 +46,9 @@ mod recipes;
 
 use recipes::*;
 
-/// How long [`Zoo::start`] waits for every daemon to accept connections.
-const ZOO_READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long [`Zoo::start`] waits for every daemon to accept connections
+/// (Tomcat and RabbitMQ take seconds, all starting at once on few cores).
+const ZOO_READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The host name the daemons announce and the certificate names.
 pub const ZOO_HOST_NAME: &str = "zoo.portgate.test";
@@ -74,6 +85,22 @@ pub struct ZooService {
     pub version: Option<String>,
     /// A word the detection's `info` must contain (`auth required`, ...).
     pub info: Option<&'static str>,
+    /// The web application behind the port, for HTTP ports that serve one.
+    pub application: Option<ZooApplication>,
+}
+
+/// The web application a correct detector names behind a zoo port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ZooApplication {
+    /// Its id in the application database (`jupyter`, `tomcat`, ...).
+    pub id: &'static str,
+    /// Its version, as the application itself reports it (read from the
+    /// installed package).
+    pub version: Option<String>,
+    /// The ids of the exposure checks it must fail (empty: none).
+    pub exposures: Vec<&'static str>,
+    /// The user of the default login that works on it, if one does.
+    pub default_login: Option<&'static str>,
 }
 
 /// A daemon that was not started, and why.
@@ -88,7 +115,7 @@ pub struct ZooSkip {
 }
 
 /// Every daemon the zoo knows, with its Debian package, in start order.
-pub const ZOO_PACKAGES: [(&str, &str); 13] = [
+pub const ZOO_PACKAGES: [(&str, &str); 19] = [
     ("sshd", "openssh-server"),
     ("nginx", "nginx"),
     ("apache2", "apache2"),
@@ -99,8 +126,14 @@ pub const ZOO_PACKAGES: [(&str, &str); 13] = [
     ("memcached", "memcached"),
     ("redis-server", "redis-server"),
     ("node-exporter", "prometheus-node-exporter"),
+    ("prometheus", "prometheus"),
+    ("alertmanager", "prometheus-alertmanager"),
+    ("etcd", "etcd-server"),
     ("influxd", "influxdb"),
     ("jupyter", "python3-notebook"),
+    ("tomcat", "tomcat10"),
+    ("rabbitmq", "rabbitmq-server"),
+    ("dockerd", "docker.io"),
     ("xrdp", "xrdp"),
 ];
 
@@ -108,10 +141,11 @@ pub const ZOO_PACKAGES: [(&str, &str); 13] = [
 const VNC_PACKAGE: (&str, &str) = ("Xvnc", "tigervnc-standalone-server");
 
 /// Extra packages some daemons need besides their own.
-const EXTRA_PACKAGES: [(&str, &str); 3] = [
+const EXTRA_PACKAGES: [(&str, &str); 4] = [
     ("dovecot", "dovecot-pop3d"),
     ("telnetd", "inetutils-inetd"),
     ("exim4", "openssl"),
+    ("tomcat", "tomcat10-admin"),
 ];
 
 /// A started daemon.
@@ -163,12 +197,18 @@ pub fn installed_version(package: &str) -> Option<String> {
 /// The upstream part of a Debian version: no epoch (`1:`), no Debian
 /// revision (`-2+deb12u10`), no repack suffix (`+dfsg`, `~rc0`, ...).
 pub fn upstream_version(debian: &str) -> String {
+    let full = upstream_with_suffix(debian);
+    full.split(['+', '~']).next().unwrap_or(&full).to_owned()
+}
+
+/// The upstream part of a Debian version with its repack or pre-release
+/// suffix, as daemons built by Debian report themselves (`2.42.0+ds`,
+/// `1.6.7~rc0`, `20.10.24+dfsg1`): no epoch, no Debian revision.
+fn upstream_with_suffix(debian: &str) -> String {
     let no_epoch = debian.split_once(':').map_or(debian, |(_, rest)| rest);
-    let no_revision = no_epoch.rsplit_once('-').map_or(no_epoch, |(up, _)| up);
-    no_revision
-        .split(['+', '~'])
-        .next()
-        .unwrap_or(no_revision)
+    no_epoch
+        .rsplit_once('-')
+        .map_or(no_epoch, |(up, _)| up)
         .to_owned()
 }
 
@@ -415,8 +455,14 @@ impl Zoo {
             "memcached" => memcached(ctx)?,
             "redis-server" => redis(ctx)?,
             "node-exporter" => node_exporter(ctx)?,
+            "prometheus" => prometheus(ctx)?,
+            "alertmanager" => alertmanager(ctx)?,
+            "etcd" => etcd(ctx)?,
             "influxd" => influxdb(ctx)?,
             "jupyter" => jupyter(ctx)?,
+            "tomcat" => tomcat(ctx)?,
+            "rabbitmq" => rabbitmq(ctx)?,
+            "dockerd" => docker(ctx)?,
             "xrdp" => xrdp(ctx)?,
             "Xvnc" => vnc(ctx)?,
             other => {
@@ -427,7 +473,7 @@ impl Zoo {
         };
         for plan in started {
             let ports = plan.services.iter().map(|s| s.port).collect();
-            let (child, log) = ctx.spawn(plan.name, &plan.args, &plan.env)?;
+            let (child, log) = ctx.spawn(plan.name, plan.entry, &plan.args, &plan.env)?;
             self.daemons.push(Daemon {
                 name: plan.name,
                 child,
@@ -522,9 +568,23 @@ impl Drop for Zoo {
     }
 }
 
+/// How a daemon enters the zoo's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    /// `ip netns exec`: the network namespace, in a mount namespace of its
+    /// own where `/sys` is the namespace's (no cgroup hierarchies).
+    NetnsExec,
+    /// `nsenter --net` then `unshare --mount`: the network namespace, in a
+    /// copy of the host's mounts (cgroup hierarchies included) that receives
+    /// the host's mount events (deleted namespaces go) but sends none: the
+    /// mounts the daemon makes vanish with it, even when it is killed.
+    HostMounts,
+}
+
 /// A daemon to spawn and the ports it serves.
 struct Plan {
     name: &'static str,
+    entry: Entry,
     args: Vec<String>,
     env: Vec<(String, String)>,
     services: Vec<ZooService>,
@@ -532,9 +592,14 @@ struct Plan {
 
 impl Plan {
     fn new(name: &'static str, args: &[&str]) -> Self {
+        Self::with_args(name, args.iter().map(|s| (*s).to_owned()).collect())
+    }
+
+    fn with_args(name: &'static str, args: Vec<String>) -> Self {
         Self {
             name,
-            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            entry: Entry::NetnsExec,
+            args,
             env: Vec::new(),
             services: Vec::new(),
         }
@@ -542,6 +607,12 @@ impl Plan {
 
     fn env(mut self, key: &str, value: &str) -> Self {
         self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Sees the host's mounts (see [`Entry::HostMounts`]).
+    fn host_mounts(mut self) -> Self {
+        self.entry = Entry::HostMounts;
         self
     }
 
@@ -565,7 +636,27 @@ impl Plan {
             product: product.map(str::to_owned),
             version: version.map(str::to_owned),
             info,
+            application: None,
         });
+        self
+    }
+
+    /// The web application behind the last [`Plan::serve`]d port.
+    fn app(
+        mut self,
+        id: &'static str,
+        version: Option<&str>,
+        exposures: &[&'static str],
+        default_login: Option<&'static str>,
+    ) -> Self {
+        if let Some(service) = self.services.last_mut() {
+            service.application = Some(ZooApplication {
+                id,
+                version: version.map(str::to_owned),
+                exposures: exposures.to_vec(),
+                default_login,
+            });
+        }
         self
     }
 }
@@ -605,10 +696,14 @@ impl Ctx {
         self.path("key.pem")
     }
 
-    /// `ip netns exec <namespace> <args...>`, output to `<name>.log`.
+    /// `ip netns exec <namespace> <args...>` or `nsenter
+    /// --net=/var/run/netns/<namespace> unshare --mount --propagation slave
+    /// <args...>` (each execs the next, so the child is the daemon), output
+    /// to `<name>.log`.
     fn spawn(
         &self,
         name: &str,
+        entry: Entry,
         args: &[String],
         env: &[(String, String)],
     ) -> Result<(Child, PathBuf), LabError> {
@@ -618,8 +713,21 @@ impl Ctx {
         let stderr = file
             .try_clone()
             .map_err(|source| io_err(&format!("duplicating {}", log.display()), source))?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.namespace])
+        let mut command = match entry {
+            Entry::NetnsExec => {
+                let mut command = Command::new("ip");
+                command.args(["netns", "exec", &self.namespace]);
+                command
+            }
+            Entry::HostMounts => {
+                let mut command = Command::new("nsenter");
+                command
+                    .arg(format!("--net=/var/run/netns/{}", self.namespace))
+                    .args(["unshare", "--mount", "--propagation", "slave"]);
+                command
+            }
+        };
+        let child = command
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -633,6 +741,12 @@ impl Ctx {
 
 fn pkg_upstream(package: &str) -> Option<String> {
     installed_version(package).map(|v| upstream_version(&v))
+}
+
+/// The installed package's upstream version with its suffix (see
+/// [`upstream_with_suffix`]).
+fn pkg_upstream_with_suffix(package: &str) -> Option<String> {
+    installed_version(package).map(|v| upstream_with_suffix(&v))
 }
 
 /// The first capture of `marker` followed by a version in a command's output
@@ -777,6 +891,20 @@ mod tests {
             ("1.0", "1.0"),
         ] {
             assert_eq!(upstream_version(debian), upstream, "{debian}");
+        }
+    }
+
+    #[test]
+    fn upstream_versions_with_suffix() {
+        for (debian, upstream) in [
+            ("2.42.0+ds-5+deb12u1", "2.42.0+ds"),
+            ("1.6.7~rc0-1+b13", "1.6.7~rc0"),
+            ("20.10.24+dfsg1-1+deb12u1+b6", "20.10.24+dfsg1"),
+            ("1:9.2p1-2+deb12u10", "9.2p1"),
+            ("10.1.60-1~deb12u1", "10.1.60"),
+            ("1.0", "1.0"),
+        ] {
+            assert_eq!(upstream_with_suffix(debian), upstream, "{debian}");
         }
     }
 }

@@ -8,13 +8,14 @@ pub(in crate::zoo) fn memcached(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
     let listen = format!("{},{}", ctx.v4, ctx.v6);
     let plan = |port: u16| {
         let port_arg = port.to_string();
-        Plan {
-            name: if port == 11211 {
-                "memcached"
-            } else {
-                "memcached-2"
-            },
-            args: [
+        let name = if port == 11211 {
+            "memcached"
+        } else {
+            "memcached-2"
+        };
+        Plan::new(
+            name,
+            &[
                 "memcached",
                 "-u",
                 "nobody",
@@ -26,13 +27,8 @@ pub(in crate::zoo) fn memcached(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
                 "0",
                 "-m",
                 "16",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect(),
-            env: Vec::new(),
-            services: Vec::new(),
-        }
+            ],
+        )
         .serve(
             "memcached",
             port,

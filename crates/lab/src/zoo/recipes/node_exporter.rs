@@ -18,6 +18,13 @@ pub(in crate::zoo) fn node_exporter(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
             Some("Prometheus Node Exporter"),
             version.as_deref(),
             None,
+        )
+        // `/metrics` answers without credentials.
+        .app(
+            "node-exporter",
+            version.as_deref(),
+            &["node-exporter-metrics"],
+            None,
         ),
     ])
 }

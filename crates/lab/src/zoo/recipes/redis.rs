@@ -33,13 +33,7 @@ pub(in crate::zoo) fn redis(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
         .map(|s| (*s).to_owned())
         .collect()
     };
-    let open = Plan {
-        name: "redis-server",
-        args: common("6379", &open_dir),
-        env: Vec::new(),
-        services: Vec::new(),
-    }
-    .serve(
+    let open = Plan::with_args("redis-server", common("6379", &open_dir)).serve(
         "redis-server",
         6379,
         Transport::Plain,
@@ -50,13 +44,7 @@ pub(in crate::zoo) fn redis(ctx: &Ctx) -> Result<Vec<Plan>, LabError> {
     );
     let mut auth_args = common("6380", &auth_dir);
     auth_args.extend(["--requirepass".to_owned(), "zoo-secret-password".to_owned()]);
-    let auth = Plan {
-        name: "redis-server-auth",
-        args: auth_args,
-        env: Vec::new(),
-        services: Vec::new(),
-    }
-    .serve(
+    let auth = Plan::with_args("redis-server-auth", auth_args).serve(
         "redis-server",
         6380,
         Transport::Plain,
