@@ -21,6 +21,7 @@ use std::hash::BuildHasher;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use futures::stream::{self, StreamExt};
 use portgate_model::{
     Application, ApplicationReport, CredentialAttempt, Evidence, Exposure, ExposureKind, Proof,
 };
@@ -46,6 +47,9 @@ pub struct AppOptions {
     pub max_identify_requests: u32,
     /// Time for one request: connect, TLS handshake, request and answer.
     pub timeout: Duration,
+    /// Requests in flight at once on one port (each on its own connection): a wave of
+    /// independent requests costs one round trip, not one each.
+    pub parallel: usize,
     /// Time for the whole series on one port.
     pub total: Duration,
     /// Body bytes read from one answer at most.
@@ -61,6 +65,7 @@ impl Default for AppOptions {
             max_requests: 16,
             max_identify_requests: 8,
             timeout: Duration::from_secs(4),
+            parallel: 4,
             total: Duration::from_secs(20),
             max_body_bytes: 128 * 1024,
             try_default_credentials: false,
@@ -95,15 +100,21 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    fn can_ask(&self) -> bool {
-        self.stopped.is_none()
-            && self.requests < self.opts.max_requests
-            && Instant::now() < self.deadline
+    /// Requests that may still be sent (none once the series has ended).
+    fn budget_left(&mut self) -> usize {
+        if self.stopped.is_some() {
+            return 0;
+        }
+        if Instant::now() >= self.deadline {
+            self.stopped = Some(format!("the time budget ({:?}) ran out", self.opts.total));
+            return 0;
+        }
+        self.opts.max_requests.saturating_sub(self.requests) as usize
     }
 
-    async fn open(&self) -> Result<Box<dyn Stream>, String> {
-        let stream = match timeout(self.opts.timeout, TcpStream::connect(self.target.addr)).await {
-            Err(_) => return Err(format!("connect timed out after {:?}", self.opts.timeout)),
+    async fn open(&self, within: Duration) -> Result<Box<dyn Stream>, String> {
+        let stream = match timeout(within, TcpStream::connect(self.target.addr)).await {
+            Err(_) => return Err(format!("connect timed out after {within:?}")),
             Ok(Err(e)) => return Err(format!("connect failed: {e}")),
             Ok(Ok(s)) => s,
         };
@@ -117,64 +128,98 @@ impl Session<'_> {
         }
     }
 
-    /// One request; `None` when the series is over (budget, deadline, a failure).
-    async fn ask(&mut self, path: &str, authorization: Option<&str>) -> Option<Answer> {
-        if !self.can_ask() {
-            if self.stopped.is_none() {
-                self.stopped = Some(if self.requests >= self.opts.max_requests {
-                    format!(
-                        "the request budget ({}) was spent before every check ran",
-                        self.opts.max_requests
-                    )
-                } else {
-                    format!("the time budget ({:?}) ran out", self.opts.total)
-                });
-            }
-            return None;
-        }
-        self.requests += 1;
+    /// One request on its own connection, within its time and what is left of the total.
+    async fn fetch_one(&self, path: &str, authorization: Option<&str>) -> Result<Answer, String> {
         let per_request = self
             .opts
             .timeout
             .min(self.deadline.saturating_duration_since(Instant::now()));
-        let host = self.target.host.clone();
-        let port = self.target.addr.port();
-        let tls = self.target.tls.is_some();
         let http = HttpOptions {
             timeout: per_request,
             ..self.http.clone()
         };
-        let outcome = timeout(per_request + Duration::from_millis(50), async {
-            let stream = self.open().await?;
-            fetch(stream, &host, port, tls, path, authorization, &http)
-                .await
-                .map_err(|e| e.to_string())
-        })
-        .await;
-        match outcome {
-            Ok(Ok(answer)) => Some(answer),
-            Ok(Err(e)) => {
-                self.stopped = Some(format!("GET {path}: {e}"));
-                None
-            }
-            Err(_) => {
-                self.stopped = Some(format!("GET {path}: timed out after {per_request:?}"));
-                None
-            }
+        let port = self.target.addr.port();
+        let tls = self.target.tls.is_some();
+        let exchange = async {
+            let stream = self.open(per_request).await?;
+            fetch(
+                stream,
+                &self.target.host,
+                port,
+                tls,
+                path,
+                authorization,
+                &http,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        };
+        match timeout(per_request + Duration::from_millis(50), exchange).await {
+            Ok(Ok(answer)) => Ok(answer),
+            Ok(Err(e)) => Err(format!("GET {path}: {e}")),
+            Err(_) => Err(format!("GET {path}: timed out after {per_request:?}")),
         }
     }
 
-    /// The answer for `path` (without credentials), asked once.
-    async fn get(&mut self, path: &str) -> Option<Answer> {
-        if let Some(cached) = self.cache.get(path) {
-            return cached.clone();
+    /// `requests` (path, credentials) sent at once, at most [`AppOptions::parallel`] at a
+    /// time and within the budget; in order, `None` for each one not sent or failed. The
+    /// first failure ends the series (the others of its wave still count).
+    async fn ask_all(&mut self, requests: &[(&str, Option<&str>)]) -> Vec<Option<Answer>> {
+        let left = self.budget_left();
+        let sent = requests.len().min(left);
+        if sent < requests.len() && self.stopped.is_none() {
+            self.stopped = Some(format!(
+                "the request budget ({}) was spent before every check ran",
+                self.opts.max_requests
+            ));
         }
-        let answer = self.ask(path, None).await;
-        // A failed request is not cached: the series has ended anyway.
-        if answer.is_some() {
-            self.cache.insert(path.to_owned(), answer.clone());
+        self.requests += u32::try_from(sent).unwrap_or(u32::MAX);
+        let this = &*self;
+        // Made first, then run: the futures hold plain borrows (a `Send` future for the
+        // server's handlers).
+        let pending: Vec<_> = requests[..sent]
+            .iter()
+            .map(|&(path, auth)| this.fetch_one(path, auth))
+            .collect();
+        let outcomes: Vec<Result<Answer, String>> = stream::iter(pending)
+            .buffered(self.opts.parallel.max(1))
+            .collect()
+            .await;
+        let mut out: Vec<Option<Answer>> = Vec::with_capacity(requests.len());
+        for outcome in outcomes {
+            match outcome {
+                Ok(answer) => out.push(Some(answer)),
+                Err(e) => {
+                    self.stopped.get_or_insert(e);
+                    out.push(None);
+                }
+            }
         }
-        answer
+        out.resize(requests.len(), None);
+        out
+    }
+
+    /// The answers for `paths` (without credentials), each asked once: those not asked yet
+    /// go out together.
+    async fn get_all(&mut self, paths: &[&str]) -> Vec<Option<Answer>> {
+        let mut missing: Vec<&str> = Vec::new();
+        for p in paths {
+            if !self.cache.contains_key(*p) && !missing.contains(p) {
+                missing.push(p);
+            }
+        }
+        let asked: Vec<(&str, Option<&str>)> = missing.iter().map(|p| (*p, None)).collect();
+        let answers = self.ask_all(&asked).await;
+        for (path, answer) in missing.iter().zip(answers) {
+            // A failed request is not cached: the series has ended anyway.
+            if answer.is_some() {
+                self.cache.insert((*path).to_owned(), answer);
+            }
+        }
+        paths
+            .iter()
+            .map(|p| self.cache.get(*p).cloned().flatten())
+            .collect()
     }
 }
 
@@ -374,11 +419,12 @@ pub async fn identify(target: &Target, db: &AppDb, opts: &AppOptions) -> Applica
 
 async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
     let port = s.target.addr.port();
-    let Some(root) = s.get("/").await else {
+    let absent_at = absent_path();
+    let first = s.get_all(&["/", &absent_at]).await;
+    let mut first = first.into_iter();
+    let (Some(Some(root)), absent) = (first.next(), first.next().flatten()) else {
         return Vec::new();
     };
-    let absent_at = absent_path();
-    let absent = s.get(&absent_at).await;
     if let Some(a) = &absent
         && (200..300).contains(&a.status)
     {
@@ -410,7 +456,7 @@ async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
         found.extend(hit);
     }
 
-    // Identification by path: the port's usual applications first.
+    // Identification by path, in waves: the port's usual applications first.
     if found.is_empty() {
         let mut order: Vec<&App> = db
             .apps()
@@ -427,54 +473,77 @@ async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
                 }
             }
         }
-        for path in paths
-            .into_iter()
-            .take(s.opts.max_identify_requests as usize)
-        {
-            let Some(answer) = s.get(path).await else {
-                break;
-            };
-            if like_absent(&answer, absent.as_ref()) {
-                continue;
-            }
-            for app in db.apps() {
-                let mut hit: Option<Found<'db>> = None;
-                for entry in app
-                    .identify
-                    .iter()
-                    .filter(|e| e.path == path && e.applies_on(port) && matches(e, &answer))
-                {
-                    let f = hit.get_or_insert_with(|| Found::new(app));
-                    f.out.evidence.push(evidence_line(path, &answer));
-                    if f.out.version.is_none() {
-                        f.out.version = version_of(entry, &answer);
+        paths.truncate(s.opts.max_identify_requests as usize);
+        for wave in paths.chunks(s.opts.parallel.max(1)) {
+            let answers = s.get_all(wave).await;
+            for (path, answer) in wave.iter().zip(&answers) {
+                let Some(answer) = answer.as_ref().filter(|a| !like_absent(a, absent.as_ref()))
+                else {
+                    continue;
+                };
+                for app in db.apps() {
+                    let mut hit: Option<Found<'db>> = None;
+                    for entry in app
+                        .identify
+                        .iter()
+                        .filter(|e| e.path == *path && e.applies_on(port) && matches(e, answer))
+                    {
+                        let f = hit.get_or_insert_with(|| Found::new(app));
+                        f.out.evidence.push(evidence_line(path, answer));
+                        if f.out.version.is_none() {
+                            f.out.version = version_of(entry, answer);
+                        }
+                    }
+                    if let Some(hit) = hit {
+                        match found.iter_mut().find(|f| f.app.id == hit.app.id) {
+                            Some(f) => f.out.evidence.extend(hit.out.evidence),
+                            None => found.push(hit),
+                        }
                     }
                 }
-                found.extend(hit);
             }
-            if !found.is_empty() {
+            if !found.is_empty() || s.stopped.is_some() {
                 break;
             }
         }
     }
 
+    // The versions not known yet and every check, in one wave.
+    let mut wanted: Vec<&str> = Vec::new();
+    for f in &found {
+        if f.out.version.is_none() {
+            wanted.extend(
+                f.app
+                    .version
+                    .iter()
+                    .filter(|v| v.applies_on(port))
+                    .map(|v| v.path.as_str()),
+            );
+        }
+        wanted.extend(
+            f.app
+                .checks
+                .iter()
+                .filter(|c| c.request.applies_on(port))
+                .map(|c| c.request.path.as_str()),
+        );
+    }
+    s.get_all(&wanted).await;
     for f in &mut found {
-        // The version, when identification did not give it.
         for v in f.app.version.iter().filter(|v| v.applies_on(port)) {
             if f.out.version.is_some() {
                 break;
             }
-            let Some(answer) = s.get(&v.path).await else {
-                break;
-            };
-            if matches(v, &answer) && !like_absent(&answer, absent.as_ref()) {
+            if let Some(answer) = s.cache.get(&v.path).cloned().flatten()
+                && matches(v, &answer)
+                && !like_absent(&answer, absent.as_ref())
+            {
                 f.out.version = version_of(v, &answer);
             }
         }
-        // The exposure checks.
         for check in f.app.checks.iter().filter(|c| c.request.applies_on(port)) {
-            let Some(answer) = s.get(&check.request.path).await else {
-                break;
+            let Some(answer) = s.cache.get(&check.request.path).cloned().flatten() else {
+                continue;
             };
             if matches(&check.request, &answer) && !like_absent(&answer, absent.as_ref()) {
                 f.out.exposures.push(Exposure {
@@ -485,54 +554,72 @@ async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
                 });
             }
         }
-        // The default logins, only when asked for.
-        if s.opts.try_default_credentials {
-            for login in f.app.logins.iter().filter(|l| l.request.applies_on(port)) {
-                use base64::Engine;
+    }
+
+    // The default logins, only when asked for: in one wave, each attempt recorded.
+    if s.opts.try_default_credentials {
+        use base64::Engine;
+        let logins: Vec<(usize, &super::DefaultLogin, String)> = found
+            .iter()
+            .enumerate()
+            .flat_map(|(i, f)| {
+                f.app
+                    .logins
+                    .iter()
+                    .filter(|l| l.request.applies_on(port))
+                    .map(move |l| (i, l))
+            })
+            .map(|(i, l)| {
                 let token = base64::engine::general_purpose::STANDARD
-                    .encode(format!("{}:{}", login.user, login.password));
-                let authorization = format!("Basic {token}");
-                let url = format!(
-                    "{}://{}{}",
-                    if s.target.tls.is_some() {
-                        "https"
-                    } else {
-                        "http"
-                    },
+                    .encode(format!("{}:{}", l.user, l.password));
+                (i, l, format!("Basic {token}"))
+            })
+            .collect();
+        let requests: Vec<(&str, Option<&str>)> = logins
+            .iter()
+            .map(|(_, l, auth)| (l.request.path.as_str(), Some(auth.as_str())))
+            .collect();
+        let answers = s.ask_all(&requests).await;
+        let scheme = if s.target.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        for ((i, login, _), answer) in logins.iter().zip(answers) {
+            let Some(f) = found.get_mut(*i) else {
+                continue;
+            };
+            let accepted = answer
+                .as_ref()
+                .is_some_and(|a| matches(&login.request, a) && !like_absent(a, absent.as_ref()));
+            f.out.credential_attempts.push(CredentialAttempt {
+                request: format!(
+                    "GET {scheme}://{}{}",
                     authority(s.target),
                     login.request.path
-                );
-                let answer = s.ask(&login.request.path, Some(&authorization)).await;
-                let accepted = answer.as_ref().is_some_and(|a| {
-                    matches(&login.request, a) && !like_absent(a, absent.as_ref())
-                });
-                f.out.credential_attempts.push(CredentialAttempt {
-                    request: format!("GET {url}"),
-                    user: login.user.clone(),
-                    status: answer.as_ref().map(|a| a.status),
-                    accepted,
-                });
-                let Some(answer) = answer else {
-                    break;
-                };
-                if accepted {
-                    if f.out.version.is_none() {
-                        f.out.version = version_of(&login.request, &answer);
-                    }
-                    f.out.exposures.push(Exposure {
-                        check: format!("{}-default-login", f.app.id),
-                        kind: ExposureKind::DefaultCredentials,
-                        title: format!(
-                            "{} accepts the vendor's default login {}:{}",
-                            f.app.name, login.user, login.password
-                        ),
-                        proof: proof(
-                            &answer,
-                            Some(format!("{}:{} (HTTP Basic)", login.user, login.password)),
-                        ),
-                    });
-                }
+                ),
+                user: login.user.clone(),
+                status: answer.as_ref().map(|a| a.status),
+                accepted,
+            });
+            let Some(answer) = answer.filter(|_| accepted) else {
+                continue;
+            };
+            if f.out.version.is_none() {
+                f.out.version = version_of(&login.request, &answer);
             }
+            f.out.exposures.push(Exposure {
+                check: format!("{}-default-login", f.app.id),
+                kind: ExposureKind::DefaultCredentials,
+                title: format!(
+                    "{} accepts the vendor's default login {}:{}",
+                    f.app.name, login.user, login.password
+                ),
+                proof: proof(
+                    &answer,
+                    Some(format!("{}:{} (HTTP Basic)", login.user, login.password)),
+                ),
+            });
         }
     }
     found
