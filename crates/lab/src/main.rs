@@ -178,6 +178,9 @@ struct ZooArgs {
     /// Wait for a signal only, not for EOF on stdin (see `up`).
     #[arg(long)]
     ignore_stdin: bool,
+
+    #[command(flatten)]
+    delay: DelayArgs,
 }
 
 /// The line `zoo` prints.
@@ -359,7 +362,7 @@ fn wait_for_stop(signals: SigSet, ignore_stdin: bool) -> Result<String> {
 
 fn zoo(args: ZooArgs) -> Result<()> {
     let signals = block_stop_signals()?;
-    let zoo = portgate_lab::Zoo::start().context("starting the zoo")?;
+    let zoo = portgate_lab::Zoo::start_with(args.delay.config()).context("starting the zoo")?;
     for skip in zoo.skipped() {
         eprintln!(
             "portgate-lab: zoo: skipped {}: {}",

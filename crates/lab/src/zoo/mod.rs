@@ -216,12 +216,22 @@ impl Zoo {
     /// Creates a lab host and starts every installed zoo daemon in it;
     /// returns once each accepts connections on its ports.
     pub fn start() -> Result<Zoo, LabError> {
+        Self::start_with(None)
+    }
+
+    /// [`Zoo::start`] behind a delay line (a real round trip, jitter, loss) when `delay`
+    /// is given.
+    pub fn start_with(delay: Option<crate::DelayConfig>) -> Result<Zoo, LabError> {
         if let Some(reason) = zoo_skip_reason() {
             return Err(LabError::InvalidConfig(format!(
                 "the zoo cannot run: {reason}"
             )));
         }
-        let host = LabHost::start(LabConfig::new(Profile::Open).open_ports([]))?;
+        let mut config = LabConfig::new(Profile::Open).open_ports([]);
+        if let Some(delay) = delay {
+            config = config.delay(delay);
+        }
+        let host = LabHost::start(config)?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("{}-zoo-", host.namespace()))
             .tempdir()
