@@ -54,6 +54,12 @@ pub(crate) enum Command {
     /// history database. With it, `scan --detect --db` and `check` list the known
     /// vulnerabilities of every detected version.
     Data(crate::data::DataArgs),
+    /// Store a scan made elsewhere in the history: nmap's XML (-oX), masscan's JSON (-oJ)
+    /// or list (-oL), or a portgate JSON report (the format is recognised). Later checks
+    /// and `history`/`diff` see it like a scan made here.
+    ///
+    /// Exit status: 0 stored, 2 an unreadable file or history database.
+    Import(crate::history::ImportArgs),
     /// Run the scan service: an HTTP API (scan ids, a synchronous port check) with API
     /// keys and an authorised scope, and the workers that run its scans.
     Serve(crate::serve::ServeArgs),
@@ -74,6 +80,8 @@ pub(crate) enum Format {
     Table,
     /// Versioned JSON (schema portgate.scan.v1).
     Json,
+    /// nmap's XML output format (for ndiff, DefectDojo, Faraday, IVRE, Metasploit).
+    NmapXml,
 }
 
 #[derive(Debug, Args)]
@@ -226,6 +234,14 @@ pub(crate) struct ScanArgs {
 pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("\"{text}\" is not a duration like 250ms, 90s, 30m, 12h or 7d: {e}"))
+}
+
+/// The command line as the reports name it: `portgate` and the arguments.
+pub(crate) fn command_line() -> String {
+    std::iter::once("portgate".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub(crate) fn parse_dns_server(text: &str) -> Result<SocketAddr, String> {

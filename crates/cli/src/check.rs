@@ -72,6 +72,16 @@ pub(crate) struct CheckArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) markdown: Option<PathBuf>,
 
+    /// Write the check's scan to FILE in nmap's XML format (for tools that read it).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) xml: Option<PathBuf>,
+
+    /// Judge a scan made elsewhere instead of scanning: nmap's XML (-oX), masscan's JSON
+    /// (-oJ) or list (-oL), or a portgate JSON report (the format is recognised). No probe
+    /// is sent; ports the scanner did not list are not judged.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["connect", "ca_file", "apps", "try_default_credentials", "no_app_checks"])]
+    pub(crate) from_scan: Option<PathBuf>,
+
     /// Verify TLS certificates against the CA certificates of this PEM file instead of the
     /// system's trust roots.
     #[arg(long = "ca", value_name = "FILE")]
@@ -122,6 +132,18 @@ pub(crate) struct CheckArgs {
 
     #[command(flatten)]
     pub(crate) enrich: crate::args::EnrichArgs,
+}
+
+/// A scan file another tool (or portgate) wrote, read into a report; an unreadable or
+/// unrecognised file is a usage error naming it.
+pub(crate) fn read_scan_file(
+    path: &std::path::Path,
+) -> Result<portgate_model::ScanReport, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::usage(format!("{}: cannot read: {e}", path.display())))?;
+    portgate_report::read_scan(&text)
+        .map(|(_, report)| report)
+        .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))
 }
 
 /// Runs the check and returns its exit code.
@@ -185,29 +207,46 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
             "--connect, --ca, --apps, --try-default-credentials and --no-app-checks are not for --server: the server decides how it probes",
         ));
     }
-    let outcome = match crate::remote::remote(&args.remote)? {
-        Some(remote) => crate::runtime()?.block_on(pipeline::check_remote(
+    if args.from_scan.is_some() && args.remote.server.is_some() {
+        return Err(Failure::usage(
+            "--from-scan judges a scan made elsewhere: it takes no --server",
+        ));
+    }
+    let given = match &args.from_scan {
+        Some(path) => Some(read_scan_file(path)?),
+        None => None,
+    };
+    let outcome = match (given, crate::remote::remote(&args.remote)?) {
+        (Some(report), _) => crate::runtime()?.block_on(pipeline::check_report(
             &manifest,
             &options,
-            &remote,
+            report,
             history.as_ref(),
         ))?,
-        None => {
-            let mut detection = Detector::load(None, args.ca_file.as_deref())?
-                .with_apps_file(args.apps.as_deref())?
-                .try_default_credentials(args.try_default_credentials);
-            if args.no_app_checks {
-                detection.inspect.apps = None;
-            }
-            crate::scan::raise_open_file_limit();
-            crate::runtime()?.block_on(pipeline::check(
+        (None, remote) => match remote {
+            Some(remote) => crate::runtime()?.block_on(pipeline::check_remote(
                 &manifest,
                 &options,
-                &detection,
+                &remote,
                 history.as_ref(),
-                &mut crate::scan::ProgressSink::new(false),
-            ))?
-        }
+            ))?,
+            None => {
+                let mut detection = Detector::load(None, args.ca_file.as_deref())?
+                    .with_apps_file(args.apps.as_deref())?
+                    .try_default_credentials(args.try_default_credentials);
+                if args.no_app_checks {
+                    detection.inspect.apps = None;
+                }
+                crate::scan::raise_open_file_limit();
+                crate::runtime()?.block_on(pipeline::check(
+                    &manifest,
+                    &options,
+                    &detection,
+                    history.as_ref(),
+                    &mut crate::scan::ProgressSink::new(false),
+                ))?
+            }
+        },
     };
     for compared in &outcome.compared {
         eprintln!(
@@ -236,6 +275,10 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
             std::fs::write(path, render(&check))
                 .map_err(|e| crate::exit::cannot_write(path, &e))?;
         }
+    }
+    if let Some(path) = &args.xml {
+        let xml = portgate_report::nmap_xml(&outcome.report, &crate::args::command_line());
+        std::fs::write(path, xml).map_err(|e| crate::exit::cannot_write(path, &e))?;
     }
     crate::write_stdout(&portgate_report::check_summary(&check));
     match outcome.saved {

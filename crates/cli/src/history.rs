@@ -124,6 +124,45 @@ pub(crate) enum DbCommand {
 }
 
 /// Opens the history database named by `db`, runs `work` on it and closes it.
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// The scan file.
+    #[arg(value_name = "FILE")]
+    pub(crate) file: std::path::PathBuf,
+    #[command(flatten)]
+    pub(crate) db: DbArg,
+}
+
+/// `portgate import`: reads the file, stores it, says what it held.
+pub(crate) fn import(args: ImportArgs) -> Result<u8, Failure> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| Failure::usage(format!("{}: cannot read: {e}", args.file.display())))?;
+    let (format, report) = portgate_report::read_scan(&text)
+        .map_err(|e| Failure::usage(format!("{}: {e}", args.file.display())))?;
+    let (id, store) = with_store(args.db.db.as_deref(), async |store| {
+        let id = pipeline::import_scan(store, &report).await?;
+        Ok((id, store.name().to_string()))
+    })?;
+    let open: usize = report
+        .hosts
+        .iter()
+        .map(|h| {
+            h.ports
+                .iter()
+                .filter(|p| p.state == portgate_model::PortState::Open)
+                .count()
+        })
+        .sum();
+    eprintln!(
+        "portgate: {}: {} with {} host(s), {} open port(s); saved as scan {id} in {store}",
+        args.file.display(),
+        format.as_str(),
+        report.hosts.len(),
+        open
+    );
+    Ok(0)
+}
+
 pub(crate) fn with_store<T>(
     db: Option<&str>,
     work: impl AsyncFnOnce(&Store) -> Result<T, Error>,

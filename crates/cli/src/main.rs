@@ -51,6 +51,7 @@ fn main() -> ExitCode {
         args::Command::Diff(diff_args) => history::run_diff(diff_args),
         args::Command::Db(db_args) => history::run_db(db_args),
         args::Command::Data(data_args) => data::run(data_args),
+        args::Command::Import(import_args) => history::import(import_args),
         args::Command::Serve(serve_args) => serve::run(serve_args),
         args::Command::Keys(keys_args) => serve::run_keys(keys_args),
         args::Command::Ack(ack_args) => serve::run_ack(ack_args),

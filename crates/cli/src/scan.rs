@@ -132,6 +132,7 @@ fn finish(
     let text = match args.format {
         Format::Table => portgate_report::table(report, options),
         Format::Json => portgate_report::json(report, options),
+        Format::NmapXml => portgate_report::nmap_xml(report, &crate::args::command_line()),
     };
     match &args.output_file {
         Some(path) => {

@@ -186,24 +186,50 @@ pub async fn check(
         scanner.check_targets(&group.targets)?;
         scanners.push(scanner);
     }
-    let store = match history {
-        Some(location) => Some(Store::open(location).await.map_err(Error::history)?),
-        None => None,
-    };
     let scans = Scans::Here {
         scanners,
         detection,
         sink,
     };
-    let result = run_plan(manifest, options, scans, &plan, store.as_ref()).await;
+    run_in_history(manifest, options, scans, &plan, history).await
+}
+
+/// [`run_plan`] with the history at `history` opened for it and closed after.
+async fn run_in_history(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    scans: Scans<'_>,
+    plan: &[portgate_policy::ScanGroup],
+    history: Option<&Location>,
+) -> Result<CheckOutcome, Error> {
+    let store = match history {
+        Some(location) => Some(Store::open(location).await.map_err(Error::history)?),
+        None => None,
+    };
+    let result = run_plan(manifest, options, scans, plan, store.as_ref()).await;
     if let Some(store) = &store {
         store.close().await;
     }
     result
 }
 
+/// [`check`] on a scan made elsewhere (`portgate check --from-scan`: nmap's XML, masscan's
+/// output, a portgate JSON report): no probe is sent; the report is judged against the
+/// manifest, compared with the history and saved there like a scan made here.
+pub async fn check_report(
+    manifest: &Manifest,
+    options: &CheckOptions,
+    report: ScanReport,
+    history: Option<&Location>,
+) -> Result<CheckOutcome, Error> {
+    let plan = plan_of(manifest, options)?;
+    run_in_history(manifest, options, Scans::Given(report), &plan, history).await
+}
+
 /// Who scans the groups of a check's plan.
 enum Scans<'a> {
+    /// Nobody: the scan was made elsewhere.
+    Given(ScanReport),
     /// This process, with a scanner per group.
     Here {
         scanners: Vec<Scanner>,
@@ -235,22 +261,7 @@ pub async fn check_remote(
     history: Option<&Location>,
 ) -> Result<CheckOutcome, Error> {
     let plan = plan_of(manifest, options)?;
-    let store = match history {
-        Some(location) => Some(Store::open(location).await.map_err(Error::history)?),
-        None => None,
-    };
-    let result = run_plan(
-        manifest,
-        options,
-        Scans::Remote(remote),
-        &plan,
-        store.as_ref(),
-    )
-    .await;
-    if let Some(store) = &store {
-        store.close().await;
-    }
-    result
+    run_in_history(manifest, options, Scans::Remote(remote), &plan, history).await
 }
 
 /// [`check_remote`] on a history that is already open (a server's store): compared with
@@ -308,6 +319,7 @@ async fn run_plan(
                 parts.push(scan(scanner, &group.targets, Some(detection), sink).await?);
             }
         }
+        Scans::Given(report) => parts.push(report),
         Scans::Remote(remote) => {
             for group in plan {
                 parts.push(

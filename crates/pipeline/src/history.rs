@@ -82,6 +82,28 @@ impl ScanRecorder {
     }
 }
 
+/// Stores a scan made elsewhere (`portgate import`: nmap's XML, masscan's output, a
+/// portgate JSON report) in the history as a finished scan; returns its id.
+pub async fn import_scan(store: &Store, report: &ScanReport) -> Result<ScanId, Error> {
+    let id = store
+        .begin_scan(&ScanStart {
+            started_at: Some(report.started_at),
+            targets: report.targets.iter().map(|t| t.input.clone()).collect(),
+            method: Some(report.method.as_str().to_string()),
+            manifest_revision: None,
+        })
+        .await
+        .map_err(Error::history)?;
+    store
+        .finish_scan(id, report)
+        .await
+        .map_err(|source| Error::Save {
+            what: "scan",
+            source,
+        })?;
+    Ok(id)
+}
+
 /// The timeline of `target` (as scanned, or one of its addresses): at most `limit` scans.
 pub async fn timeline(store: &Store, target: &str, limit: u32) -> Result<Timeline, Error> {
     let snapshots = store

@@ -18,14 +18,14 @@ mod vulnerabilities;
 pub use baseline::{baseline_from, baseline_yaml};
 pub use check::{
     CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, RemoteScan, Saved, check,
-    check_remote, check_remote_in,
+    check_remote, check_remote_in, check_report,
 };
 pub use data::{AsnImport, VulnFeed, datasets, import_asn, import_vulnerabilities};
 pub use enrich::{EnrichOptions, enrich};
 pub use error::{Error, ErrorKind};
 pub use history::{
-    DiffSpan, Diffed, ScanRecorder, Timeline, changes_since, diff_scans, export_jsonl, location,
-    open_store, prune, recording, timeline,
+    DiffSpan, Diffed, ScanRecorder, Timeline, changes_since, diff_scans, export_jsonl, import_scan,
+    location, open_store, prune, recording, timeline,
 };
 pub use revision::{manifest_revision, revision_with};
 pub use scan::{Detector, detect_services, inspect_options, scan};

@@ -7,9 +7,11 @@ mod check;
 mod columns;
 mod evidence;
 mod history;
+mod import;
 mod json;
 mod junit;
 mod markdown;
+mod nmap_xml;
 mod sarif;
 mod summary;
 mod table;
@@ -21,9 +23,13 @@ pub use history::{
     DIFF_SCHEMA_ID, DiffChange, DiffDocument, DiffScan, HISTORY_SCHEMA_ID, TimelineDocument,
     diff_json, diff_table, history_schemas, timeline_json, timeline_table,
 };
+pub use import::{
+    ScanFormat, read_masscan_json, read_masscan_list, read_nmap_xml, read_scan, scan_format,
+};
 pub use json::{JSON_SCHEMA_ID, JsonReport, json, json_schema, read_json};
 pub use junit::junit;
 pub use markdown::markdown;
+pub use nmap_xml::{NMAP_XML_VERSION, nmap_xml};
 pub use sarif::{FINGERPRINT_KEY, SARIF_VERSION, sarif};
 pub use summary::check_summary;
 pub use table::table;
