@@ -54,6 +54,10 @@ pub(crate) enum Command {
     /// history database. With it, `scan --detect --db` and `check` list the known
     /// vulnerabilities of every detected version.
     Data(crate::data::DataArgs),
+    /// Shell completions (bash, zsh, fish) on standard output.
+    Completions(crate::docs::CompletionsArgs),
+    /// Write the manual pages (portgate.1 and one per subcommand) to a directory.
+    Man(crate::docs::ManArgs),
     /// Store a scan made elsewhere in the history: nmap's XML (-oX), masscan's JSON (-oJ)
     /// or list (-oL), or a portgate JSON report (the format is recognised). Later checks
     /// and `history`/`diff` see it like a scan made here.

@@ -52,6 +52,28 @@ pub(crate) struct ManifestArgs {
 pub(crate) enum ManifestCommand {
     /// Print the manifest's JSON Schema (for editors: yaml-language-server).
     Schema,
+    /// Check a manifest for a pull request: it loads (schema, values, duplicate approvals),
+    /// no approval is past its date, no target is listed twice in an environment (errors);
+    /// approvals of ports nobody scans and approvals that repeat a global one (warnings).
+    ///
+    /// Exit status: 0 no error (warnings allowed), 1 an error, 2 the manifest does not load.
+    Lint {
+        /// The manifest.
+        #[arg(long, value_name = "FILE")]
+        manifest: std::path::PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: LintFormat,
+    },
+}
+
+/// Output formats of `manifest lint`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LintFormat {
+    /// One line per finding: `file:line:column: level: message`.
+    Table,
+    /// JSON: the findings and their counts.
+    Json,
 }
 
 /// `portgate manifest ...`.
@@ -60,6 +82,46 @@ pub(crate) fn run_manifest(args: ManifestArgs) -> Result<u8, Failure> {
         ManifestCommand::Schema => {
             print!("{}", portgate_policy::manifest_schema());
             Ok(0)
+        }
+        ManifestCommand::Lint { manifest, format } => {
+            let loaded = portgate_policy::Manifest::load(&manifest)?;
+            let findings = portgate_policy::lint(&loaded, chrono::Utc::now().date_naive());
+            let errors = findings
+                .iter()
+                .filter(|f| f.level == portgate_policy::LintLevel::Error)
+                .count();
+            let warnings = findings.len() - errors;
+            let text = match format {
+                LintFormat::Json => {
+                    let doc = serde_json::json!({
+                        "manifest": loaded.source,
+                        "errors": errors,
+                        "warnings": warnings,
+                        "findings": findings,
+                    });
+                    format!("{doc:#}\n")
+                }
+                LintFormat::Table => {
+                    let mut out = String::new();
+                    for f in &findings {
+                        out.push_str(&format!(
+                            "{}:{}:{}: {}: {}\n",
+                            f.location.file,
+                            f.location.line,
+                            f.location.column,
+                            f.level.as_str(),
+                            f.message
+                        ));
+                    }
+                    out.push_str(&format!(
+                        "portgate manifest lint: {}: {errors} error(s), {warnings} warning(s)\n",
+                        loaded.source
+                    ));
+                    out
+                }
+            };
+            crate::write_stdout(&text);
+            Ok(if errors > 0 { 1 } else { 0 })
         }
     }
 }

@@ -10,6 +10,7 @@ mod audit;
 mod baseline;
 mod check;
 mod data;
+mod docs;
 mod exit;
 mod history;
 mod remote;
@@ -52,6 +53,8 @@ fn main() -> ExitCode {
         args::Command::Db(db_args) => history::run_db(db_args),
         args::Command::Data(data_args) => data::run(data_args),
         args::Command::Import(import_args) => history::import(import_args),
+        args::Command::Completions(completions_args) => docs::completions(completions_args),
+        args::Command::Man(man_args) => docs::man(man_args),
         args::Command::Serve(serve_args) => serve::run(serve_args),
         args::Command::Keys(keys_args) => serve::run_keys(keys_args),
         args::Command::Ack(ack_args) => serve::run_ack(ack_args),

@@ -8,11 +8,13 @@
 pub mod drift;
 mod evaluate;
 pub mod lifecycle;
+mod lint;
 mod manifest;
 pub mod risk;
 pub mod yaml;
 
 pub use evaluate::{Evaluation, evaluate, manifest_top, merge_reports};
+pub use lint::{LintFinding, LintLevel, lint};
 pub use manifest::{
     ApprovalDate, ApprovedPort, Asset, Cidr, Criticality, CvssThreshold, Defaults, FailOn,
     MANIFEST_SCHEMA_ID, MAX_MANIFEST_BYTES, Manifest, ManifestError, MinConfidence, Mode,
