@@ -223,30 +223,28 @@ pub(crate) fn run(args: CheckArgs) -> Result<u8, Failure> {
             report,
             history.as_ref(),
         ))?,
-        (None, remote) => match remote {
-            Some(remote) => crate::runtime()?.block_on(pipeline::check_remote(
+        (None, Some(remote)) => crate::runtime()?.block_on(pipeline::check_remote(
+            &manifest,
+            &options,
+            &remote,
+            history.as_ref(),
+        ))?,
+        (None, None) => {
+            let mut detection = Detector::load(None, args.ca_file.as_deref())?
+                .with_apps_file(args.apps.as_deref())?
+                .try_default_credentials(args.try_default_credentials);
+            if args.no_app_checks {
+                detection.inspect.apps = None;
+            }
+            crate::scan::raise_open_file_limit();
+            crate::runtime()?.block_on(pipeline::check(
                 &manifest,
                 &options,
-                &remote,
+                &detection,
                 history.as_ref(),
-            ))?,
-            None => {
-                let mut detection = Detector::load(None, args.ca_file.as_deref())?
-                    .with_apps_file(args.apps.as_deref())?
-                    .try_default_credentials(args.try_default_credentials);
-                if args.no_app_checks {
-                    detection.inspect.apps = None;
-                }
-                crate::scan::raise_open_file_limit();
-                crate::runtime()?.block_on(pipeline::check(
-                    &manifest,
-                    &options,
-                    &detection,
-                    history.as_ref(),
-                    &mut crate::scan::ProgressSink::new(false),
-                ))?
-            }
-        },
+                &mut crate::scan::ProgressSink::new(false),
+            ))?
+        }
     };
     for compared in &outcome.compared {
         eprintln!(

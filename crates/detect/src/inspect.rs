@@ -261,13 +261,13 @@ fn tls_service_name(service: &str) -> String {
     .to_string()
 }
 
-/// Connect within the options' bound.
-async fn connect(addr: SocketAddr, opts: &InspectOptions) -> Result<TcpStream, String> {
-    match timeout(opts.connect_timeout, TcpStream::connect(addr)).await {
-        Err(_) => Err(format!(
-            "connect timed out after {:?}",
-            opts.connect_timeout
-        )),
+/// Connect within `within` (Nagle off: the exchanges are small and sequential).
+pub(crate) async fn connect(
+    addr: SocketAddr,
+    within: std::time::Duration,
+) -> Result<TcpStream, String> {
+    match timeout(within, TcpStream::connect(addr)).await {
+        Err(_) => Err(format!("connect timed out after {within:?}")),
         Ok(Err(e)) => Err(format!("connect failed: {e}")),
         Ok(Ok(stream)) => {
             let _ = stream.set_nodelay(true);
@@ -283,7 +283,7 @@ async fn starttls_at(
     upgrade: Upgrade,
     opts: &InspectOptions,
 ) -> Result<TlsSummary, String> {
-    let mut stream = connect(addr, opts).await?;
+    let mut stream = connect(addr, opts.connect_timeout).await?;
     match starttls::upgrade(&mut stream, upgrade, &opts.starttls).await {
         Ok(()) => {}
         Err(e @ StartTlsError::NotOffered { .. }) => {
@@ -304,7 +304,7 @@ async fn tls_at(
     db: &ProbeDb,
     opts: &InspectOptions,
 ) -> Result<(TlsSummary, Inner), String> {
-    let stream = connect(addr, opts).await?;
+    let stream = connect(addr, opts.connect_timeout).await?;
     let (mut tls_stream, info) = tls::handshake(stream, name, &opts.tls)
         .await
         .map_err(|e| e.to_string())?;
@@ -317,7 +317,7 @@ async fn tls_at(
         return Ok((info, Inner::Http(found, Box::new(http))));
     }
     // Not HTTP: perhaps a service that greets; ask again on a fresh connection.
-    let inner = match connect(addr, opts).await {
+    let inner = match connect(addr, opts.connect_timeout).await {
         Ok(stream) => match tls::handshake(stream, name, &opts.tls).await {
             Ok((mut again, _)) => greeting_inside(&mut again, db, opts).await,
             Err(_) => Inner::Unknown(Evidence::default()),

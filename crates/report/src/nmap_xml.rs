@@ -24,7 +24,7 @@ pub const NMAP_XML_VERSION: &str = "1.05";
 /// does.
 const LISTED_AT_MOST: usize = 25;
 
-/// `text` as an XML attribute value: markup characters escaped, characters XML 1.0 does
+/// `text` as an XML attribute value or text content: markup characters escaped, characters XML 1.0 does
 /// not allow replaced by U+FFFD (a scanned service may send anything).
 fn attr(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -43,11 +43,6 @@ fn attr(text: &str) -> String {
         }
     }
     out
-}
-
-/// Text content (`<cpe>`, `<elem>`): like [`attr`].
-fn text(value: &str) -> String {
-    attr(value)
 }
 
 /// nmap's name for the observation behind a state.
@@ -83,9 +78,8 @@ fn port_ranges(ports: &[u16]) -> String {
 /// The `<service>` of a port: what detection found (`method="probed"`), else the port
 /// number's usual service (`method="table"`).
 fn service(out: &mut String, port: &PortResult, d: Option<&Detection>) {
-    match d.and_then(|d| d.service.as_deref()) {
-        Some(name) => {
-            let d = d.unwrap_or_else(|| unreachable!("a service implies a detection"));
+    match d.and_then(|d| d.service.as_deref().map(|name| (d, name))) {
+        Some((d, name)) => {
             let name = match name {
                 "https" => "http",
                 other => other,
@@ -100,14 +94,14 @@ fn service(out: &mut String, port: &PortResult, d: Option<&Detection>) {
                     let _ = write!(out, " {key}=\"{}\"", attr(v));
                 }
             }
-            if d.tls.is_some() && d.tls.as_ref().is_some_and(|t| t.starttls.is_none()) {
+            if d.tls.as_ref().is_some_and(|t| t.starttls.is_none()) {
                 out.push_str(" tunnel=\"ssl\"");
             }
             let conf = if d.soft { 3 } else { 10 };
             let _ = write!(out, " method=\"probed\" conf=\"{conf}\"");
             match &d.cpe {
                 Some(cpe) => {
-                    let _ = write!(out, "><cpe>{}</cpe></service>", text(cpe));
+                    let _ = write!(out, "><cpe>{}</cpe></service>", attr(cpe));
                 }
                 None => out.push_str("/>"),
             }
@@ -144,12 +138,12 @@ fn application_script(out: &mut String, detected: Option<&Detection>) {
             out,
             "<script id=\"portgate-application\" output=\"{}\"><elem key=\"id\">{}</elem><elem key=\"name\">{}</elem><elem key=\"category\">{}</elem>",
             attr(&summary),
-            text(&app.id),
-            text(&app.name),
-            text(&app.category)
+            attr(&app.id),
+            attr(&app.name),
+            attr(&app.category)
         );
         if let Some(v) = &app.version {
-            let _ = write!(out, "<elem key=\"version\">{}</elem>", text(v));
+            let _ = write!(out, "<elem key=\"version\">{}</elem>", attr(v));
         }
         if !app.exposures.is_empty() {
             out.push_str("<table key=\"exposures\">");
@@ -157,10 +151,10 @@ fn application_script(out: &mut String, detected: Option<&Detection>) {
                 let _ = write!(
                     out,
                     "<table><elem key=\"check\">{}</elem><elem key=\"kind\">{}</elem><elem key=\"title\">{}</elem><elem key=\"request\">{}</elem><elem key=\"status\">{}</elem></table>",
-                    text(&e.check),
-                    text(e.kind.as_str()),
-                    text(&e.title),
-                    text(&e.proof.request),
+                    attr(&e.check),
+                    attr(e.kind.as_str()),
+                    attr(&e.title),
+                    attr(&e.proof.request),
                     e.proof.status
                 );
             }

@@ -1,20 +1,22 @@
 //! The application engine: a bounded series of `GET` requests on one port.
 //!
-//! 1. `/` and a path that exists nowhere (the `@absent` answer). A `2xx` there marks a
-//!    catch-all: from then on a path answering exactly like it (status and body) is no
-//!    evidence of anything.
+//! 1. `/` and a path that exists nowhere (the `@absent` answer), together. A `2xx` there
+//!    marks a catch-all: from then on a path answering exactly like it (status and body) is
+//!    no evidence of anything.
 //! 2. The `[[app.identify]]` entries for `/` and `@absent`, on those two answers (no
 //!    request more). When none matches, the entries with their own paths, those of the
 //!    applications that usually listen on this port first, one request per distinct path,
-//!    until one matches or [`AppOptions::max_identify_requests`] is spent.
-//! 3. For each application found: its `[[app.version]]` requests while the version is
-//!    unknown, then its checks, and (only with
+//!    in waves of [`AppOptions::parallel`] until one matches or
+//!    [`AppOptions::max_identify_requests`] is spent.
+//! 3. For each application found, in one wave: its `[[app.version]]` requests while the
+//!    version is unknown, and its checks; then (only with
 //!    [`AppOptions::try_default_credentials`]) its default logins.
 //!
-//! Answers are cached by path (a check on the path an identification already asked costs
-//! nothing); every request has its own deadline, all of them share
+//! Requests of a wave go out together, each on its own connection, so a wave costs one
+//! round trip. Answers are cached by path (a check on the path an identification already
+//! asked costs nothing); every request has its own deadline, all of them share
 //! [`AppOptions::total`] and [`AppOptions::max_requests`], and the first request that
-//! times out or cannot connect ends the series (a note says so).
+//! times out or cannot connect ends the series after its wave (a note says so).
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -26,7 +28,6 @@ use portgate_model::{
     Application, ApplicationReport, CredentialAttempt, Evidence, Exposure, ExposureKind, Proof,
 };
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
 use super::{ABSENT, App, AppDb, Request, VersionFrom};
@@ -92,7 +93,7 @@ struct Session<'a> {
     target: &'a Target,
     opts: &'a AppOptions,
     http: HttpOptions,
-    cache: HashMap<String, Option<Answer>>,
+    cache: HashMap<String, Answer>,
     requests: u32,
     deadline: Instant,
     stopped: Option<String>,
@@ -113,12 +114,7 @@ impl Session<'_> {
     }
 
     async fn open(&self, within: Duration) -> Result<Box<dyn Stream>, String> {
-        let stream = match timeout(within, TcpStream::connect(self.target.addr)).await {
-            Err(_) => return Err(format!("connect timed out after {within:?}")),
-            Ok(Err(e)) => return Err(format!("connect failed: {e}")),
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = crate::inspect::connect(self.target.addr, within).await?;
         match &self.target.tls {
             None => Ok(Box::new(stream)),
             Some((name, tls_opts)) => tls::handshake(stream, name.as_deref(), tls_opts)
@@ -199,9 +195,9 @@ impl Session<'_> {
         out
     }
 
-    /// The answers for `paths` (without credentials), each asked once: those not asked yet
-    /// go out together.
-    async fn get_all(&mut self, paths: &[&str]) -> Vec<Option<Answer>> {
+    /// Asks the paths of `paths` (without credentials) not asked yet, together; their
+    /// answers go to the cache ([`Session::answer`]).
+    async fn ask_missing(&mut self, paths: &[&str]) {
         let mut missing: Vec<&str> = Vec::new();
         for p in paths {
             if !self.cache.contains_key(*p) && !missing.contains(p) {
@@ -212,14 +208,15 @@ impl Session<'_> {
         let answers = self.ask_all(&asked).await;
         for (path, answer) in missing.iter().zip(answers) {
             // A failed request is not cached: the series has ended anyway.
-            if answer.is_some() {
+            if let Some(answer) = answer {
                 self.cache.insert((*path).to_owned(), answer);
             }
         }
-        paths
-            .iter()
-            .map(|p| self.cache.get(*p).cloned().flatten())
-            .collect()
+    }
+
+    /// The answer to `path` (without credentials), when it was asked and came.
+    fn answer(&self, path: &str) -> Option<&Answer> {
+        self.cache.get(path)
     }
 }
 
@@ -288,7 +285,10 @@ fn matches(req: &Request, answer: &Answer) -> bool {
         return false;
     }
     if !req.favicon.is_empty()
-        && (answer.body.is_empty() || !req.favicon.contains(&favicon_hash(&answer.body)))
+        && (answer.body.is_empty()
+            || !req
+                .favicon
+                .contains(answer.favicon.get_or_init(|| favicon_hash(&answer.body))))
     {
         return false;
     }
@@ -385,6 +385,38 @@ impl<'db> Found<'db> {
     }
 }
 
+/// Adds to `found` every application an `[[app.identify]]` entry of which matches one of
+/// `answers` (the entry's path, the path shown in the evidence, the answer), with the
+/// evidence and the version it gives; an application found already gains the evidence.
+fn identify_on<'db>(
+    db: &'db AppDb,
+    port: u16,
+    answers: &[(&str, &str, &Answer)],
+    found: &mut Vec<Found<'db>>,
+) {
+    for app in db.apps() {
+        for entry in app.identify.iter().filter(|e| e.applies_on(port)) {
+            for (path, shown, answer) in answers {
+                if entry.path != *path || !matches(entry, answer) {
+                    continue;
+                }
+                let f = match found.iter().position(|f| f.app.id == app.id) {
+                    Some(i) => &mut found[i],
+                    None => {
+                        found.push(Found::new(app));
+                        let last = found.len() - 1;
+                        &mut found[last]
+                    }
+                };
+                f.out.evidence.push(evidence_line(shown, answer));
+                if f.out.version.is_none() {
+                    f.out.version = version_of(entry, answer);
+                }
+            }
+        }
+    }
+}
+
 /// Identify the application behind the HTTP(S) port `target` and prove what it exposes,
 /// within the bounds of `opts`. Never fails: what could not be done is a note.
 pub async fn identify(target: &Target, db: &AppDb, opts: &AppOptions) -> ApplicationReport {
@@ -420,11 +452,11 @@ pub async fn identify(target: &Target, db: &AppDb, opts: &AppOptions) -> Applica
 async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
     let port = s.target.addr.port();
     let absent_at = absent_path();
-    let first = s.get_all(&["/", &absent_at]).await;
-    let mut first = first.into_iter();
-    let (Some(Some(root)), absent) = (first.next(), first.next().flatten()) else {
+    s.ask_missing(&["/", &absent_at]).await;
+    let absent = s.answer(&absent_at).cloned();
+    if s.answer("/").is_none() {
         return Vec::new();
-    };
+    }
     if let Some(a) = &absent
         && (200..300).contains(&a.status)
     {
@@ -433,28 +465,17 @@ async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
             a.status
         ));
     }
+    let Some(root) = s.answer("/") else {
+        return Vec::new();
+    };
 
     // Identification on the two answers already at hand.
     let mut found: Vec<Found<'db>> = Vec::new();
-    for app in db.apps() {
-        let mut hit: Option<Found<'db>> = None;
-        for entry in app.identify.iter().filter(|e| e.applies_on(port)) {
-            let (answer, shown) = match entry.path.as_str() {
-                "/" => (Some(&root), "/"),
-                ABSENT => (absent.as_ref(), absent_at.as_str()),
-                _ => continue,
-            };
-            let Some(answer) = answer.filter(|a| matches(entry, a)) else {
-                continue;
-            };
-            let f = hit.get_or_insert_with(|| Found::new(app));
-            f.out.evidence.push(evidence_line(shown, answer));
-            if f.out.version.is_none() {
-                f.out.version = version_of(entry, answer);
-            }
-        }
-        found.extend(hit);
+    let mut at_hand = vec![("/", "/", root)];
+    if let Some(a) = &absent {
+        at_hand.push((ABSENT, absent_at.as_str(), a));
     }
+    identify_on(db, port, &at_hand, &mut found);
 
     // Identification by path, in waves: the port's usual applications first.
     if found.is_empty() {
@@ -475,33 +496,13 @@ async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
         }
         paths.truncate(s.opts.max_identify_requests as usize);
         for wave in paths.chunks(s.opts.parallel.max(1)) {
-            let answers = s.get_all(wave).await;
-            for (path, answer) in wave.iter().zip(&answers) {
-                let Some(answer) = answer.as_ref().filter(|a| !like_absent(a, absent.as_ref()))
-                else {
-                    continue;
-                };
-                for app in db.apps() {
-                    let mut hit: Option<Found<'db>> = None;
-                    for entry in app
-                        .identify
-                        .iter()
-                        .filter(|e| e.path == *path && e.applies_on(port) && matches(e, answer))
-                    {
-                        let f = hit.get_or_insert_with(|| Found::new(app));
-                        f.out.evidence.push(evidence_line(path, answer));
-                        if f.out.version.is_none() {
-                            f.out.version = version_of(entry, answer);
-                        }
-                    }
-                    if let Some(hit) = hit {
-                        match found.iter_mut().find(|f| f.app.id == hit.app.id) {
-                            Some(f) => f.out.evidence.extend(hit.out.evidence),
-                            None => found.push(hit),
-                        }
-                    }
-                }
-            }
+            s.ask_missing(wave).await;
+            let answers: Vec<(&str, &str, &Answer)> = wave
+                .iter()
+                .filter_map(|p| s.answer(p).map(|a| (*p, *p, a)))
+                .filter(|(_, _, a)| !like_absent(a, absent.as_ref()))
+                .collect();
+            identify_on(db, port, &answers, &mut found);
             if !found.is_empty() || s.stopped.is_some() {
                 break;
             }
@@ -528,29 +529,29 @@ async fn run<'db>(s: &mut Session<'_>, db: &'db AppDb) -> Vec<Found<'db>> {
                 .map(|c| c.request.path.as_str()),
         );
     }
-    s.get_all(&wanted).await;
+    s.ask_missing(&wanted).await;
     for f in &mut found {
         for v in f.app.version.iter().filter(|v| v.applies_on(port)) {
             if f.out.version.is_some() {
                 break;
             }
-            if let Some(answer) = s.cache.get(&v.path).cloned().flatten()
-                && matches(v, &answer)
-                && !like_absent(&answer, absent.as_ref())
+            if let Some(answer) = s.answer(&v.path)
+                && matches(v, answer)
+                && !like_absent(answer, absent.as_ref())
             {
-                f.out.version = version_of(v, &answer);
+                f.out.version = version_of(v, answer);
             }
         }
         for check in f.app.checks.iter().filter(|c| c.request.applies_on(port)) {
-            let Some(answer) = s.cache.get(&check.request.path).cloned().flatten() else {
+            let Some(answer) = s.answer(&check.request.path) else {
                 continue;
             };
-            if matches(&check.request, &answer) && !like_absent(&answer, absent.as_ref()) {
+            if matches(&check.request, answer) && !like_absent(answer, absent.as_ref()) {
                 f.out.exposures.push(Exposure {
                     check: check.id.clone(),
                     kind: check.kind,
                     title: check.title.clone(),
-                    proof: proof(&answer, None),
+                    proof: proof(answer, None),
                 });
             }
         }

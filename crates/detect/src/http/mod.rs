@@ -19,8 +19,6 @@ use tokio::time::{Instant, timeout, timeout_at};
 mod judge;
 mod read;
 
-pub(crate) use read::escaped_start;
-
 use judge::*;
 use read::*;
 
@@ -284,10 +282,9 @@ where
             notes.push(format!("body is {enc}-encoded; title not read"));
         }
     } else if htmlish && framing != Framing::None {
-        let leftover = buf.split_off(head_len);
-        let body = read_body(
+        let (decoded, wire) = read_decoded_body(
             &mut stream,
-            leftover,
+            buf.split_off(head_len),
             framing,
             deadline,
             opts,
@@ -295,11 +292,7 @@ where
             &mut notes,
         )
         .await;
-        info.body_bytes_read = body.len() as u64;
-        let decoded = match framing {
-            Framing::Chunked => decode_chunked(&body, &mut notes),
-            _ => body,
-        };
+        info.body_bytes_read = wire as u64;
         info.title = extract_title(&decoded);
     }
 
@@ -373,6 +366,8 @@ pub(crate) struct Answer {
     pub(crate) head: Vec<u8>,
     /// The body, de-chunked, at most [`HttpOptions::max_body_bytes`].
     pub(crate) body: Vec<u8>,
+    /// The body's favicon hash, computed when first asked for.
+    pub(crate) favicon: std::sync::OnceLock<i32>,
 }
 
 impl Answer {
@@ -425,21 +420,17 @@ where
     let body = if framing == Framing::None {
         Vec::new()
     } else {
-        let leftover = buf.split_off(head_len);
-        let raw = read_body(
+        read_decoded_body(
             &mut stream,
-            leftover,
+            buf.split_off(head_len),
             framing,
             deadline,
             opts,
             false,
             &mut notes,
         )
-        .await;
-        match framing {
-            Framing::Chunked => decode_chunked(&raw, &mut notes),
-            _ => raw,
-        }
+        .await
+        .0
     };
     let htmlish = headers
         .iter()
@@ -452,6 +443,7 @@ where
         headers,
         head,
         body,
+        favicon: std::sync::OnceLock::new(),
     })
 }
 

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The first bytes of `bytes`, escaped for an error message.
-pub(crate) fn escaped_start(bytes: &[u8]) -> String {
+pub(super) fn escaped_start(bytes: &[u8]) -> String {
     let end = bytes.len().min(ERROR_PREFIX_BYTES);
     let mut s: String = bytes[..end].escape_ascii().to_string();
     if bytes.len() > end {
@@ -210,6 +210,29 @@ where
         }
     }
     body
+}
+
+/// [`read_body`], then the chunked framing undone: the body, and how many bytes of it came
+/// on the wire.
+pub(super) async fn read_decoded_body<S>(
+    stream: &mut S,
+    leftover: Vec<u8>,
+    framing: Framing,
+    deadline: Instant,
+    opts: &HttpOptions,
+    to_title: bool,
+    notes: &mut Vec<String>,
+) -> (Vec<u8>, usize)
+where
+    S: AsyncRead + Unpin,
+{
+    let raw = read_body(stream, leftover, framing, deadline, opts, to_title, notes).await;
+    let wire = raw.len();
+    let body = match framing {
+        Framing::Chunked => decode_chunked(&raw, notes),
+        _ => raw,
+    };
+    (body, wire)
 }
 
 /// Position of `needle` (lower-case ASCII) in `hay`, ignoring ASCII case.
