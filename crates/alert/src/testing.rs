@@ -30,6 +30,7 @@ pub fn finding(rule: Rule, severity: Severity) -> Finding {
         location: None,
         references: Vec::new(),
         proof: None,
+        fix: None,
     }
 }
 

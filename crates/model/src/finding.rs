@@ -333,6 +333,42 @@ pub struct Finding {
     /// application rules).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proof: Option<crate::application::Proof>,
+    /// The manifest change that would approve what the finding reports (unapproved
+    /// ports): the command that makes it and the text it inserts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<Fix>,
+}
+
+/// A proposed manifest change: `portgate baseline approve …` and exactly what it writes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fix {
+    /// One line: what the change does (`approve 9090/tcp for asset web`).
+    pub description: String,
+    /// The command that makes the change.
+    pub command: String,
+    /// The manifest's entry, as YAML lines at its indentation (trailing newline).
+    pub yaml: String,
+    /// Where the text goes, when the manifest's text was at hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edit: Option<TextEdit>,
+}
+
+/// A replacement of a region of a file (an insertion when the region is empty): 1-based
+/// lines, 1-based columns counted in characters, the end exclusive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TextEdit {
+    /// The file as given.
+    pub file: String,
+    /// First line of the replaced region.
+    pub start_line: u32,
+    /// Its first column.
+    pub start_column: u32,
+    /// Line where the region ends.
+    pub end_line: u32,
+    /// Column just after the region (equal to the start for an insertion).
+    pub end_column: u32,
+    /// The text put there.
+    pub inserted: String,
 }
 
 impl Finding {

@@ -30,7 +30,7 @@ pub use enrichment::{
     NetworkOwnerInfo, TargetContext,
 };
 pub use evidence::Evidence;
-pub use finding::{Finding, ManifestLocation, Outcome, Rule, Severity};
+pub use finding::{Finding, Fix, ManifestLocation, Outcome, Rule, Severity, TextEdit};
 pub use http::{CookieFlags, Cors, HttpInfo, SecurityHeaders};
 pub use ports::{
     PortSet, PortSetEntry, PortSetSource, PortSpec, PortSpecError, Protocol, port_sets,

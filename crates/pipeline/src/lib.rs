@@ -15,7 +15,7 @@ mod revision;
 mod scan;
 mod vulnerabilities;
 
-pub use baseline::{baseline_from, baseline_yaml};
+pub use baseline::{Baseline, baseline_from, baseline_yaml};
 pub use check::{
     CheckOptions, CheckOptionsBuilder, CheckOutcome, Compared, RemoteScan, Saved, check,
     check_remote, check_remote_in, check_report,

@@ -181,6 +181,7 @@ pub fn evaluate(
             }
         }
     }
+    crate::approve::propose_fixes(manifest, report, &mut findings);
     findings.sort_by(|a, b| {
         rank(a.outcome)
             .cmp(&rank(b.outcome))
@@ -243,6 +244,7 @@ fn base(
         location: owner.map(|o| manifest.location(o.spanned)),
         references: Vec::new(),
         proof: None,
+        fix: None,
     }
 }
 
@@ -309,13 +311,13 @@ fn evaluate_host(
     for port in &host.ports {
         let approval = own
             .iter()
-            .find(|a| matches_port(&a.value, port))
+            .find(|a| matches_port(&a.value, port) && a.value.holds_on(host.ip))
             .map(|a| (a, true))
             .or_else(|| {
                 manifest
                     .approved
                     .iter()
-                    .find(|a| matches_port(&a.value, port))
+                    .find(|a| matches_port(&a.value, port) && a.value.holds_on(host.ip))
                     .map(|a| (a, false))
             });
         let detected = host.service_on(port.protocol, port.port);

@@ -5,6 +5,7 @@
 //! it reads a file only in [`Manifest::load`]. Every error names the manifest file, line,
 //! column and key.
 
+pub mod approve;
 pub mod drift;
 mod evaluate;
 pub mod lifecycle;

@@ -125,6 +125,7 @@ mod tests {
             location: None,
             references: Vec::new(),
             proof: None,
+            fix: None,
         }
     }
 

@@ -77,7 +77,58 @@ pub fn markdown(report: &CheckReport<'_>) -> String {
         }
         out.push('\n');
     }
+    approvals(report, &mut out);
     out
+}
+
+/// The approvals the failing ports would need, once each: the command and the lines it
+/// writes (a reviewer of the manifest's pull request then sees them).
+fn approvals(report: &CheckReport<'_>, out: &mut String) {
+    let mut seen = std::collections::BTreeSet::new();
+    let fixes: Vec<&portgate_model::Fix> = report
+        .needing_attention()
+        .into_iter()
+        .flat_map(|(_, findings)| findings)
+        .filter_map(|f| f.fix.as_ref())
+        .filter(|fix| seen.insert(fix.command.clone()))
+        .collect();
+    if fixes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "### To approve\n");
+    let _ = writeln!(
+        out,
+        "If a port above should be reachable, approve it in a pull request, with its reason in place of the TODO:\n"
+    );
+    for fix in fixes {
+        let place = fix
+            .edit
+            .as_ref()
+            .map(|e| format!(" — `{}` line {}", cell(&e.file), e.start_line))
+            .unwrap_or_default();
+        let _ = writeln!(out, "**{}**{place}\n", cell(&fix.description));
+        let _ = writeln!(out, "{}", fenced(&fix.command, "sh"));
+        let _ = writeln!(out, "{}", fenced(&fix.yaml, "yaml"));
+    }
+}
+
+/// `text` in a code block whose fence is longer than any run of backticks in it.
+fn fenced(text: &str, language: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        run = if c == '`' { run + 1 } else { 0 };
+        longest = longest.max(run);
+    }
+    let fence = "`".repeat(longest.max(2) + 1);
+    let body: String = text
+        .chars()
+        .filter(|c| *c == '\n' || !c.is_control())
+        .collect();
+    format!(
+        "{fence}{language}\n{}\n{fence}\n",
+        body.trim_end_matches('\n')
+    )
 }
 
 /// The request that proved the finding and the start of its answer, for the "why" cell.

@@ -102,11 +102,40 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
                     "answer": p.answer.escaped(),
                 })
             });
+            if let Some(fix) = &f.fix {
+                let text = markdown.take().unwrap_or_else(|| message.clone());
+                markdown = Some(format!(
+                    "{text}\n\nTo approve it (with its reason in place of the TODO):\n\n```sh\n{}\n```",
+                    fix.command.replace('`', "\\x60")
+                ));
+            }
+            let fixes: Vec<Value> = f
+                .fix
+                .iter()
+                .filter_map(|fix| {
+                    let edit = fix.edit.as_ref()?;
+                    Some(json!({
+                        "description": { "text": format!("{}: {}", fix.description, fix.command) },
+                        "artifactChanges": [{
+                            "artifactLocation": { "uri": edit.file },
+                            "replacements": [{
+                                "deletedRegion": {
+                                    "startLine": edit.start_line,
+                                    "startColumn": edit.start_column,
+                                    "endLine": edit.end_line,
+                                    "endColumn": edit.end_column,
+                                },
+                                "insertedContent": { "text": edit.inserted },
+                            }],
+                        }],
+                    }))
+                })
+                .collect();
             let mut message_json = json!({ "text": message });
             if let Some(markdown) = markdown {
                 message_json["markdown"] = json!(markdown);
             }
-            json!({
+            let mut result = json!({
                 "ruleId": f.rule.id(),
                 "ruleIndex": rule_index,
                 "level": level(f.outcome),
@@ -139,7 +168,11 @@ pub fn sarif(report: &CheckReport<'_>) -> String {
                     "references": references,
                     "proof": proof,
                 },
-            })
+            });
+            if !fixes.is_empty() {
+                result["fixes"] = json!(fixes);
+            }
+            result
         })
         .collect();
     let log = json!({

@@ -44,6 +44,7 @@ fn finding(
         }),
         references: Vec::new(),
         proof: None,
+        fix: None,
     }
 }
 

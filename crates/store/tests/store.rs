@@ -215,6 +215,7 @@ async fn checks_store_their_findings() {
                 location: None,
                 references: Vec::new(),
                 proof: None,
+                fix: None,
             },
             Finding {
                 rule: Rule::Approved,
@@ -235,6 +236,7 @@ async fn checks_store_their_findings() {
                 location: None,
                 references: Vec::new(),
                 proof: None,
+                fix: None,
             },
         ];
         let check = store

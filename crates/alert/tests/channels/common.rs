@@ -40,6 +40,7 @@ pub fn finding(rule: Rule, severity: Severity, port: u16) -> Finding {
         location: None,
         references: Vec::new(),
         proof: None,
+        fix: None,
     }
 }
 

@@ -93,6 +93,7 @@ impl Manifest {
                 message: e.message,
             })?;
         manifest.source = file.to_string();
+        manifest.text = text.to_string();
         manifest.validate()?;
         Ok(manifest)
     }

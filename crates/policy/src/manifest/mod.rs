@@ -55,6 +55,11 @@ pub struct Manifest {
     #[serde(skip)]
     #[schemars(skip)]
     pub source: String,
+    /// The text it was read from (for proposed changes of it); empty for a manifest
+    /// built in code.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub text: String,
 }
 
 /// How a failing check ends.
@@ -360,9 +365,20 @@ pub struct ApprovedPort {
     /// (`default-credentials`) is never accepted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub accept: Vec<String>,
+    /// The addresses the approval holds for, among those of the asset's targets
+    /// (`[127.0.0.1]` when a name resolves to more than one address); empty (the default):
+    /// every address. On another address the port is not approved, and it being closed
+    /// there is not reported missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<std::net::IpAddr>,
 }
 
 impl ApprovedPort {
+    /// Whether the approval holds on `ip`.
+    pub fn holds_on(&self, ip: std::net::IpAddr) -> bool {
+        self.addresses.is_empty() || self.addresses.contains(&ip)
+    }
+
     /// Whether the approval accepts the proven exposure `check` of kind `kind`.
     pub fn accepts(&self, check: &str, kind: portgate_model::ExposureKind) -> bool {
         kind != portgate_model::ExposureKind::DefaultCredentials
