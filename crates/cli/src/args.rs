@@ -11,6 +11,18 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "portgate", version, about, propagate_version = true)]
 pub(crate) struct Cli {
+    /// Settings from this YAML file: a section per command (`scan:`, `check:`, `serve:`, …)
+    /// whose keys are the long flags' names with `_` [default:
+    /// $XDG_CONFIG_HOME/portgate/config.yaml, else ~/.config/portgate/config.yaml, when
+    /// present]. A flag wins over its environment variable, which wins over the file.
+    #[arg(long, global = true, value_name = "FILE", env = "PORTGATE_CONFIG")]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Print each setting of the command, its value and where it came from (flag, env,
+    /// file or default), and exit.
+    #[arg(long, global = true)]
+    pub(crate) print_config: bool,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -77,6 +89,12 @@ pub(crate) enum Command {
     Window(crate::serve::WindowArgs),
 }
 
+/// The command line's definition: the arguments of every command, with their environment
+/// variables.
+pub(crate) fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 /// Output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
@@ -104,12 +122,13 @@ pub(crate) struct ScanArgs {
         long,
         value_name = "PORTS",
         default_value = "top1000",
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        env = "PORTGATE_PORTS"
     )]
     pub(crate) ports: PortSpec,
 
     /// Output format.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table)]
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Format::Table, env = "PORTGATE_SCAN_OUTPUT")]
     pub(crate) format: Format,
 
     /// Write the report to this file instead of standard output.
@@ -169,47 +188,47 @@ pub(crate) struct ScanArgs {
     pub(crate) no_app_checks: bool,
 
     /// Retries of an unanswered port (a host that shows loss gets more).
-    #[arg(long, default_value_t = 1, value_name = "N")]
+    #[arg(long, default_value_t = 1, value_name = "N", env = "PORTGATE_RETRIES")]
     pub(crate) retries: u8,
 
     /// Shortest wait for an answer, whatever the measured round trip.
-    #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = "100ms", value_name = "DURATION", env = "PORTGATE_MIN_RTT_TIMEOUT")]
     pub(crate) min_rtt_timeout: Duration,
 
     /// Longest wait for an answer.
-    #[arg(long, value_parser = parse_duration, default_value = "3s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = "3s", value_name = "DURATION", env = "PORTGATE_MAX_RTT_TIMEOUT")]
     pub(crate) max_rtt_timeout: Duration,
 
     /// Wait before any round trip has been measured.
-    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, default_value = "1s", value_name = "DURATION", env = "PORTGATE_INITIAL_RTT_TIMEOUT")]
     pub(crate) initial_rtt_timeout: Duration,
 
     /// Ceiling of attempts in flight at once [default: 8192, less if the open-file limit is lower].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "PORTGATE_MAX_IN_FLIGHT")]
     pub(crate) max_in_flight: Option<usize>,
 
     /// Attempts in flight to one address at most [default: the in-flight ceiling].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "PORTGATE_HOST_CONCURRENCY")]
     pub(crate) host_concurrency: Option<usize>,
 
     /// Probes per second across the scan [default: unlimited].
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_name = "PER_SECOND", env = "PORTGATE_SCAN_RATE")]
     pub(crate) rate: Option<std::num::NonZeroU32>,
 
     /// Stop after this long and report the scan as incomplete (exit 3), e.g. 30s, 5m.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", env = "PORTGATE_DEADLINE")]
     pub(crate) deadline: Option<Duration>,
 
     #[command(flatten)]
     pub(crate) remote: crate::remote::ServerArgs,
 
     /// Refuse scans covering more addresses than this.
-    #[arg(long, default_value_t = portgate_scan::DEFAULT_MAX_ADDRESSES, value_name = "N")]
+    #[arg(long, default_value_t = portgate_scan::DEFAULT_MAX_ADDRESSES, value_name = "N", env = "PORTGATE_MAX_HOSTS")]
     pub(crate) max_hosts: u64,
 
     /// Resolve names with this DNS server (IP or IP:PORT) instead of the system's (also
     /// for the DNS records of --enrich).
-    #[arg(long, value_parser = parse_dns_server, value_name = "ADDR")]
+    #[arg(long, value_parser = parse_dns_server, value_name = "ADDR", env = "PORTGATE_DNS_SERVER")]
     pub(crate) dns_server: Option<SocketAddr>,
 
     #[command(flatten)]
@@ -220,7 +239,7 @@ pub(crate) struct ScanArgs {
     pub(crate) seed: Option<u64>,
 
     /// Never draw a progress bar (it is drawn only when standard error is a terminal).
-    #[arg(long)]
+    #[arg(long, env = "PORTGATE_NO_PROGRESS")]
     pub(crate) no_progress: bool,
 
     /// Save the scan to this history database: a SQLite file (created on first use) or a
@@ -319,17 +338,17 @@ pub(crate) struct EnrichArgs {
     pub(crate) enrich: bool,
     /// An RDAP bootstrap file in IANA's format (`dns.json`, `ipv4.json`, `ipv6.json`),
     /// replacing the built-in one of its kind; repeat for each kind.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "PORTGATE_RDAP_BOOTSTRAP")]
     pub(crate) rdap_bootstrap: Vec<std::path::PathBuf>,
     /// A WHOIS server table (`suffix server[:port]` per line) replacing the built-in one.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "PORTGATE_WHOIS_SERVERS")]
     pub(crate) whois_servers: Option<std::path::PathBuf>,
     /// The registration cache [default: $XDG_CACHE_HOME/portgate/registrations.json, else
     /// ~/.cache/portgate/registrations.json].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "PORTGATE_ENRICH_CACHE")]
     pub(crate) enrich_cache: Option<std::path::PathBuf>,
     /// How long a cached registration is reused, e.g. 1d, 12h.
-    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION", env = "PORTGATE_ENRICH_CACHE_TTL")]
     pub(crate) enrich_cache_ttl: Option<Duration>,
 }
 

@@ -63,12 +63,12 @@ pub(crate) struct AuditArgs {
     pub(crate) netns: Option<String>,
 
     /// The least severity that fails (with --expect).
-    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = AuditFailOn::Low)]
+    #[arg(long, value_enum, value_name = "SEVERITY", default_value_t = AuditFailOn::Low, env = "PORTGATE_AUDIT_FAIL_ON")]
     pub(crate) fail_on: AuditFailOn,
 
     /// A process running this long with a connection to port 22, 443 or 8443 is listed as
     /// a possible tunnel.
-    #[arg(long, value_parser = crate::args::parse_duration, default_value = "30m", value_name = "DURATION")]
+    #[arg(long, value_parser = crate::args::parse_duration, default_value = "30m", value_name = "DURATION", env = "PORTGATE_LONG_LIVED")]
     pub(crate) long_lived: Duration,
 
     /// Write the report to this file instead of standard output.

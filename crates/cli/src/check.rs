@@ -36,11 +36,11 @@ pub(crate) enum FailOnArg {
 #[derive(Debug, Args)]
 pub(crate) struct CheckArgs {
     /// The manifest (baseline) to check against.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", env = "PORTGATE_CHECK_MANIFEST")]
     pub(crate) manifest: PathBuf,
 
     /// Check the assets of this environment (and those without one) [default: every asset].
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", env = "PORTGATE_ENV")]
     pub(crate) env: Option<String>,
 
     /// Check only this target (repeatable); a target no asset lists is checked against the
@@ -49,11 +49,16 @@ pub(crate) struct CheckArgs {
     pub(crate) targets: Vec<String>,
 
     /// enforce: policy failures exit 1; monitor: report everything, exit 0 [default: the manifest's mode].
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, env = "PORTGATE_MODE")]
     pub(crate) mode: Option<ModeArg>,
 
     /// The least severity that fails the check [default: the manifest's, else low].
-    #[arg(long, value_enum, value_name = "SEVERITY")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "SEVERITY",
+        env = "PORTGATE_CHECK_FAIL_ON"
+    )]
     pub(crate) fail_on: Option<FailOnArg>,
 
     /// Write the evidence (findings and the full scan) as JSON to FILE.
@@ -108,7 +113,7 @@ pub(crate) struct CheckArgs {
     pub(crate) connect: bool,
 
     /// Stop scanning after this long; what was not scanned is inconclusive (exit 3).
-    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION", env = "PORTGATE_DEADLINE")]
     pub(crate) deadline: Option<Duration>,
 
     #[command(flatten)]
@@ -127,7 +132,7 @@ pub(crate) struct CheckArgs {
 
     /// Resolve the targets' names with this DNS server (IP or IP:PORT) instead of the
     /// system's (also for the DNS records of --enrich).
-    #[arg(long, value_parser = crate::args::parse_dns_server, value_name = "ADDR")]
+    #[arg(long, value_parser = crate::args::parse_dns_server, value_name = "ADDR", env = "PORTGATE_DNS_SERVER")]
     pub(crate) dns_server: Option<std::net::SocketAddr>,
 
     #[command(flatten)]

@@ -72,17 +72,17 @@ pub(crate) struct DiffArgs {
 
     /// Scans in a row that confirm a newly open port.
     #[arg(long, default_value_t = DriftOptions::default().confirm_appeared, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..), env = "PORTGATE_CONFIRM_OPEN")]
     pub(crate) confirm_open: u32,
 
     /// Scans in a row that confirm an open port gone closed or filtered (flap control).
     #[arg(long, default_value_t = DriftOptions::default().confirm_disappeared, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..), env = "PORTGATE_CONFIRM_GONE")]
     pub(crate) confirm_gone: u32,
 
     /// Scans in a row that confirm a changed service, version or certificate.
     #[arg(long, default_value_t = DriftOptions::default().confirm_changed, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = clap::value_parser!(u32).range(1..), env = "PORTGATE_CONFIRM_CHANGED")]
     pub(crate) confirm_changed: u32,
 
     #[command(flatten)]

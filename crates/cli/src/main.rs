@@ -9,16 +9,17 @@ mod args;
 mod audit;
 mod baseline;
 mod check;
+mod config;
 mod data;
 mod docs;
 mod exit;
 mod history;
+mod log;
 mod remote;
 mod scan;
 mod serve;
 mod targets_file;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 pub(crate) use exit::Failure;
@@ -41,8 +42,28 @@ pub(crate) fn write_stdout(text: &str) {
 }
 
 fn main() -> ExitCode {
-    let cli = args::Cli::parse_from(args::normalise(std::env::args_os()));
-    let result = match cli.command {
+    let result = config::parse(args::normalise(std::env::args_os())).and_then(run);
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            if log::is_json() {
+                tracing::error!(exit_code = failure.code, "{}", failure.message);
+            } else {
+                eprintln!("portgate: {}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Runs the command the layered arguments name.
+fn run(layered: config::Layered) -> Result<u8, Failure> {
+    if layered.cli.print_config {
+        write_stdout(&config::print(&layered));
+        return Ok(0);
+    }
+    let file = layered.file;
+    match layered.cli.command {
         args::Command::Scan(scan_args) => scan::run(scan_args),
         args::Command::Check(check_args) => check::run(check_args),
         args::Command::Baseline(baseline_args) => baseline::run(baseline_args),
@@ -55,16 +76,9 @@ fn main() -> ExitCode {
         args::Command::Import(import_args) => history::import(import_args),
         args::Command::Completions(completions_args) => docs::completions(completions_args),
         args::Command::Man(man_args) => docs::man(man_args),
-        args::Command::Serve(serve_args) => serve::run(serve_args),
+        args::Command::Serve(serve_args) => serve::run(serve_args, file.as_ref()),
         args::Command::Keys(keys_args) => serve::run_keys(keys_args),
         args::Command::Ack(ack_args) => serve::run_ack(ack_args),
         args::Command::Window(window_args) => serve::run_window(window_args),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(failure) => {
-            eprintln!("portgate: {}", failure.message);
-            ExitCode::from(failure.code)
-        }
     }
 }

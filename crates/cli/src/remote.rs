@@ -17,7 +17,7 @@ pub(crate) const KEY_ENV: &str = "PORTGATE_API_KEY";
 pub(crate) struct ServerArgs {
     /// Have this portgate server (`portgate serve`) scan, with the API key in
     /// $PORTGATE_API_KEY; outputs and exit codes are as without.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "PORTGATE_SERVER")]
     pub(crate) server: Option<String>,
 
     /// With --server: how long to wait for the server's scan (exit 3 after).

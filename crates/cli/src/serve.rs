@@ -7,21 +7,15 @@ use portgate_model::Scope;
 use portgate_pipeline as pipeline;
 use portgate_serve::{Config, State};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
-    /// Settings from this YAML file (the keys are the long flags' names with `_`: listen,
-    /// db, scope, workers, scan_memory, per_key_scans, rate, cache_ttl, drain_timeout,
-    /// addresses_only, manifests; and monitoring's schedules and alerts);
-    /// a flag given here wins over the file.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) config: Option<PathBuf>,
-
     /// Address and port to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT", env = "PORTGATE_LISTEN")]
     pub(crate) listen: Option<SocketAddr>,
 
     #[command(flatten)]
@@ -29,33 +23,38 @@ pub(crate) struct ServeArgs {
 
     /// What the server may scan: CIDRs (v4 and v6), repeated or comma-separated. Required
     /// (here or in the file): a scanner on a network must be told what it may touch.
-    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        value_delimiter = ',',
+        env = "PORTGATE_SERVE_SCOPE"
+    )]
     pub(crate) scope: Vec<String>,
 
     /// Scans running at once [default: the cores].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "PORTGATE_WORKERS")]
     pub(crate) workers: Option<usize>,
 
     /// Memory the scans running at once may take together, e.g. 512MiB or 2GiB; a scan
     /// waits until its estimate (100 bytes per address × port pair, plus 4 MiB) fits [default: 1GiB].
-    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    #[arg(long, value_parser = parse_size, value_name = "SIZE", env = "PORTGATE_SCAN_MEMORY")]
     pub(crate) scan_memory: Option<u64>,
 
     /// Scans queued or running at once for one key [default: 4].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "PORTGATE_PER_KEY_SCANS")]
     pub(crate) per_key_scans: Option<i64>,
 
     /// Requests a minute for one key [default: 120].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", env = "PORTGATE_SERVE_RATE")]
     pub(crate) rate: Option<u32>,
 
     /// How long a port check's answer is served from the cache [default: 60s].
-    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION", env = "PORTGATE_CACHE_TTL")]
     pub(crate) cache_ttl: Option<Duration>,
 
     /// Take addresses and ranges only: refuse target names, so that the server never asks
     /// DNS.
-    #[arg(long)]
+    #[arg(long, env = "PORTGATE_ADDRESSES_ONLY")]
     pub(crate) addresses_only: bool,
 
     /// A manifest clients may check by name (`POST /v1/checks {"manifest": "NAME"}`),
@@ -65,25 +64,55 @@ pub(crate) struct ServeArgs {
 
     /// How long running scans may take to finish on SIGTERM before they are queued again
     /// [default: 60s].
-    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = crate::args::parse_duration, value_name = "DURATION", env = "PORTGATE_DRAIN_TIMEOUT")]
     pub(crate) drain_timeout: Option<Duration>,
+
+    /// How the log on standard error is written: text (a line per event) or json (an
+    /// object per line: timestamp, level, target, message and the event's fields).
+    #[arg(long, value_enum, default_value_t = crate::log::LogFormat::Text, env = "PORTGATE_LOG_FORMAT")]
+    pub(crate) log_format: crate::log::LogFormat,
+
+    /// Which events are logged: a level (error, warn, info, debug, trace) or directives
+    /// such as `info,portgate_serve=debug`.
+    #[arg(
+        long,
+        value_name = "FILTER",
+        default_value = "info",
+        env = "PORTGATE_LOG"
+    )]
+    pub(crate) log_level: String,
 }
 
-/// `--config FILE`: the same settings as the flags.
+/// The `serve:` section of the configuration file (or a whole file of serve's keys). The
+/// keys that are flags are taken by the configuration layer (`crate::config`) as the flags'
+/// defaults; the monitoring settings below are read here.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ServeFile {
-    listen: Option<SocketAddr>,
-    #[serde(alias = "database")]
-    db: Option<String>,
-    scope: Option<Vec<String>>,
-    workers: Option<usize>,
-    scan_memory: Option<String>,
-    per_key_scans: Option<i64>,
-    rate: Option<u32>,
-    cache_ttl: Option<String>,
-    drain_timeout: Option<String>,
-    addresses_only: Option<bool>,
+pub(crate) struct ServeFile {
+    #[serde(rename = "listen")]
+    _listen: Option<IgnoredAny>,
+    #[serde(rename = "db", alias = "database")]
+    _db: Option<IgnoredAny>,
+    #[serde(rename = "scope")]
+    _scope: Option<IgnoredAny>,
+    #[serde(rename = "workers")]
+    _workers: Option<IgnoredAny>,
+    #[serde(rename = "scan_memory")]
+    _scan_memory: Option<IgnoredAny>,
+    #[serde(rename = "per_key_scans")]
+    _per_key_scans: Option<IgnoredAny>,
+    #[serde(rename = "rate")]
+    _rate: Option<IgnoredAny>,
+    #[serde(rename = "cache_ttl")]
+    _cache_ttl: Option<IgnoredAny>,
+    #[serde(rename = "drain_timeout")]
+    _drain_timeout: Option<IgnoredAny>,
+    #[serde(rename = "addresses_only")]
+    _addresses_only: Option<IgnoredAny>,
+    #[serde(rename = "log_format")]
+    _log_format: Option<IgnoredAny>,
+    #[serde(rename = "log_level")]
+    _log_level: Option<IgnoredAny>,
     manifests: Option<Manifests>,
     schedules: Option<Vec<ScheduleFile>>,
     alerts: Option<Vec<AlertFile>>,
@@ -384,13 +413,16 @@ fn parse_named(text: &str) -> Result<(String, PathBuf), String> {
     }
 }
 
-/// Largest configuration file read.
-const MAX_CONFIG: usize = 64 * 1024;
+/// The whole file with sections: only `serve:` is read here (the configuration layer has
+/// checked the others).
+#[derive(Debug, Deserialize)]
+struct Sections {
+    serve: Option<ServeFile>,
+}
 
-fn read_config(path: &Path) -> Result<ServeFile, Failure> {
-    let shown = path.display();
-    let bytes =
-        std::fs::read(path).map_err(|e| Failure::usage(format!("cannot read {shown}: {e}")))?;
+/// The serve settings of the configuration file that are no flag.
+fn read_config(file: &crate::config::ConfigFile) -> Result<ServeFile, Failure> {
+    let shown = file.path.display();
     let at = |e: portgate_policy::yaml::YamlError| {
         let key = e.key.map(|k| format!("{k}: ")).unwrap_or_default();
         Failure::usage(format!(
@@ -398,8 +430,12 @@ fn read_config(path: &Path) -> Result<ServeFile, Failure> {
             e.line, e.column, e.message
         ))
     };
-    let text = portgate_policy::yaml::text(&bytes, MAX_CONFIG, "configuration file").map_err(at)?;
-    portgate_policy::yaml::parse(text).map_err(at)
+    if file.serve_only {
+        portgate_policy::yaml::parse(&file.text).map_err(at)
+    } else {
+        let sections: Option<Sections> = portgate_policy::yaml::parse(&file.text).map_err(at)?;
+        Ok(sections.and_then(|s| s.serve).unwrap_or_default())
+    }
 }
 
 fn duration_in(
@@ -452,63 +488,46 @@ fn scope_of(entries: &[String]) -> Result<Scope, Failure> {
     Scope::parse(entries).map_err(|e| Failure::usage(format!("--scope: {e}")))
 }
 
-pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
-    let (file, path) = match &args.config {
-        Some(path) => (read_config(path)?, path.clone()),
+/// `portgate serve`: the flags (with their environment variables and the configuration
+/// file's values under them) and the file's monitoring settings.
+pub(crate) fn run(
+    args: ServeArgs,
+    config_file: Option<&crate::config::ConfigFile>,
+) -> Result<u8, Failure> {
+    crate::log::init(args.log_format, &args.log_level)?;
+    let (file, path) = match config_file {
+        Some(config_file) => (read_config(config_file)?, config_file.path.clone()),
         None => (ServeFile::default(), PathBuf::new()),
     };
-    let scope_entries = if args.scope.is_empty() {
-        file.scope.clone().unwrap_or_default()
-    } else {
-        args.scope.clone()
-    };
-    if scope_entries.is_empty() {
+    if args.scope.is_empty() {
         return Err(Failure::usage(
-            "--scope (or scope: in --config) is required: the CIDRs the server may scan",
+            "--scope (or scope: in the configuration file) is required: the CIDRs the server may scan",
         ));
     }
-    let scope = scope_of(&scope_entries)?;
+    let scope = scope_of(&args.scope)?;
     let listen = args
         .listen
-        .or(file.listen)
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
-    let cache_ttl = match args.cache_ttl {
-        Some(d) => d,
-        None => duration_in(&path, "cache_ttl", file.cache_ttl.as_ref())?
-            .unwrap_or(Duration::from_secs(60)),
-    };
-    let drain_timeout = match args.drain_timeout {
-        Some(d) => d,
-        None => duration_in(&path, "drain_timeout", file.drain_timeout.as_ref())?
-            .unwrap_or(Duration::from_secs(60)),
-    };
-    let scan_memory = match (args.scan_memory, &file.scan_memory) {
-        (Some(bytes), _) => bytes,
-        (None, Some(text)) => parse_size(text)
-            .map_err(|e| Failure::usage(format!("{}: scan_memory: {e}", path.display())))?,
-        (None, None) => portgate_serve::DEFAULT_SCAN_MEMORY,
-    };
+    let cache_ttl = args.cache_ttl.unwrap_or(Duration::from_secs(60));
+    let drain_timeout = args.drain_timeout.unwrap_or(Duration::from_secs(60));
+    let scan_memory = args
+        .scan_memory
+        .unwrap_or(portgate_serve::DEFAULT_SCAN_MEMORY);
     crate::scan::raise_open_file_limit();
-    let db = args.db.db.clone().or(file.db.clone());
-    let location = pipeline::location(db.as_deref())?;
+    let location = pipeline::location(args.db.db.as_deref())?;
     let runtime = crate::runtime()?;
     runtime.block_on(async {
         let store = pipeline::open_store(&location).await?;
         let mut config = Config::new(listen, scope);
         config.workers = args
             .workers
-            .or(file.workers)
             .unwrap_or_else(portgate_serve::default_workers)
             .max(1);
         config.scan_memory = scan_memory;
-        config.per_key_scans = args
-            .per_key_scans
-            .or(file.per_key_scans)
-            .unwrap_or(4)
-            .max(1);
-        config.requests_per_minute = args.rate.or(file.rate).unwrap_or(120).max(1);
+        config.per_key_scans = args.per_key_scans.unwrap_or(4).max(1);
+        config.requests_per_minute = args.rate.unwrap_or(120).max(1);
         config.cache_ttl = cache_ttl;
-        config.resolve_names = !(args.addresses_only || file.addresses_only.unwrap_or(false));
+        config.resolve_names = !args.addresses_only;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         if let Some(manifests) = &file.manifests {
             config.manifests.extend(manifests.named(&base)?);
@@ -542,7 +561,11 @@ pub(crate) fn run(args: ServeArgs) -> Result<u8, Failure> {
             .await
             .map_err(|e| Failure::usage(e.to_string()))?;
         let bound = listener.local_addr().unwrap_or(listen);
-        eprintln!("portgate serve: listening on http://{bound} (history: {location})");
+        tracing::info!(
+            listen = %bound,
+            history = %location,
+            "listening on http://{bound} (history: {location})"
+        );
         portgate_serve::run(State::new(store, config), listener, drain_timeout)
             .await
             .map_err(|e| Failure::scan(e.to_string()))

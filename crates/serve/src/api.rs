@@ -104,6 +104,7 @@ pub(crate) fn router(state: State) -> Router {
         .fallback(|| async { Problem::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(header_limits))
+        .layer(axum::middleware::from_fn(access_log))
         // A bug must not drop the connection: it is a 500 problem like any other.
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -117,6 +118,28 @@ pub(crate) fn router(state: State) -> Router {
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most request headers.
 pub const MAX_HEADERS: usize = 64;
+
+/// One debug event per request: method, route (the matched pattern, not the path with its
+/// ids), status and time taken.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "(none)".to_string(), |p| p.as_str().to_string());
+    let began = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let elapsed_ms = began.elapsed().as_millis() as u64;
+    tracing::debug!(
+        method = %method,
+        route = %route,
+        status,
+        elapsed_ms,
+        "{method} {route}: {status} in {elapsed_ms} ms"
+    );
+    response
+}
 
 /// Refuses requests whose headers are too many or too large: 431, as a problem.
 async fn header_limits(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
@@ -150,7 +173,7 @@ impl FromRequestParts<State> for Authed {
             .key_by_hash(&crate::keys::hash(key))
             .await
             .map_err(|e| {
-                eprintln!("portgate serve: key lookup: {e}");
+                tracing::error!(operation = "key lookup", error = %e, "key lookup: {e}");
                 Problem::internal("check the API key")
             })?
             .ok_or_else(Problem::unauthorized)?;
@@ -210,7 +233,7 @@ pub(crate) fn store_failed(
     operation: &'static str,
 ) -> impl FnOnce(portgate_store::StoreError) -> Problem {
     move |e| {
-        eprintln!("portgate serve: {operation}: {e}");
+        tracing::error!(operation, error = %e, "{operation}: {e}");
         Problem::internal(operation)
     }
 }
@@ -925,7 +948,7 @@ fn pipeline_failed(e: portgate_pipeline::Error) -> Problem {
     match e.kind() {
         portgate_pipeline::ErrorKind::Input => Problem::not_found(e.to_string()),
         portgate_pipeline::ErrorKind::Incomplete => {
-            eprintln!("portgate serve: history: {e}");
+            tracing::error!(operation = "history", error = %e, "history: {e}");
             Problem::internal("read the history")
         }
     }

@@ -158,7 +158,7 @@ pub(crate) async fn run(
         Saved::Saved { scan, check, .. } => (Some(scan.0), Some(check.0)),
         Saved::NotRecorded => (None, None),
         Saved::Failed(e) => {
-            eprintln!("portgate serve: cannot keep the check in the history: {e}");
+            tracing::error!(job_id, error = %e, "cannot keep the check in the history: {e}");
             (None, None)
         }
     };
@@ -219,7 +219,7 @@ pub(crate) async fn run(
             .metrics
             .findings_evaluated(findings.len(), began.elapsed());
         if let Err(e) = recorded {
-            eprintln!("portgate serve: check {job_id}: cannot record its findings: {e}");
+            tracing::error!(job_id, error = %e, "check {job_id}: cannot record its findings: {e}");
         }
     }
     let compared = outcome
@@ -266,7 +266,7 @@ fn manifest_text(state: &State, manifest: &str) -> Result<(String, String), Prob
     match state.0.config.manifests.get(manifest) {
         Some(path) => Ok((
             std::fs::read_to_string(path).map_err(|e| {
-                eprintln!("portgate serve: manifest {}: {e}", path.display());
+                tracing::error!(manifest = %path.display(), error = %e, "manifest {}: {e}", path.display());
                 Problem::internal("read the configured manifest")
             })?,
             manifest.to_string(),

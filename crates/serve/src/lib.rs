@@ -241,7 +241,10 @@ pub async fn run(
     // Jobs of a server that died on this host are run again.
     let requeued = state.0.store.requeue_dead_workers().await?;
     if requeued > 0 {
-        eprintln!("portgate serve: {requeued} interrupted job(s) queued again");
+        tracing::warn!(
+            jobs = requeued,
+            "{requeued} interrupted job(s) queued again"
+        );
     }
     let mut workers = worker::spawn(&state);
     workers.push(tokio::spawn(monitor::run_schedules(state.clone())));
@@ -250,7 +253,7 @@ pub async fn run(
     let shutdown_state = state.clone();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
-        eprintln!("portgate serve: draining");
+        tracing::info!("draining");
         shutdown_state.drain();
     });
     server.await.map_err(ServeError::Io)?;
@@ -266,7 +269,10 @@ pub async fn run(
             .store
             .requeue_jobs(chrono::Utc::now(), Some(&owner))
             .await?;
-        eprintln!("portgate serve: {n} running job(s) queued again for the next start");
+        tracing::warn!(
+            jobs = n,
+            "{n} running job(s) queued again for the next start"
+        );
     }
     Ok(())
 }

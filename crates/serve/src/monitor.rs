@@ -186,20 +186,20 @@ pub(crate) async fn run_schedules(state: State) {
         .map(|w| w.to_stored("config", Utc::now()))
         .collect();
     if let Err(e) = state.0.store.sync_config_windows(&rows).await {
-        eprintln!("portgate serve: cannot keep the configured maintenance windows: {e}");
+        tracing::error!(error = %e, "cannot keep the configured maintenance windows: {e}");
     }
     let mut watched = Utc::now() - chrono::Duration::seconds(1);
     while !state.draining() {
         let now = Utc::now();
         for schedule in &config.schedules {
             if let Err(e) = tick(&state, schedule, now).await {
-                eprintln!("portgate serve: schedule {}: {e}", schedule.name);
+                tracing::error!(schedule = %schedule.name, error = %e, "schedule {}: {e}", schedule.name);
             }
         }
         if now - watched >= chrono::Duration::milliseconds(900) {
             watched = now;
             if let Err(e) = watch(&state, now).await {
-                eprintln!("portgate serve: monitoring: {e}");
+                tracing::error!(error = %e, "monitoring: {e}");
             }
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -241,8 +241,11 @@ async fn tick(state: &State, schedule: &Schedule, now: DateTime<Utc>) -> Result<
         );
         match crate::checks::queue_scheduled(state, &manifest, schedule, &idempotency).await {
             Ok(id) => last_job = id,
-            Err(e) => eprintln!(
-                "portgate serve: schedule {}: manifest {manifest}: {e}",
+            Err(e) => tracing::error!(
+                schedule = %schedule.name,
+                manifest = %manifest,
+                error = %e,
+                "schedule {}: manifest {manifest}: {e}",
                 schedule.name
             ),
         }
@@ -483,13 +486,13 @@ pub(crate) async fn windows(state: &State) -> Vec<(Window, portgate_store::Store
             .filter_map(|row| match Window::from_stored(&row) {
                 Ok(w) => Some((w, row)),
                 Err(e) => {
-                    eprintln!("portgate serve: {e}");
+                    tracing::error!(window = %row.name, error = %e, "{e}");
                     None
                 }
             })
             .collect(),
         Err(e) => {
-            eprintln!("portgate serve: {e}");
+            tracing::error!(error = %e, "{e}");
             Vec::new()
         }
     }

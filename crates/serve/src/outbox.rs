@@ -35,7 +35,9 @@ pub(crate) async fn run(state: State) {
             Ok(channel) => {
                 channels.insert(route.name.clone(), channel);
             }
-            Err(e) => eprintln!("portgate serve: alert channel {}: {e}", route.name),
+            Err(e) => {
+                tracing::error!(channel = %route.name, error = %e, "alert channel {}: {e}", route.name)
+            }
         }
     }
     while !state.draining() {
@@ -55,14 +57,14 @@ pub(crate) async fn run(state: State) {
                 continue;
             }
             Ok(_) => {}
-            Err(e) => eprintln!("portgate serve: cannot read the outbox: {e}"),
+            Err(e) => tracing::error!(error = %e, "cannot read the outbox: {e}"),
         }
         // Woken by a new message, or a second later for the retries that became due.
         let _ = tokio::time::timeout(Duration::from_secs(1), state.0.outbox_wake.notified()).await;
     }
     // What was taken and not sent goes to the next sender at once.
     if let Err(e) = state.0.store.release_alerts(&owner).await {
-        eprintln!("portgate serve: {e}");
+        tracing::error!(error = %e, "{e}");
     }
 }
 
@@ -103,9 +105,13 @@ async fn send(
         }
         Err((error, retry)) => {
             if retry.is_none() {
-                eprintln!(
-                    "portgate serve: alert {} to {}: given up: {error}",
-                    message.message_id, message.channel
+                tracing::warn!(
+                    alert = %message.message_id,
+                    channel = %message.channel,
+                    error = %error,
+                    "alert {} to {}: given up: {error}",
+                    message.message_id,
+                    message.channel
                 );
             }
             state
@@ -116,7 +122,7 @@ async fn send(
         }
     };
     if let Err(e) = recorded {
-        eprintln!("portgate serve: alert {}: {e}", message.message_id);
+        tracing::error!(alert = %message.message_id, error = %e, "alert {}: {e}", message.message_id);
     }
 }
 

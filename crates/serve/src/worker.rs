@@ -124,7 +124,7 @@ async fn work(state: State) {
         if swept.elapsed() >= inner.config.lease / 3 {
             swept = std::time::Instant::now();
             if let Err(e) = inner.store.requeue_jobs(chrono::Utc::now(), None).await {
-                eprintln!("portgate serve: cannot queue expired jobs again: {e}");
+                tracing::error!(error = %e, "cannot queue expired jobs again: {e}");
             }
         }
         let next = inner
@@ -140,7 +140,7 @@ async fn work(state: State) {
             Ok(Some(job)) => run(&state, &owner, job).await,
             Ok(None) => {}
             Err(e) => {
-                eprintln!("portgate serve: cannot take a job: {e}");
+                tracing::error!(error = %e, "cannot take a job: {e}");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -211,7 +211,7 @@ async fn run(state: &State, owner: &str, job: Job) {
                     Ok((true, false)) => {}
                     Ok((true, true)) => break End::Cancelled,
                     Ok((false, _)) => break End::LeaseLost,
-                    Err(e) => eprintln!("portgate serve: job {}: heartbeat: {e}", job.id),
+                    Err(e) => tracing::error!(job_id = job.id, error = %e, "job {}: heartbeat: {e}", job.id),
                 }
             }
         }
@@ -251,8 +251,10 @@ async fn run(state: &State, owner: &str, job: Job) {
                 ..JobEnd::default()
             };
             if let Err(e) = inner.store.finish_job(job.id, owner, &end).await {
-                eprintln!(
-                    "portgate serve: job {}: cannot store its result: {e}",
+                tracing::error!(
+                    job_id = job.id,
+                    error = %e,
+                    "job {}: cannot store its result: {e}",
                     job.id
                 );
             }
@@ -279,10 +281,19 @@ async fn run(state: &State, owner: &str, job: Job) {
                 error: None,
                 progress: (settled, progress.1.max(settled)),
             };
+            tracing::debug!(
+                job_id = job.id,
+                scan_id,
+                status = ?status,
+                "job {}: scan finished ({status:?})",
+                job.id
+            );
             let finished = inner.store.finish_job(job.id, owner, &end).await;
             if let Err(e) = finished {
-                eprintln!(
-                    "portgate serve: job {}: cannot store its result: {e}",
+                tracing::error!(
+                    job_id = job.id,
+                    error = %e,
+                    "job {}: cannot store its result: {e}",
                     job.id
                 );
             }
@@ -298,7 +309,7 @@ async fn save(state: &State, report: &ScanReport) -> Option<i64> {
     match state.0.store.save_scan(report, None).await {
         Ok(id) => Some(id.0),
         Err(e) => {
-            eprintln!("portgate serve: cannot keep the scan in the history: {e}");
+            tracing::error!(hosts = report.hosts.len(), error = %e, "cannot keep the scan in the history: {e}");
             None
         }
     }
