@@ -139,6 +139,9 @@ pub(crate) enum LintFormat {
     Table,
     /// JSON: the findings and their counts.
     Json,
+    /// GitHub Actions workflow commands (`::error file=…,line=…,col=…::message`): each
+    /// finding an annotation on the pull request's diff, and the table's summary line.
+    Github,
 }
 
 /// `portgate manifest ...`.
@@ -165,6 +168,35 @@ pub(crate) fn run_manifest(args: ManifestArgs) -> Result<u8, Failure> {
                         "findings": findings,
                     });
                     format!("{doc:#}\n")
+                }
+                LintFormat::Github => {
+                    // Workflow command values: `%`, CR and LF escaped (and `,` `:` in
+                    // properties), so a message cannot end the command early.
+                    let data = |s: &str| {
+                        s.replace('%', "%25")
+                            .replace('\r', "%0D")
+                            .replace('\n', "%0A")
+                    };
+                    let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+                    let mut out = String::new();
+                    for f in &findings {
+                        out.push_str(&format!(
+                            "::{} file={},line={},col={},title=portgate manifest lint::{}\n",
+                            match f.level {
+                                portgate_policy::LintLevel::Error => "error",
+                                portgate_policy::LintLevel::Warning => "warning",
+                            },
+                            property(&f.location.file),
+                            f.location.line,
+                            f.location.column,
+                            data(&f.message)
+                        ));
+                    }
+                    out.push_str(&format!(
+                        "portgate manifest lint: {}: {errors} error(s), {warnings} warning(s)\n",
+                        loaded.source
+                    ));
+                    out
                 }
                 LintFormat::Table => {
                     let mut out = String::new();

@@ -141,3 +141,69 @@ fn run_example(file: &str, command: &[String], url: &str, key: &str) -> (i32, St
         )
     }
 }
+
+/// The pull-request example: the workflow's `manifest lint` command, run as written
+/// against the example manifest (clean: exit 0, annotations in GitHub's format for a
+/// manifest with an error), and the CODEOWNERS example naming the manifest.
+#[test]
+fn pull_request_example_lints_the_manifest() {
+    let text = std::fs::read_to_string(repo().join("examples/github/manifest-review.yml")).unwrap();
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+    assert_eq!(doc["on"]["pull_request"]["paths"][0], "exposure.yaml");
+    let steps = doc["jobs"]["lint"]["steps"].as_array().unwrap();
+    let lint = steps
+        .iter()
+        .filter_map(|s| s["run"].as_str())
+        .find(|r| r.contains("portgate manifest lint"))
+        .expect("a step runs portgate manifest lint");
+    let args: Vec<String> = lint
+        .split_whitespace()
+        .skip(1)
+        .map(|a| {
+            if a == "examples/exposure.yaml" {
+                repo().join(a).display().to_string()
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, stdout, stderr) = common::run(&args);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("0 error(s)"), "{stdout}");
+
+    // The same command on a manifest with an expired approval: an error annotation at
+    // its line, exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let expired = dir.path().join("exposure.yaml");
+    std::fs::write(
+        &expired,
+        "version: 1\nassets:\n  - name: web\n    targets: [198.18.0.2]\n    approved:\n      - port: 443\n        justification: \"old, site: public\"\n        approved_until: 2020-01-31\n",
+    )
+    .unwrap();
+    let mut args = args.clone();
+    let at = args
+        .iter()
+        .position(|a| a.ends_with("exposure.yaml"))
+        .unwrap();
+    let file = expired.display().to_string();
+    args[at] = &file;
+    let (code, stdout, _) = common::run(&args);
+    assert_eq!(code, 1, "{stdout}");
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with(&format!(
+            "::error file={file},line=6,col=9,title=portgate manifest lint::"
+        )),
+        "{first}"
+    );
+    assert!(first.contains("expired on 2020-01-31"), "{first}");
+
+    let owners = std::fs::read_to_string(repo().join("examples/github/CODEOWNERS")).unwrap();
+    assert!(
+        owners
+            .lines()
+            .any(|l| l.starts_with("/exposure.yaml ") && l.contains('@')),
+        "{owners}"
+    );
+}
