@@ -629,6 +629,7 @@ pub fn propose_fixes(manifest: &Manifest, report: &ScanReport, findings: &mut [F
             }
         }
     }
+    let mut planned: BTreeMap<String, Fix> = BTreeMap::new();
     for f in findings.iter_mut() {
         let (Rule::UnapprovedPort, Some(protocol), Some(port), Some(ip)) =
             (f.rule, f.protocol, f.port, f.ip)
@@ -677,6 +678,13 @@ pub fn propose_fixes(manifest: &Manifest, report: &ScanReport, findings: &mut [F
             entry,
             comment: Vec::new(),
         };
+        // The command names everything the approval holds: one plan (and one read-back
+        // of the manifest) per distinct approval, however many addresses share it.
+        let command = approve_command(&manifest.source, &approval);
+        if let Some(fix) = planned.get(&command) {
+            f.fix = Some(fix.clone());
+            continue;
+        }
         let (dash, keys) = if approval.asset.is_some() {
             (6, 8)
         } else {
@@ -689,7 +697,7 @@ pub fn propose_fixes(manifest: &Manifest, report: &ScanReport, findings: &mut [F
             Some(e) => e.inserted.trim_start_matches(['\r', '\n']).to_string(),
             None => entry_lines(&approval.entry, &[], dash, keys, "\n"),
         };
-        f.fix = Some(Fix {
+        let fix = Fix {
             description: format!(
                 "approve {port}/{protocol} {}",
                 match &approval.asset {
@@ -697,9 +705,11 @@ pub fn propose_fixes(manifest: &Manifest, report: &ScanReport, findings: &mut [F
                     None => "in the global approved list".into(),
                 }
             ),
-            command: approve_command(&manifest.source, &approval),
+            command: command.clone(),
             yaml,
             edit,
-        });
+        };
+        planned.insert(command, fix.clone());
+        f.fix = Some(fix);
     }
 }
