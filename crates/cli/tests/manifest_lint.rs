@@ -1,5 +1,5 @@
 //! `portgate manifest lint`: errors (an approval past its date) exit 1, warnings (an approval of a port the asset never scans, one
-//! that repeats a global approval) alone exit 0, a manifest that does not load exits 2;
+//! that repeats a global approval, a justification left as TODO) alone exit 0, a manifest that does not load exits 2;
 //! every finding at its line and column.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -34,6 +34,8 @@ assets:
       - port: 80
         justification: temporary
         approved_until: 2020-01-31
+      - port: 443
+        justification: TODO
 ";
 
 #[test]
@@ -78,13 +80,20 @@ fn lint_finds_errors_and_warnings_at_their_place() {
         ),
         "{stdout}"
     );
-    assert!(stdout.contains("2 error(s), 2 warning(s)"), "{stdout}");
+    assert!(
+        has(
+            "27:",
+            "warning: the approval of 443/tcp on asset old has no justification yet (\"TODO\")"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("2 error(s), 3 warning(s)"), "{stdout}");
 
     let (code, json, _) = run(&["manifest", "lint", "--manifest", file, "--format", "json"]);
     assert_eq!(code, 1);
     let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(doc["errors"], 2);
-    assert_eq!(doc["warnings"], 2);
+    assert_eq!(doc["warnings"], 3);
     assert_eq!(doc["findings"][0]["level"], "error");
     assert!(doc["findings"][0]["location"]["line"].is_number());
 
@@ -93,7 +102,7 @@ fn lint_finds_errors_and_warnings_at_their_place() {
     std::fs::write(&path, clean).unwrap();
     let (code, stdout, _) = run(&["manifest", "lint", "--manifest", file]);
     assert_eq!(code, 0, "{stdout}");
-    assert!(stdout.contains("0 error(s), 2 warning(s)"), "{stdout}");
+    assert!(stdout.contains("0 error(s), 3 warning(s)"), "{stdout}");
 
     // A manifest that does not load (a misspelt key; a target listed twice): exit 2 with
     // its place.

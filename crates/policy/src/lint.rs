@@ -1,7 +1,8 @@
 //! `portgate manifest lint`: what a reviewer of a manifest change should know about a
 //! manifest that loads (a manifest that does not load is refused by [`Manifest::load`]
 //! already, with its place — a target listed twice included): approvals past their date,
-//! approvals of ports the asset never scans, approvals that repeat a global one.
+//! approvals of ports the asset never scans, approvals that repeat a global one, and
+//! justifications still left as the placeholder `baseline init` and proposed fixes write.
 
 use chrono::NaiveDate;
 use portgate_model::{ManifestLocation, Protocol};
@@ -44,6 +45,16 @@ fn port_text(a: &ApprovedPort) -> String {
     format!("{}/{}", a.port, Protocol::from(a.protocol))
 }
 
+/// Whether a justification is still a placeholder: empty, or starting with `TODO` (as
+/// `portgate baseline init` and the approvals a failing check proposes write it).
+fn placeholder(justification: &str) -> bool {
+    let text = justification.trim();
+    text.is_empty()
+        || text
+            .get(..4)
+            .is_some_and(|head| head.eq_ignore_ascii_case("todo"))
+}
+
 /// Everything the lint finds in `manifest` on `today`, in manifest order.
 pub fn lint(manifest: &Manifest, today: NaiveDate) -> Vec<LintFinding> {
     let mut out = Vec::new();
@@ -61,6 +72,17 @@ pub fn lint(manifest: &Manifest, today: NaiveDate) -> Vec<LintFinding> {
                 level: LintLevel::Error,
                 location: manifest.location(g),
                 message: format!("the global approval of {} expired on {until}", port_text(a)),
+            });
+        }
+        if placeholder(&a.justification) {
+            out.push(LintFinding {
+                level: LintLevel::Warning,
+                location: manifest.location(g),
+                message: format!(
+                    "the global approval of {} has no justification yet ({:?})",
+                    port_text(a),
+                    a.justification
+                ),
             });
         }
         let protocol = Protocol::from(a.protocol);
@@ -100,6 +122,18 @@ pub fn lint(manifest: &Manifest, today: NaiveDate) -> Vec<LintFinding> {
                     ),
                 });
             }
+            if placeholder(&a.justification) {
+                out.push(LintFinding {
+                    level: LintLevel::Warning,
+                    location: manifest.location(s),
+                    message: format!(
+                        "the approval of {} on asset {} has no justification yet ({:?})",
+                        port_text(a),
+                        x.name,
+                        a.justification
+                    ),
+                });
+            }
             if !ports
                 .spec()
                 .ports(Protocol::from(a.protocol))
@@ -134,4 +168,24 @@ pub fn lint(manifest: &Manifest, today: NaiveDate) -> Vec<LintFinding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholder;
+
+    #[test]
+    fn placeholders_are_told_from_reasons() {
+        for text in [
+            "TODO",
+            "todo",
+            "  TODO: why this port must be reachable",
+            "",
+        ] {
+            assert!(placeholder(text), "{text:?}");
+        }
+        for text in ["public site", "metrics, see TODO list", "Tod", "bastion"] {
+            assert!(!placeholder(text), "{text:?}");
+        }
+    }
 }
