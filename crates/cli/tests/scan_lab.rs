@@ -50,21 +50,16 @@ fn assert_delay_line_kept_up(lab: &LabHost, label: &str) {
 }
 
 /// Every port of a host `rtt` away, both profiles (RST host; firewall with REJECT
-/// ports), both methods, both families: each port's state equals the truth. The
-/// firewalled host is scanned with `firewalled_args` added.
-fn wan_every_port_exact(test: &str, delay: DelayConfig, firewalled_args: &[&str]) {
+/// ports), both methods, both families: each port's state equals the truth.
+fn wan_every_port_exact(test: &str, delay: DelayConfig) {
     for profile in [Profile::Open, Profile::Firewalled] {
         let Some(lab) = wan_lab(test, profile, delay) else {
             return;
         };
-        let extra = match profile {
-            Profile::Firewalled => firewalled_args,
-            _ => &[],
-        };
         for method in METHODS {
             for ip in [lab.ipv4().to_string(), lab.ipv6().to_string()] {
                 let began = Instant::now();
-                assert_exact_states_with(&lab, &ip, method, 1, extra);
+                assert_exact_states(&lab, &ip, method, 1);
                 eprintln!(
                     "{test}: {profile} {ip} {method}: {:.2} s",
                     began.elapsed().as_secs_f64()
@@ -82,7 +77,6 @@ fn wan_20ms_every_port_exact() {
     wan_every_port_exact(
         "wan_20ms_every_port_exact",
         DelayConfig::new(Duration::from_millis(20)),
-        &[],
     );
 }
 
@@ -93,7 +87,6 @@ fn wan_80ms_every_port_exact() {
     wan_every_port_exact(
         "wan_80ms_every_port_exact",
         DelayConfig::new(Duration::from_millis(80)),
-        &[],
     );
 }
 
@@ -102,7 +95,6 @@ fn wan_200ms_every_port_exact() {
     wan_every_port_exact(
         "wan_200ms_every_port_exact",
         DelayConfig::new(Duration::from_millis(200)),
-        &[],
     );
 }
 
@@ -113,7 +105,6 @@ fn wan_80ms_with_jitter_every_port_exact() {
     wan_every_port_exact(
         "wan_80ms_with_jitter_every_port_exact",
         DelayConfig::new(Duration::from_millis(80)).jitter(Duration::from_micros(800)),
-        &[],
     );
 }
 
@@ -123,11 +114,6 @@ fn wan_80ms_with_loss_every_port_exact() {
     wan_every_port_exact(
         "wan_80ms_with_loss_every_port_exact",
         DelayConfig::new(Duration::from_millis(80)).loss(0.02),
-        // The RST host answers every port: its loss is measured and its retries raised.
-        // The firewalled host answers 22 ports, too few to show 2% loss, so it keeps the
-        // configured retries; the README's remedy for a lossy path is given here (with the
-        // default, an answering port is lost in about 1% of scans: a known limit).
-        &["--retries", "2"],
     );
 }
 
@@ -136,15 +122,8 @@ const METHODS: [&str; 2] = ["--connect", "--syn"];
 
 /// Scans every port of `ip` and checks each state against the lab's ground truth.
 fn assert_exact_states(lab: &LabHost, ip: &str, method: &str, run: usize) {
-    assert_exact_states_with(lab, ip, method, run, &[]);
-}
-
-/// [`assert_exact_states`] with `extra` arguments to the scan.
-fn assert_exact_states_with(lab: &LabHost, ip: &str, method: &str, run: usize, extra: &[&str]) {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let mut args = vec![ip, "-p-", method];
-    args.extend_from_slice(extra);
-    let (code, report, stderr) = scan_json(&args);
+    let (code, report, stderr) = scan_json(&[ip, "-p-", method]);
     let label = format!("{:?} {ip} {method} run {run}", lab.truth().profile);
     assert_eq!(code, 0, "{label}: {stderr}");
     assert_eq!(report["method"], method.trim_start_matches("--"), "{label}");

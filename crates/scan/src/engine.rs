@@ -55,6 +55,21 @@ const MIN_EPOCH_ANSWERS: u32 = 32;
 const HOST_CUT_LOSS_SHARE: f64 = 0.05;
 /// A host's window is never cut below this.
 const MIN_HOST_CWND: f64 = 4.0;
+/// Ports of all hosts whose "filtered" verdict may wait for their host's loss to be
+/// measured (see [`HostState::held`]); beyond this, verdicts are given at once.
+const HELD_CAP: usize = 1 << 18;
+/// Loss samples a host gets at most, as a share of the ports scanned per host (one per
+/// this many ports), and in any case at most [`MAX_SAMPLES`].
+const PORTS_PER_SAMPLE: usize = 128;
+const MAX_SAMPLES: u32 = 512;
+/// Samples one answering port gets at most.
+const MAX_SAMPLES_PER_PORT: u8 = 64;
+/// Losses a host's held verdicts wait for: the first loss alone, seen after n trials,
+/// puts the loss rate at 1/n, too high when n is small, and would buy held ports more
+/// retries than the path calls for.
+const LOSS_EVIDENCE: u32 = 2;
+/// Answering ports that start sampling at once when a host first holds a verdict.
+const SAMPLE_STARTERS: usize = 16;
 /// UDP retries on a host that rate-limits its ICMP errors.
 const ICMP_LIMITED_RETRIES: u8 = 6;
 /// Paced UDP retries that may stay silent in a row before the silence is taken for a
@@ -67,8 +82,11 @@ pub(crate) struct HostState {
     pub(crate) results: Vec<PortResult>,
     rtt: RttEstimator,
     in_flight: usize,
-    /// Ports that answered, and how many of those answered only on a retry.
+    /// Ports that answered (and loss samples taken), and how many of those answered only
+    /// on a retry (or, as samples, not at all).
     answered: u32,
+    /// Ports that answered.
+    answering: u32,
     loss_events: u32,
     /// UDP: the host sends ICMP port-unreachables, yet some ports stayed silent: it may
     /// be rate-limiting its ICMP errors, so its UDP probes are paced to that rate.
@@ -105,6 +123,15 @@ pub(crate) struct HostState {
     /// SYNs in flight to this host: when each went out, to which port, which attempt.
     syn_sent: VecDeque<(Instant, u16, u8)>,
     syn_active: bool,
+    /// TCP ports that stayed silent through their retries while the host's loss is not
+    /// known: a host that answers only a few ports (a firewall dropping the rest) shows
+    /// little loss to measure, and an answering port whose every reply was lost would be
+    /// called filtered. Their verdict waits while the host's answering ports are probed
+    /// again (loss samples); once a sample goes unanswered the loss is known and these
+    /// ports get the retries it calls for, otherwise they are filtered at the end.
+    held: Vec<Job>,
+    /// Loss samples scheduled for this host.
+    samples: u32,
 }
 
 impl HostState {
@@ -121,6 +148,7 @@ impl HostState {
             rtt: RttEstimator::default(),
             in_flight: 0,
             answered: 0,
+            answering: 0,
             loss_events: 0,
             icmp_limited: false,
             known_closed: None,
@@ -131,6 +159,8 @@ impl HostState {
             deferred: VecDeque::new(),
             syn_sent: VecDeque::new(),
             syn_active: false,
+            held: Vec::new(),
+            samples: 0,
         }
     }
 }
@@ -148,6 +178,25 @@ pub(crate) struct Job {
     canary: bool,
     /// When the previous attempt went out (a retry's lost probe).
     previous: Option<Instant>,
+    /// TCP: 0 for a port's own probe; n for the nth loss sample of a port that already
+    /// answered (its outcome settles no port, it measures the host's loss).
+    sample: u8,
+}
+
+impl Job {
+    /// The first attempt at `port` of host `host`.
+    fn first(host: u32, port: u16, protocol: Protocol) -> Self {
+        Job {
+            host,
+            port,
+            protocol,
+            attempt: 0,
+            paced: false,
+            canary: false,
+            previous: None,
+            sample: 0,
+        }
+    }
 }
 
 struct Completion {
@@ -237,6 +286,12 @@ struct Engine<'a> {
     open: u64,
     total: u64,
     pause_until: Option<Instant>,
+    /// Jobs waiting in hosts' `held` lists.
+    held_total: usize,
+    /// Loss samples a host may get.
+    sample_budget: u32,
+    /// Fresh ports remain to be probed: loss samples are taken only meanwhile.
+    fresh_left: bool,
 }
 
 /// Probes every configured port on every host; results land in `hosts[i].results`.
@@ -298,6 +353,11 @@ pub(crate) async fn run(
         open: 0,
         total,
         pause_until: None,
+        held_total: 0,
+        sample_budget: u32::try_from(probes.len() / PORTS_PER_SAMPLE)
+            .unwrap_or(u32::MAX)
+            .min(MAX_SAMPLES),
+        fresh_left: true,
     };
     engine.host_of = engine
         .hosts
@@ -309,15 +369,9 @@ pub(crate) async fn run(
     // Lead ports first, host by host; then everything else in random order.
     for &port in &lead_ports {
         for host in 0..host_count {
-            engine.ready.push_back(Job {
-                host: host as u32,
-                port,
-                protocol: Protocol::Tcp,
-                attempt: 0,
-                paced: false,
-                canary: false,
-                previous: None,
-            });
+            engine
+                .ready
+                .push_back(Job::first(host as u32, port, Protocol::Tcp));
         }
     }
     let order = Permutation::new(total, seed);
@@ -334,8 +388,10 @@ pub(crate) async fn run(
     let deadline_hit = loop {
         let now = Instant::now();
         if deadline.is_some_and(|at| now >= at) {
+            engine.settle_all_held();
             break true;
         }
+        engine.fresh_left = next_fresh < order.len();
         if now >= next_progress {
             next_progress = now + PROGRESS_EVERY;
             engine.progress();
@@ -367,15 +423,7 @@ pub(crate) async fn run(
                     if protocol == Protocol::Tcp && lead_ports.contains(&port) {
                         continue;
                     }
-                    Job {
-                        host: (index % host_count) as u32,
-                        port,
-                        protocol,
-                        attempt: 0,
-                        paced: false,
-                        canary: false,
-                        previous: None,
-                    }
+                    Job::first((index % host_count) as u32, port, protocol)
                 } else {
                     break;
                 };
@@ -425,6 +473,12 @@ pub(crate) async fn run(
             && engine.deferred_total == 0
             && next_fresh >= order.len()
         {
+            if engine.held_total > 0 {
+                // Whatever loss was measured is all there will be.
+                engine.fresh_left = false;
+                engine.release_all_held();
+                continue;
+            }
             break false;
         }
         // More to launch: only look at what has arrived, then come straight back.
@@ -616,10 +670,13 @@ impl Engine<'_> {
                 let Some(&(sent, port, attempt)) = host.syn_sent.front() else {
                     break;
                 };
-                let current = self
-                    .syn_ports
-                    .get(&(host_index, port))
-                    .is_some_and(|p| p.outstanding && p.job.attempt == attempt);
+                // The entry of this very SYN: a port probed again (a loss sample) has
+                // an older entry of the same attempt number, which is not its.
+                let current = self.syn_ports.get(&(host_index, port)).is_some_and(|p| {
+                    p.outstanding
+                        && p.job.attempt == attempt
+                        && p.sent.get(usize::from(attempt)) == Some(&sent)
+                });
                 if !current {
                     host.syn_sent.pop_front();
                     continue;
@@ -734,6 +791,10 @@ impl Engine<'_> {
             }
             return;
         }
+        if job.sample > 0 {
+            self.sampled(job, completion.outcome);
+            return;
+        }
         let (state, reason) = match completion.outcome {
             Outcome::Exhausted => {
                 // Not an answer: try the same attempt again once the window has room.
@@ -770,6 +831,7 @@ impl Engine<'_> {
             .saturating_duration_since(completion.started);
         let host = &mut self.hosts[job.host as usize];
         host.answered += 1;
+        host.answering += 1;
         host.rtt.sample(rtt);
         self.global_rtt.sample(rtt);
         self.publish_timeouts(job.host);
@@ -839,6 +901,15 @@ impl Engine<'_> {
             }
         }
         self.settle(job, state, reason, Some(rtt));
+        if !udp {
+            let host = &self.hosts[job.host as usize];
+            if host.loss_events >= LOSS_EVIDENCE && !host.held.is_empty() {
+                self.release_held(job.host);
+            } else if !host.held.is_empty() && matches!(state, PortState::Open | PortState::Closed)
+            {
+                self.sample(job.host, job.port, 1);
+            }
+        }
     }
 
     /// Publishes the host's and the scan's current timeouts to the attempts:
@@ -884,13 +955,8 @@ impl Engine<'_> {
                 undecided = true;
             }
         }
+        let mut allowed = self.allowed_retries(job.host);
         let host = &self.hosts[job.host as usize];
-        let mut allowed = retries_for(
-            self.config.retries,
-            host.answered,
-            host.loss_events,
-            self.ports_per_host,
-        );
         if job.protocol == Protocol::Udp && host.icmp_limited && self.config.retries > 0 {
             allowed = allowed.max(ICMP_LIMITED_RETRIES);
         }
@@ -907,6 +973,14 @@ impl Engine<'_> {
                 canary: false,
                 ..job
             });
+        } else if job.protocol == Protocol::Tcp && self.may_hold(job.host) {
+            let host = &mut self.hosts[job.host as usize];
+            let first = host.held.is_empty();
+            host.held.push(job);
+            self.held_total += 1;
+            if first {
+                self.start_sampling(job.host);
+            }
         } else {
             let state = match job.protocol {
                 Protocol::Tcp => PortState::Filtered,
@@ -915,6 +989,155 @@ impl Engine<'_> {
                 Protocol::Udp => PortState::OpenFiltered,
             };
             self.settle(job, state, Reason::NoResponse, None);
+        }
+    }
+
+    /// Retries a port of the host gets now: [`retries_for`] its measured loss and the
+    /// ports of it expected to answer — those that answered so far, scaled up to every
+    /// port of the host by the share of its ports already settled. A missed port is an
+    /// answering port whose every reply was lost; a port that never answers cannot be.
+    fn allowed_retries(&self, host_index: u32) -> u8 {
+        let host = &self.hosts[host_index as usize];
+        let seen = (host.results.len() + host.held.len()).max(1);
+        let answering = (f64::from(host.answering.max(1)) * self.ports_per_host as f64
+            / seen as f64)
+            .clamp(1.0, self.ports_per_host.max(1) as f64);
+        retries_for(
+            self.config.retries,
+            host.answered,
+            host.loss_events,
+            answering.ceil() as usize,
+        )
+    }
+
+    /// Whether a silent TCP port of the host may wait for the host's loss to be measured:
+    /// retries are on, no loss is known yet, the host answers some ports (those are
+    /// what can be lost), samples may still be taken, and the held lists have room.
+    fn may_hold(&self, host_index: u32) -> bool {
+        let host = &self.hosts[host_index as usize];
+        self.config.retries > 0
+            && host.loss_events < LOSS_EVIDENCE
+            && host.answered > 0
+            && host.samples < self.sample_budget
+            && self.fresh_left
+            && self.held_total < HELD_CAP
+    }
+
+    /// The host holds its first verdict: its answering ports start being sampled.
+    fn start_sampling(&mut self, host_index: u32) {
+        let ports: Vec<u16> = self.hosts[host_index as usize]
+            .results
+            .iter()
+            .filter(|r| {
+                r.protocol == Protocol::Tcp
+                    && matches!(r.state, PortState::Open | PortState::Closed)
+            })
+            .map(|r| r.port)
+            .take(SAMPLE_STARTERS)
+            .collect();
+        for port in ports {
+            self.sample(host_index, port, 1);
+        }
+    }
+
+    /// Schedules loss sample `n` of an answering TCP port, within the host's budget.
+    fn sample(&mut self, host_index: u32, port: u16, n: u8) {
+        let budget = self.sample_budget;
+        let host = &mut self.hosts[host_index as usize];
+        if !self.fresh_left
+            || host.loss_events >= LOSS_EVIDENCE
+            || host.samples >= budget
+            || n > MAX_SAMPLES_PER_PORT
+        {
+            return;
+        }
+        host.samples += 1;
+        self.ready.push_back(Job {
+            sample: n,
+            ..Job::first(host_index, port, Protocol::Tcp)
+        });
+    }
+
+    /// A loss sample's outcome: an answer is one more trial without loss, silence a loss;
+    /// either way the port's next sample follows, until the host has shown enough loss
+    /// (its held ports then get the retries the loss calls for) or used its budget.
+    fn sampled(&mut self, job: Job, outcome: Outcome) {
+        if let Some(port) = self.syn_ports.remove(&(job.host, job.port))
+            && port.outstanding
+        {
+            self.syn_outstanding -= 1;
+        }
+        let host = &mut self.hosts[job.host as usize];
+        match outcome {
+            Outcome::Exhausted => {
+                self.window.on_resource_exhausted(self.in_flight());
+                self.ready.push_front(job);
+            }
+            Outcome::TimedOut => {
+                host.answered += 1;
+                host.loss_events += 1;
+                if host.loss_events >= LOSS_EVIDENCE {
+                    self.release_held(job.host);
+                } else {
+                    self.sample(job.host, job.port, job.sample.saturating_add(1));
+                }
+            }
+            Outcome::Open | Outcome::Closed => {
+                host.answered += 1;
+                if host.samples >= self.sample_budget {
+                    // As much evidence as the host gets, and no loss in it.
+                    self.release_held(job.host);
+                } else {
+                    self.sample(job.host, job.port, job.sample.saturating_add(1));
+                }
+            }
+            // The port stopped answering the same way: no sample of loss.
+            Outcome::LocalRefusal | Outcome::Unreachable(_) => {}
+        }
+    }
+
+    /// The host's held ports get the retries its loss now calls for, or their verdict.
+    /// A port a late answer settled meanwhile is left alone.
+    fn release_held(&mut self, host_index: u32) {
+        let jobs = std::mem::take(&mut self.hosts[host_index as usize].held);
+        self.held_total -= jobs.len();
+        let syn = matches!(self.probers.tcp, TcpProber::Syn(_));
+        for job in jobs {
+            if syn && !self.syn_ports.contains_key(&(job.host, job.port)) {
+                continue;
+            }
+            let allowed = self.allowed_retries(host_index);
+            if job.attempt < allowed {
+                self.ready.push_back(Job {
+                    attempt: job.attempt + 1,
+                    ..job
+                });
+            } else {
+                self.settle(job, PortState::Filtered, Reason::NoResponse, None);
+            }
+        }
+    }
+
+    /// At the deadline: every held port is filtered, as far as its attempts went.
+    fn settle_all_held(&mut self) {
+        let syn = matches!(self.probers.tcp, TcpProber::Syn(_));
+        for host_index in 0..self.hosts.len() {
+            let jobs = std::mem::take(&mut self.hosts[host_index].held);
+            self.held_total -= jobs.len();
+            for job in jobs {
+                if !syn || self.syn_ports.contains_key(&(job.host, job.port)) {
+                    self.settle(job, PortState::Filtered, Reason::NoResponse, None);
+                }
+            }
+        }
+    }
+
+    /// Every held port of every host: its retries or its verdict.
+    fn release_all_held(&mut self) {
+        for host_index in 0..self.hosts.len() {
+            if !self.hosts[host_index].held.is_empty() {
+                self.release_held(host_index as u32);
+            }
         }
     }
 
@@ -961,8 +1184,8 @@ impl Engine<'_> {
 
 /// Retries a port of a host gets. Before any loss is seen, the configured number. Once
 /// ports have answered only on a retry, the loss rate p is estimated from them and each
-/// port gets k attempts with p^k · ports ≤ [`MISS_BUDGET`]: at 2% loss over 65,535 ports,
-/// 5 attempts. Never fewer than configured, never more than [`MAX_RETRIES`]; a configured
+/// port gets k attempts with p^k · ports ≤ [`MISS_BUDGET`], `ports` being those expected
+/// to answer: at 2% loss, 5 attempts when all of 65,535 ports answer, 3 when 22 do. Never fewer than configured, never more than [`MAX_RETRIES`]; a configured
 /// 0 stays 0 (the user asked for speed over certainty).
 fn retries_for(configured: u8, answered: u32, losses: u32, ports: usize) -> u8 {
     if configured == 0 || losses == 0 {
@@ -989,6 +1212,11 @@ mod tests {
         assert_eq!(retries_for(0, 1000, 100, 65535), 0, "0 is respected");
         assert_eq!(retries_for(1, 1000, 20, 65535), 4, "2% loss: 5 attempts");
         assert_eq!(retries_for(1, 1000, 1, 65535), 2, "0.1% loss: 3 attempts");
+        assert_eq!(
+            retries_for(1, 1000, 20, 22),
+            2,
+            "2% loss, 22 answering ports: 3 attempts"
+        );
         assert_eq!(
             retries_for(1, 10000, 1, 65535),
             1,
